@@ -1,0 +1,1 @@
+"""Imports every shipped connector so that each registers itself."""

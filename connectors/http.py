@@ -1,0 +1,236 @@
+"""The one way connectors talk HTTP: timeouts, retries of transient failures, rate-limit waits.
+
+Every connector calls `request()` (and `decode_json()` for JSON bodies). Network errors, 408 and
+5xx are retried with exponential backoff and jitter; 429 waits as long as the server asks
+(`Retry-After` in seconds or as an HTTP date, else `x-ratelimit-reset` / `x-rate-limit-reset` /
+`ratelimit-reset` as epoch, seconds-from-now or ISO time). A wait longer than
+`max_wait_seconds` is not slept through: the run stops with `RateLimited` and the scheduler
+tries again at the next interval, cursor untouched.
+
+Tests replace `connectors.http.sleep` (and `connectors.http.wall_time`) to keep waits instant.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import Field
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from connectors.base import SourceParams
+
+log = logging.getLogger("flarewatch.connectors")
+
+# Replaced in tests so that retry waits take no time; looked up at call time.
+sleep = asyncio.sleep
+wall_time = time.time
+
+DEFAULT_USER_AGENT = "flarewatch/0.1 (social-media monitoring; +https://github.com/flarewatch/flarewatch)"
+
+
+class SourceError(Exception):
+    """A source failed this run; the daemon records it on the source row and tries next interval."""
+
+
+class RateLimited(SourceError):
+    def __init__(self, message: str, wait_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.wait_seconds = wait_seconds
+
+
+class HttpError(SourceError):
+    """A non-retryable HTTP status (or a retryable one that kept failing)."""
+
+    def __init__(self, message: str, status: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class NetworkError(SourceError):
+    pass
+
+
+class MalformedPayload(SourceError):
+    """A page that is not what the API documents: bad JSON, an HTML error page, a wrong envelope."""
+
+
+class HttpParams(SourceParams):
+    """Request settings every HTTP connector shares (all optional in the config)."""
+
+    max_pages: int = Field(default=10, ge=1, le=10_000, description="pages fetched per run at most")
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=20, description="retries of network errors, 408, 429 and 5xx")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry wait; doubles each retry")
+    max_backoff_seconds: float = Field(default=60.0, ge=0)
+    max_wait_seconds: float = Field(default=120.0, ge=0, description="longest rate-limit wait honoured in a run")
+    user_agent: str = DEFAULT_USER_AGENT
+
+
+@dataclass
+class _Transient(Exception):
+    """A response worth retrying; `hint` is how long the server asked us to wait."""
+
+    response: httpx.Response
+    hint: float | None
+
+
+_RESET_HEADERS = ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
+
+
+def requested_wait(headers: httpx.Headers, now: float) -> float | None:
+    """Seconds the server asks us to wait, from Retry-After or a rate-limit reset header."""
+    value = headers.get("retry-after")
+    if value:
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                when = None
+            if when is not None:
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=timezone.utc)
+                return max(0.0, when.timestamp() - now)
+    for name in _RESET_HEADERS:
+        value = headers.get(name)
+        if not value:
+            continue
+        value = value.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            try:  # Mastodon sends an ISO-8601 time
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            return max(0.0, when.timestamp() - now)
+        # Epoch seconds (X, Bluesky) are large; Reddit sends seconds from now.
+        return max(0.0, number - now if number > 1_000_000_000 else number)
+    return None
+
+
+def _wait_strategy(params: HttpParams) -> Any:
+    backoff = wait_exponential_jitter(
+        initial=params.backoff_seconds, max=params.max_backoff_seconds, jitter=params.backoff_seconds
+    )
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.hint is not None:
+            return exc.hint + random.uniform(0, max(params.backoff_seconds, 0.0))
+        return float(backoff(state))
+
+    return wait
+
+
+async def _sleep(seconds: float) -> None:
+    await sleep(seconds)
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = response.text[:300] if response.content else ""
+    return " ".join(text.split())
+
+
+async def request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    source: str,
+    params: HttpParams,
+    query: dict[str, Any] | list[tuple[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (200,),
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request with retries; return a response whose status is in `ok`.
+
+    Raises `RateLimited`, `HttpError` (other statuses) or `NetworkError`; all are `SourceError`.
+    """
+    sent_headers = {"User-Agent": params.user_agent, **(headers or {})}
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(params.retries + 1),
+        wait=_wait_strategy(params),
+        retry=retry_if_exception_type((_Transient, httpx.TransportError)),
+        sleep=_sleep,
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "retrying request",
+            extra={"source": source, "url": url, "attempt": state.attempt_number,
+                   "wait_s": round(state.upcoming_sleep, 2), "reason": _reason(state)},
+        ),
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                response = await client.request(
+                    method, url, params=query, headers=sent_headers,
+                    timeout=params.timeout_seconds, **kwargs,
+                )
+                status = response.status_code
+                if status in ok:
+                    return response
+                if status == 429 or status == 408 or status >= 500:
+                    hint = requested_wait(response.headers, wall_time())
+                    if hint is not None and hint > params.max_wait_seconds:
+                        raise RateLimited(
+                            f"HTTP {status} from {url}: server asks to wait {hint:.0f}s "
+                            f"(more than max_wait_seconds={params.max_wait_seconds:g}); will retry next interval",
+                            hint,
+                        )
+                    raise _Transient(response, hint)
+                raise HttpError(f"HTTP {status} from {url}: {_snippet(response)}", status, response.text[:2000])
+    except _Transient as exc:
+        status = exc.response.status_code
+        if status == 429:
+            raise RateLimited(f"HTTP 429 from {url} after {params.retries + 1} attempts", exc.hint) from None
+        raise HttpError(
+            f"HTTP {status} from {url} after {params.retries + 1} attempts: {_snippet(exc.response)}",
+            status, exc.response.text[:2000],
+        ) from None
+    except httpx.TransportError as exc:
+        raise NetworkError(f"network error for {url} after {params.retries + 1} attempts: {exc!r}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reason(state: RetryCallState) -> str:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, _Transient):
+        return f"HTTP {exc.response.status_code}"
+    return repr(exc)
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """The response body as JSON, or `MalformedPayload` (HTML error page, truncated or empty body)."""
+    kind = response.headers.get("content-type", "")
+    body = response.content
+    if "html" in kind or body.lstrip()[:1] == b"<":
+        raise MalformedPayload(f"expected JSON from {response.request.url}, got HTML: {_snippet(response)[:120]}")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayload(
+            f"invalid JSON from {response.request.url} ({len(body)} bytes): {exc}"
+        ) from None
+
+
+def expect_type(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    """Check an envelope field's type; a wrong one makes the whole page malformed."""
+    if not isinstance(value, kind):
+        raise MalformedPayload(f"{what}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value

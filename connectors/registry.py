@@ -1,0 +1,46 @@
+"""Connector kinds by name, and validation of a source's `params` against its kind."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.base import Connector, SourceParams
+
+CONNECTORS: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    CONNECTORS[cls.kind] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    import connectors.builtin  # noqa: F401  (registers every shipped connector)
+
+
+def connector_kinds() -> list[str]:
+    _load_builtin()
+    return sorted(CONNECTORS)
+
+
+def validate_source_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Return the params with defaults filled in, or raise ValueError naming what is wrong."""
+    _load_builtin()
+    if kind not in CONNECTORS:
+        raise ValueError(f"unknown connector {kind!r}; expected one of: {', '.join(sorted(CONNECTORS))}")
+    model: type[SourceParams] = CONNECTORS[kind].params_model
+    try:
+        return model.model_validate(params).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{kind} source: {problems}") from None
+
+
+def build_connector(kind: str, source_name: str, query_terms: list[str], params: dict[str, Any]) -> Connector:
+    """Instantiate a configured source: every connector takes these three keyword arguments."""
+    _load_builtin()
+    cls = CONNECTORS[kind]
+    return cls(  # type: ignore[call-arg]
+        source_name=source_name, query_terms=query_terms, params=cls.params_model.model_validate(params)
+    )

@@ -1,0 +1,75 @@
+"""The `flarewatch` command line: one Typer app that mounts each package's own commands.
+
+Heavy imports (torch, transformers, uvicorn) happen inside the commands, so `--help` stays fast.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from models.cli import app as model_app, score_command
+
+app = typer.Typer(
+    name="flarewatch",
+    help="Social-media sentiment monitoring and crisis alerts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Configuration file (default: the shipped config/default.toml)."),
+]
+
+
+def load_or_exit(path: Path | None):  # noqa: ANN201 - returns monitor.config.Config
+    """Load the configuration or print why not and exit with status 2."""
+    from monitor.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"configuration error:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="The TOML file to check.")]) -> None:
+    """Validate a configuration file and print what it configures."""
+    config = load_or_exit(file)
+    typer.echo(f"{file}: ok")
+    typer.echo(f"  database: {config.database_url}")
+    for brand in config.brands:
+        kinds = ", ".join(f"{s.name} ({s.kind}, every {s.interval_seconds:g}s)" for s in brand.sources)
+        typer.echo(f"  brand {brand.name}: terms {brand.terms}; sources: {kinds or 'none'}")
+    typer.echo(f"  alerts: {'slack' if config.alerts.slack_bot_token else 'console'}")
+
+
+@app.command("run")
+def run_command(config: ConfigOption = None) -> None:
+    """Run the daemon: poll sources, score, detect, alert, and serve the web app."""
+    from monitor.daemon import run_daemon
+    from monitor.logs import setup_logging
+
+    loaded = load_or_exit(config)
+    setup_logging(loaded.daemon.log_level)
+    run_daemon(loaded)
+
+
+app.add_typer(config_app, name="config")
+app.add_typer(model_app, name="model", help="Train, evaluate and inspect the sentiment model.")
+app.command("score")(score_command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

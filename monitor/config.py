@@ -1,0 +1,177 @@
+"""Daemon configuration: a TOML file validated by pydantic.
+
+Secrets never live in the file: a value such as "${SLACK_BOT_TOKEN}" is replaced from the
+environment at load time ("${NAME:-default}" gives a default, possibly empty). Every error names
+the file, the key path and what was expected, so `flarewatch config check` and the daemon print
+the same message.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alerts.settings import AlertSettings
+from connectors.registry import validate_source_params
+from models import ModelSettings
+from monitor.detection.settings import DetectionSettings
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the person who wrote the file."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="unique id, used for cursors")
+    kind: str
+    interval_seconds: float = Field(default=60, gt=0)
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_params(self) -> SourceConfig:
+        self.params = validate_source_params(self.kind, self.params)
+        return self
+
+
+class BrandConfig(Strict):
+    name: str = Field(min_length=1)
+    terms: list[str] = Field(min_length=1, description="case-insensitive query terms")
+    exclude: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+
+class DatabaseConfig(Strict):
+    url: str = "sqlite:///{data_dir}/flarewatch.db"
+
+
+class WebConfig(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    ingest_token: str | None = None
+    claim_minutes: float = Field(default=30, gt=0)
+    # Signs the login cookie; unset means a random one per start (everyone logs in again after a restart).
+    session_secret: str | None = Field(default=None, min_length=16)
+    session_hours: float = Field(default=12, gt=0)
+    poll_seconds: float = Field(default=3, gt=0, description="how often open pages refresh the queue")
+    secure_cookies: bool = Field(default=False, description="send the login cookie over HTTPS only")
+
+
+class DaemonConfig(Strict):
+    data_dir: Path = Path("./var")
+    score_interval_seconds: float = Field(default=2, gt=0)
+    detect_interval_seconds: float = Field(default=10, gt=0)
+    escalate_interval_seconds: float = Field(default=15, gt=0)
+    retention_days: int = Field(default=90, ge=1)
+    log_level: str = "INFO"
+
+
+class Config(Strict):
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    web: WebConfig = Field(default_factory=WebConfig)
+    brands: list[BrandConfig] = Field(default_factory=list)
+
+    @field_validator("brands")
+    @classmethod
+    def _unique_names(cls, brands: list[BrandConfig]) -> list[BrandConfig]:
+        seen: set[str] = set()
+        for brand in brands:
+            for source in brand.sources:
+                if source.name in seen:
+                    raise ValueError(f"source name {source.name!r} is used twice; names must be unique")
+                seen.add(source.name)
+        return brands
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url.replace("{data_dir}", str(self.daemon.data_dir))
+
+    def brand(self, name: str) -> BrandConfig:
+        for brand in self.brands:
+            if brand.name == name:
+                return brand
+        raise KeyError(name)
+
+    def sources(self) -> list[tuple[BrandConfig, SourceConfig]]:
+        return [(b, s) for b in self.brands for s in b.sources]
+
+
+def _substitute_env(value: Any, path: str, env: dict[str, str], where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, f"{path}.{k}" if path else k, env, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, f"{path}[{i}]", env, where) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: {path}: environment variable {name} is not set (the value is {value!r})")
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (isinstance(part, str) and part.startswith(("function-", "function_"))):
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    if error["type"] == "missing":
+        return "is required but missing"
+    if error["type"] == "extra_forbidden":
+        return "is not a known setting (check the spelling; see config/README.md)"
+    given = error.get("input")
+    shown = f" (got {given!r})" if given is not None and not isinstance(given, (dict, list)) else ""
+    return f"{error['msg']}{shown}"
+
+
+def parse_config(data: dict[str, Any], where: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    """Validate an already-parsed TOML document; `where` names the file in error messages."""
+    resolved = _substitute_env(data, "", dict(os.environ) if env is None else env, where)
+    try:
+        return Config.model_validate(resolved)
+    except ValidationError as exc:
+        lines = [f"{where}: {_format_location(e['loc'])}: {_describe(e)}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Load and validate a config file (the shipped default when `path` is None)."""
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    config = parse_config(data, str(file), env)
+    if not config.daemon.data_dir.is_absolute():
+        config.daemon.data_dir = (Path.cwd() / config.daemon.data_dir).resolve()
+    return config

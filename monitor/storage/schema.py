@@ -1,0 +1,283 @@
+"""The database tables, as SQLAlchemy 2 ORM classes.
+
+Times are stored as naive UTC and always come back timezone-aware (`UTCDateTime`), so SQLite and
+PostgreSQL behave the same. Changing a table means adding an Alembic revision in
+`monitor/storage/migrations/versions/`; `tests/test_storage.py` fails when the two disagree.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, naive UTC in the database, aware UTC out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: flarewatch stores aware UTC times only")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+# Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER keys
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Source(Base):
+    """A configured source's persistent state: its cursor and its health."""
+
+    __tablename__ = "sources"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    brand: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50))
+    cursor: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    posts_fetched: Mapped[int] = mapped_column(BigInteger, default=0)
+    items_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Post(Base):
+    """A post as fetched. Unique per (source, external id): a re-poll never duplicates."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_posts_brand_created", "brand", "created_at"),
+        Index("ix_posts_content_hash", "brand", "content_hash"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(300))
+    author_followers: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    fetched_at: Mapped[datetime]
+    likes: Mapped[int] = mapped_column(BigInteger, default=0)
+    reposts: Mapped[int] = mapped_column(BigInteger, default=0)
+    replies: Mapped[int] = mapped_column(BigInteger, default=0)
+    score: Mapped[int | None] = mapped_column(BigInteger)
+    # Exact re-posts of a post we already have point at the original instead of counting twice.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    raw: Mapped[dict[str, Any] | None]
+
+    scores: Mapped[list[Score]] = relationship(back_populates="post", cascade="all, delete-orphan")
+
+
+class Score(Base):
+    """One model's verdict on one post; a model change adds rows instead of overwriting."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("post_id", "model"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(300))
+    label: Mapped[str | None] = mapped_column(String(10))  # None: unscored (unsupported language)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    lang: Mapped[str | None] = mapped_column(String(20))
+    scored_at: Mapped[datetime]
+
+    post: Mapped[Post] = relationship(back_populates="scores")
+
+
+class Bucket(Base):
+    """Per brand, source and minute: the counts detection reads instead of rescanning posts."""
+
+    __tablename__ = "buckets"
+    __table_args__ = (UniqueConstraint("brand", "source", "start"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(100))
+    start: Mapped[datetime] = mapped_column(index=True)
+    volume: Mapped[int] = mapped_column(default=0)
+    negative: Mapped[int] = mapped_column(default=0)
+    positive: Mapped[int] = mapped_column(default=0)
+    sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    reach_negative: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_brand_status", "brand", "status"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved | closed
+    severity: Mapped[int] = mapped_column(default=1)
+    title: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime]  # estimated start of the rise
+    opened_at: Mapped[datetime]  # detection time
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    snoozed_until: Mapped[datetime | None]
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    next_escalation_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any] | None]
+
+    events: Mapped[list[IncidentEvent]] = relationship(
+        back_populates="incident", order_by="IncidentEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class IncidentEvent(Base):
+    """The incident timeline: every change, with who did it and the numbers behind it."""
+
+    __tablename__ = "incident_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any] | None]
+
+    incident: Mapped[Incident] = relationship(back_populates="events")
+
+
+class IncidentPost(Base):
+    __tablename__ = "incident_posts"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    added_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """An alert to deliver, written in the same transaction as the incident change behind it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("incident_events.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(50))  # slack | console | webhook | email
+    target: Mapped[str] = mapped_column(String(300), default="")
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(300))  # e.g. the Slack message ts
+
+
+class SlackThread(Base):
+    """One incident = one Slack thread per channel: the parent message to edit and reply under."""
+
+    __tablename__ = "slack_threads"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(50))
+
+
+class Silence(Base):
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(200), index=True)
+    until: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class FlaggedPost(Base):
+    """The claim queue. Claiming is one conditional UPDATE on this row, so two people never hold it."""
+
+    __tablename__ = "flagged_posts"
+    __table_args__ = (Index("ix_flagged_state_urgency", "state", "urgency"),)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    brand: Mapped[str] = mapped_column(String(200))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    urgency: Mapped[float] = mapped_column(Float, default=0.0)
+    state: Mapped[str] = mapped_column(String(20), default="open")  # open | claimed | answered | dismissed
+    flagged_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
+    claim_expires_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    answer_url: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+class PostEvent(Base):
+    """A post's own history in the queue (flagged, claimed, released, answered, dismissed, lapsed)."""
+
+    __tablename__ = "post_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any] | None]
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # agent | manager | admin
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    slack_user_id: Mapped[str | None] = mapped_column(String(50), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
