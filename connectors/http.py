@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -125,7 +126,7 @@ def requested_wait(headers: httpx.Headers, now: float) -> float | None:
 
 def _wait_strategy(params: HttpParams) -> Any:
     backoff = wait_exponential_jitter(
-        initial=params.backoff_seconds, max=params.max_backoff_seconds, jitter=params.backoff_seconds
+        multiplier=params.backoff_seconds, max=params.max_backoff_seconds, jitter=params.backoff_seconds
     )
 
     def wait(state: RetryCallState) -> float:
@@ -156,9 +157,12 @@ async def request(
     query: dict[str, Any] | list[tuple[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
     ok: tuple[int, ...] = (200,),
+    no_retry: Callable[[httpx.Response], bool] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request with retries; return a response whose status is in `ok`.
+
+    `no_retry(response)` marks a 429 that waiting will not fix (X's monthly usage cap).
 
     Raises `RateLimited`, `HttpError` (other statuses) or `NetworkError`; all are `SourceError`.
     """
@@ -185,6 +189,9 @@ async def request(
                 status = response.status_code
                 if status in ok:
                     return response
+                if status == 429 and no_retry is not None and no_retry(response):
+                    raise RateLimited(f"HTTP 429 from {url}: {_snippet(response)}", requested_wait(
+                        response.headers, wall_time()))
                 if status == 429 or status == 408 or status >= 500:
                     hint = requested_wait(response.headers, wall_time())
                     if hint is not None and hint > params.max_wait_seconds:
@@ -217,9 +224,8 @@ def _reason(state: RetryCallState) -> str:
 
 def decode_json(response: httpx.Response) -> Any:
     """The response body as JSON, or `MalformedPayload` (HTML error page, truncated or empty body)."""
-    kind = response.headers.get("content-type", "")
     body = response.content
-    if "html" in kind or body.lstrip()[:1] == b"<":
+    if body.lstrip()[:1] == b"<":  # judged by the body: some servers label JSON text/html and vice versa
         raise MalformedPayload(f"expected JSON from {response.request.url}, got HTML: {_snippet(response)[:120]}")
     try:
         return json.loads(body)

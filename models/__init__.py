@@ -1,0 +1,116 @@
+"""flarewatch sentiment scoring.
+
+    from models import ModelSettings, load_scorer
+    scorer = load_scorer(ModelSettings())          # the bundled model, offline
+    scorer.score(["great service!", "外卖太慢了，差评"])
+    # [Sentiment(label='positive', confidence=0.97, sentiment=0.95, lang='en', model='flarewatch-minilm-sentiment@1.0.0+...'), ...]
+
+Importing this package is cheap: torch and transformers are only imported by
+``load_scorer``.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.labels import Label
+from models.lang import detect_language, normalize_lang
+
+__all__ = [
+    "BUNDLED_DIR",
+    "Label",
+    "ModelSettings",
+    "Scorer",
+    "Sentiment",
+    "detect_language",
+    "load_scorer",
+    "normalize_lang",
+]
+
+#: Directory of the bundled default model (safetensors, config, tokenizer, MODEL_CARD.md).
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+
+
+@dataclass(frozen=True)
+class Sentiment:
+    label: Label  # "negative" | "neutral" | "positive"
+    confidence: float  # probability of `label`, in [0, 1]
+    sentiment: float  # signed sentiment in [-1, 1]: P(positive) - P(negative) for 3-class models
+    lang: str  # ISO 639-1 code of the text (the source's tag when it had one)
+    model: str  # "id@version" of the model that produced this score
+
+
+class ModelSettings(BaseModel):
+    """The ``[model]`` table of the daemon configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "bundled"  # "bundled", a local model directory, or a Hugging Face hub id
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1)  # torch CPU threads (process-wide); None = torch default
+    batch_size: int = Field(default=64, ge=1)
+    max_length: int = Field(default=128, ge=8, le=4096)  # tokens; longer texts are truncated
+    quantize: bool = True  # dynamic int8 quantisation of Linear layers, CPU only
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh"])  # trusted languages; "*" = all
+    fallback: str | None = None  # model name used for other languages; None => those posts are unscored
+    label_map: dict[str, Label] | None = None  # model label name -> our label, for unusual label sets
+    revision: str | None = None  # hub revision (branch, tag or commit) for hub ids
+
+    @field_validator("languages")
+    @classmethod
+    def _norm_languages(cls, v: list[str]) -> list[str]:
+        out = []
+        for code in v:
+            n = "*" if code.strip() == "*" else normalize_lang(code)
+            if n is None:
+                raise ValueError(f"not a language code: {code!r}")
+            out.append(n)
+        return out
+
+    @field_validator("name")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("model name must not be empty")
+        return v.strip()
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    model_id: str  # "id@version"
+
+    def score(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Sentiment | None]:
+        """One result per text, in order. None = unscored (empty text, no letters, or a
+        language the model is not trusted for and no fallback is configured). ``langs``,
+        where given and not None, is the source's language tag and wins over detection."""
+        ...
+
+
+_CACHE: dict[str, Scorer] = {}
+_LOCK = threading.Lock()
+
+
+def load_scorer(settings: ModelSettings | None = None) -> Scorer:
+    """Load (once per process for equal settings) and return the scorer."""
+    settings = settings or ModelSettings()
+    key = settings.model_dump_json()
+    with _LOCK:
+        scorer = _CACHE.get(key)
+        if scorer is None:
+            from models.transformer import TransformerScorer
+
+            fallback = None
+            if settings.fallback:
+                fb_settings = settings.model_copy(update={"name": settings.fallback, "fallback": None,
+                                                          "languages": ["*"], "label_map": None})
+                fallback = _CACHE.get(fb_settings.model_dump_json())
+                if fallback is None:
+                    fallback = TransformerScorer(fb_settings)
+                    _CACHE[fb_settings.model_dump_json()] = fallback
+            scorer = TransformerScorer(settings, fallback=fallback)
+            _CACHE[key] = scorer
+        return scorer

@@ -340,7 +340,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[st
             sched.step()
             opt.zero_grad(set_to_none=True)
             seen += len(sel)
-            run_loss = 0.98 * run_loss + 0.02 * float(loss) if bi else float(loss)
+            lv = loss.item()
+            run_loss = 0.98 * run_loss + 0.02 * lv if bi else lv
             if bi % 50 == 0:
                 el = time.time() - t_ep
                 _log(f"epoch {epoch + 1} step {bi}/{len(batches)} loss {run_loss:.4f} "
@@ -379,6 +380,35 @@ def _meta(cfg: TrainConfig, base: Path, added: list[str], history: list[dict[str
         "torch": torch.__version__,
         "val_history": history,
     }
+
+
+def export_checkpoint(cfg: TrainConfig, dst: Path) -> dict[str, Any]:
+    """Export ``cfg.out/checkpoint.pt`` (an interrupted run) as a model directory. The
+    vocabulary is rebuilt from the same data, which is deterministic."""
+    from transformers import AutoTokenizer, BertForSequenceClassification, BertTokenizer
+
+    base = Path(cfg.base) if cfg.base else default_base_model()
+    train_sets = [read_tweeteval(cfg.data, "train")]
+    train_sets += [read_binary_csv(cfg.data, n, "train") for n in CHINESE_SETS
+                   if (Path(cfg.data) / n / "train.csv").exists()]
+    base_tok = AutoTokenizer.from_pretrained(base)
+    vocab, added, _ = build_vocab(base_tok, train_sets, cfg)
+    tok = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
+                        tokenize_chinese_chars=True, strip_accents=None, model_max_length=512)
+    state = torch.load(Path(cfg.out) / "checkpoint.pt", weights_only=False)
+    sd = state["model"]
+    w = torch.cat([sd.pop("bert.embeddings.word_embeddings.old"), sd.pop("bert.embeddings.word_embeddings.new")])
+    sd["bert.embeddings.word_embeddings.weight"] = w
+    model = BertForSequenceClassification.from_pretrained(
+        base, num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()}, dtype=torch.float32)
+    model.resize_token_embeddings(len(vocab))
+    model.config.pad_token_id = tok.pad_token_id
+    model.load_state_dict(sd, strict=False)
+    model.bert.embeddings.word_embeddings.weight.data.copy_(w)
+    meta = _meta(cfg, base, added, [], time.time())
+    meta["interrupted_at"] = {"epoch": state["epoch"], "batch": state["batch"]}
+    export(model, tok, Path(dst), meta)
+    return meta
 
 
 def copy_model(src: Path, dst: Path) -> None:

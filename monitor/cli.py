@@ -10,7 +10,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from alerts.cli import mount as mount_alert_commands
+from connectors.cli import app as sources_app
 from models.cli import app as model_app, score_command
+from monitor.detection.cli import backtest_command, replay_command
+from monitor.staff_cli import mount as mount_staff_commands
 
 app = typer.Typer(
     name="flarewatch",
@@ -65,6 +69,11 @@ def run_command(config: ConfigOption = None) -> None:
 app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model", help="Train, evaluate and inspect the sentiment model.")
 app.command("score")(score_command)
+app.command("replay")(replay_command)
+app.command("backtest")(backtest_command)
+app.add_typer(sources_app, name="sources", help="Inspect the configured sources and their health.")
+mount_staff_commands(app)  # users, queue, claim, release, answer, dismiss, web
+mount_alert_commands(app)  # incident ack|snooze|resolve, silence
 
 
 def main() -> None:

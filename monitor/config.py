@@ -51,6 +51,8 @@ class BrandConfig(Strict):
     exclude: list[str] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
     sources: list[SourceConfig] = Field(default_factory=list)
+    # Detection sensitivity for this brand in plain terms; None: [detection] false_alarms_per_week.
+    false_alarms_per_week: float | None = Field(default=None, gt=0)
 
 
 class DatabaseConfig(Strict):

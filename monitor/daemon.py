@@ -183,7 +183,11 @@ class Daemon:
             timeout=httpx.Timeout(20.0, connect=10.0), follow_redirects=True,
             headers={"User-Agent": "flarewatch/0.1 (+https://github.com/flarewatch/flarewatch)"},
         )
+        from alerts.delivery import release_claims
+
+        await asyncio.to_thread(release_claims, self.sessions, self.clock)  # sends a dead process left mid-way
         web = await self._start_web()
+        socket_mode = self._start_socket_mode()
         self._add_jobs()
         self.scheduler.start()
         log.info("flarewatch started", extra={"sources": len(self.config.sources()), "database": self._db_name()})
@@ -192,6 +196,8 @@ class Daemon:
         finally:
             log.info("flarewatch stopping")
             self.scheduler.shutdown(wait=False)
+            if socket_mode is not None:
+                socket_mode.close()
             if web is not None:
                 server, task = web
                 server.should_exit = True
@@ -200,6 +206,14 @@ class Daemon:
             await self._http.aclose()
             self.engine.dispose()
             log.info("flarewatch stopped")
+
+    def _start_socket_mode(self) -> Any:
+        """Slack button clicks over Socket Mode, when an app-level token is configured."""
+        if not self.config.alerts.slack_app_token:
+            return None
+        from alerts.interactivity import start_socket_mode
+
+        return start_socket_mode(self.sessions, self.config.alerts, self.clock)
 
     def _db_name(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)

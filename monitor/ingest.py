@@ -51,46 +51,81 @@ def ensure_source(session: Session, name: str, brand: str, kind: str) -> Source:
 def store_posts(
     session: Session, brand: str, matcher: BrandMatcher | None, posts: list[FetchedPost], now: datetime
 ) -> IngestResult:
-    """Insert new posts of one brand; see the module docstring for the rules."""
-    stored = duplicates = seen = off_topic = 0
+    """Insert new posts of one brand; see the module docstring for the rules.
+
+    Works per batch: one query finds posts already stored, one finds the originals of re-posts.
+    """
+    on_topic = [p for p in posts if matcher is None or matcher.matches(p.text)]
+    off_topic = len(posts) - len(on_topic)
+    known = _stored_keys(session, on_topic)
+    fresh: list[FetchedPost] = []
+    for item in on_topic:
+        key = (item.source, item.external_id)
+        if key not in known:
+            known.add(key)  # a page may repeat an item
+            fresh.append(item)
+    seen = len(on_topic) - len(fresh)
+    digests = [content_hash(item.text) for item in fresh]
+    originals = _originals(session, brand, set(digests))
+    rows: list[tuple[Post, str]] = []
+    for item, digest in zip(fresh, digests, strict=True):
+        row = Post(
+            source=item.source, external_id=item.external_id, brand=brand, url=item.url,
+            author=item.author, author_followers=item.author_followers, text=item.text,
+            lang=item.lang, created_at=item.created_at, fetched_at=now, likes=item.likes,
+            reposts=item.reposts, replies=item.replies, score=item.score, content_hash=digest,
+            raw=item.raw,
+        )
+        rows.append((row, digest))
+        if digest not in originals:
+            originals[digest] = row
+    session.add_all(row for row, _ in rows)
+    session.flush()
+    duplicates = 0
+    for row, digest in rows:
+        original = originals[digest]
+        if original is row:
+            continue
+        duplicates += 1
+        row.duplicate_of = original.id
+        session.execute(  # in SQL, so concurrent ingests of re-posts never lose an increment
+            update(Post)
+            .where(Post.id == original.id)
+            .values(reposts=Post.reposts + 1 + row.reposts, likes=Post.likes + row.likes,
+                    replies=Post.replies + row.replies)
+        )
+    session.flush()
+    return IngestResult(len(rows) - duplicates, duplicates, seen, off_topic)
+
+
+def _stored_keys(session: Session, posts: list[FetchedPost]) -> set[tuple[str, str]]:
+    keys: set[tuple[str, str]] = set()
+    by_source: dict[str, list[str]] = {}
     for item in posts:
-        if matcher is not None and not matcher.matches(item.text):
-            off_topic += 1
-            continue
-        exists = session.scalar(
-            select(Post.id).where(Post.source == item.source, Post.external_id == item.external_id)
-        )
-        if exists is not None:
-            seen += 1
-            continue
-        digest = content_hash(item.text)
-        original = session.scalar(
-            select(Post.id)
-            .where(Post.brand == brand, Post.content_hash == digest, Post.duplicate_of.is_(None))
+        by_source.setdefault(item.source, []).append(item.external_id)
+    for source, ids in by_source.items():
+        for chunk in _chunks(ids):
+            found = session.scalars(select(Post.external_id).where(Post.source == source, Post.external_id.in_(chunk)))
+            keys.update((source, external_id) for external_id in found)
+    return keys
+
+
+def _originals(session: Session, brand: str, digests: set[str]) -> dict[str, Post]:
+    """The first stored, non-duplicate post of the brand for each content hash."""
+    originals: dict[str, Post] = {}
+    for chunk in _chunks(sorted(digests)):
+        rows = session.scalars(
+            select(Post)
+            .where(Post.brand == brand, Post.content_hash.in_(chunk), Post.duplicate_of.is_(None))
             .order_by(Post.id)
-            .limit(1)
         )
-        session.add(
-            Post(
-                source=item.source, external_id=item.external_id, brand=brand, url=item.url,
-                author=item.author, author_followers=item.author_followers, text=item.text,
-                lang=item.lang, created_at=item.created_at, fetched_at=now, likes=item.likes,
-                reposts=item.reposts, replies=item.replies, score=item.score, content_hash=digest,
-                duplicate_of=original, raw=item.raw,
-            )
-        )
-        if original is None:
-            stored += 1
-        else:
-            duplicates += 1
-            session.execute(
-                update(Post)
-                .where(Post.id == original)
-                .values(reposts=Post.reposts + 1 + item.reposts, likes=Post.likes + item.likes,
-                        replies=Post.replies + item.replies)
-            )
-        session.flush()
-    return IngestResult(stored, duplicates, seen, off_topic)
+        for row in rows:
+            originals.setdefault(row.content_hash, row)
+    return originals
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def store_page(

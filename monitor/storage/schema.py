@@ -143,6 +143,17 @@ class Bucket(Base):
     reach_negative: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class DetectionBaseline(Base):
+    """Per brand: the learnt hour-of-week baseline (monitor.detection.baseline), folded hourly."""
+
+    __tablename__ = "detection_baselines"
+    brand: Mapped[str] = mapped_column(String(200), primary_key=True)
+    folded_until: Mapped[datetime]  # hours before this are in `state`
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+    revision: Mapped[str] = mapped_column(String(32))  # new random value per write: a process-cache key
+
+
 class Incident(Base):
     __tablename__ = "incidents"
     __table_args__ = (Index("ix_incidents_brand_status", "brand", "status"),)
@@ -215,8 +226,9 @@ class SlackThread(Base):
 
     __tablename__ = "slack_threads"
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(100), primary_key=True)  # as configured: C… id, #name or U… (DM)
     ts: Mapped[str] = mapped_column(String(50))
+    channel_id: Mapped[str | None] = mapped_column(String(100))  # the conversation id Slack answered with
 
 
 class Silence(Base):

@@ -35,6 +35,14 @@ def upgrade() -> None:
     with op.batch_alter_table('buckets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_buckets_start'), ['start'], unique=False)
 
+    op.create_table('detection_baselines',
+    sa.Column('brand', sa.String(length=200), nullable=False),
+    sa.Column('folded_until', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('state', sa.JSON(), nullable=False),
+    sa.Column('updated_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('revision', sa.String(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('brand', name=op.f('pk_detection_baselines'))
+    )
     op.create_table('incidents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('brand', sa.String(length=200), nullable=False),
@@ -212,6 +220,7 @@ def upgrade() -> None:
     sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('channel', sa.String(length=100), nullable=False),
     sa.Column('ts', sa.String(length=50), nullable=False),
+    sa.Column('channel_id', sa.String(length=100), nullable=True),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_slack_threads_incident_id_incidents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('incident_id', 'channel', name=op.f('pk_slack_threads'))
     )
@@ -288,6 +297,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_incidents_brand_status')
 
     op.drop_table('incidents')
+    op.drop_table('detection_baselines')
     with op.batch_alter_table('buckets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_buckets_start'))
 

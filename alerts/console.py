@@ -1,0 +1,37 @@
+"""Alerts printed on the console: the default when no Slack token is configured."""
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from alerts.base import AlertJob, Delivered
+from alerts.escape import strip_controls, truncate
+from alerts.summary import event_line, headline, sparkline, state_line, what_moved
+
+STYLE = {1: "yellow", 2: "dark_orange"}
+
+
+class ConsoleSender:
+    def __init__(self, file: TextIO | None = None) -> None:
+        # markup/highlight off: post text is data and must not be read as rich markup.
+        self.console = Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def render(self, job: AlertJob) -> Text:
+        view = job.view
+        line = Text()
+        line.append(f"[flarewatch] {strip_controls(headline(view))}", style=f"bold {STYLE.get(view.severity, 'red')}")
+        if job.event is not None and job.event.kind != "opened":
+            line.append(f" | {strip_controls(event_line(job.event))}")
+        line.append(f"\n  {strip_controls(what_moved(view))}; {strip_controls(state_line(view, job.now))}")
+        if view.trend:
+            line.append(f"\n  trend {sparkline(view.trend)}")
+        for post in view.top_posts[:3]:
+            text = truncate(" ".join(strip_controls(post.text).split()), 140)
+            line.append(f"\n  - {strip_controls(post.author)} (reach {post.reach:,}) {strip_controls(post.url or '')}: {text}")
+        return line
+
+    def send(self, job: AlertJob) -> Delivered:
+        self.console.print(self.render(job))
+        return Delivered()

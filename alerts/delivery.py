@@ -1,0 +1,215 @@
+"""The outbox worker: sends queued alerts exactly once, in order, within Slack's rate limits.
+
+How "exactly once" holds:
+
+* A message is queued in the same transaction as the incident change (`alerts.routing.notify`), with
+  a unique idempotency key, so an alert exists if and only if the change committed.
+* Before sending, the worker *claims* the row in its own committed transaction: status `sending`,
+  `attempts + 1`, and a lease (`next_attempt_at = now + LEASE`). Only then does it call the service;
+  the result is recorded (`sent` + `external_ref`, and the Slack thread for a parent message) in a
+  second transaction.
+* If the process dies between the call and that record, the row stays `sending` with its attempt
+  counted. When the lease runs out (or at start-up, `release_claims`), it is claimed again with
+  `attempt > 1`, which tells the sender the earlier try may have landed. The Slack sender then looks
+  for a message carrying the row's idempotency key in its `metadata` (conversations.history for a
+  parent or DM, conversations.replies inside the thread) and adopts it instead of posting again;
+  chat.update is naturally idempotent; webhooks carry an `Idempotency-Key` header and e-mails a
+  Message-ID derived from the key, so receivers can drop repeats. The same check covers a timeout
+  whose request did reach Slack.
+* Messages of one incident in one place go strictly in queue order (a reply never overtakes its
+  parent; a later row waits while an earlier one is pending), so one incident = one thread.
+
+Retries: network errors and 5xx back off exponentially (5 s doubling, at most 15 min, `max_attempts`
+then `failed`); HTTP 429 waits exactly `Retry-After` and does not use up attempts; other API errors
+(channel_not_found, invalid_auth, …) fail at once with the reason in `last_error`. One worker process
+is assumed (the daemon's deliver job).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, Sender, ThreadRef
+from alerts.settings import AlertSettings
+from alerts.view import event_view, incident_view
+from monitor.clock import Clock
+from monitor.storage.db import transaction
+from monitor.storage.schema import Incident, IncidentEvent, OutboxMessage, SlackThread
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)  # far above one send (Slack timeout 10 s + a history lookup)
+BACKOFF_FIRST = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(minutes=15)
+SCAN_ROWS = 2000  # unsent rows looked at per run, to find each (incident, place)'s head
+
+
+@dataclass
+class Senders(Mapping[str, Sender]):
+    """The senders by channel name, with the settings the worker needs to render messages."""
+
+    by_channel: dict[str, Sender]
+    settings: AlertSettings = field(default_factory=AlertSettings)
+
+    def __getitem__(self, key: str) -> Sender:
+        return self.by_channel[key]
+
+    def __iter__(self) -> Any:
+        return iter(self.by_channel)
+
+    def __len__(self) -> int:
+        return len(self.by_channel)
+
+
+_SENDERS: dict[int, tuple[AlertSettings, Senders]] = {}
+
+
+def senders_for(settings: AlertSettings) -> Senders:
+    """The senders for these settings, built once per process (they keep pacing state and caches)."""
+    cached = _SENDERS.get(id(settings))
+    if cached is None or cached[0] is not settings:
+        from alerts.senders import build_senders
+
+        cached = _SENDERS[id(settings)] = (settings, build_senders(settings))
+    return cached[1]
+
+
+def backoff(attempt: int) -> timedelta:
+    return min(BACKOFF_FIRST * (2 ** max(attempt - 1, 0)), BACKOFF_MAX)
+
+
+def release_claims(sessions: sessionmaker[Session], clock: Clock) -> int:
+    """At start-up: make rows a dead process was sending due now (they keep their attempt count)."""
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(OutboxMessage).where(OutboxMessage.status == "sending").values(next_attempt_at=clock.now())
+        )
+        return result.rowcount or 0
+
+
+def _due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, str, datetime]]:
+    rows = session.execute(
+        select(OutboxMessage.id, OutboxMessage.incident_id, OutboxMessage.channel, OutboxMessage.target,
+               OutboxMessage.status, OutboxMessage.next_attempt_at)
+        .where(OutboxMessage.status.in_(("pending", "sending")))
+        .order_by(OutboxMessage.id)
+        .limit(SCAN_ROWS)
+    ).all()
+    heads: dict[tuple[Any, str, str], Any] = {}
+    for row in rows:
+        heads.setdefault((row.incident_id, row.channel, row.target), row)
+    due = [r for r in heads.values() if r.next_attempt_at <= now]
+    return [(r.id, r.status, r.next_attempt_at) for r in due[:limit]]
+
+
+def _claim(sessions: sessionmaker[Session], message_id: int, status: str, due: datetime, now: datetime) -> bool:
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == status,
+                   OutboxMessage.next_attempt_at == due)
+            .values(status="sending", attempts=OutboxMessage.attempts + 1, next_attempt_at=now + LEASE)
+        )
+        return result.rowcount == 1
+
+
+def _job(session: Session, message: OutboxMessage, settings: AlertSettings, now: datetime) -> AlertJob:
+    incident = session.get(Incident, message.incident_id) if message.incident_id is not None else None
+    if incident is None:
+        raise PermanentError("the incident no longer exists")
+    event = session.get(IncidentEvent, message.event_id) if message.event_id is not None else None
+    thread = None
+    if message.channel == "slack" and message.kind != "parent":
+        row = session.get(SlackThread, (incident.id, message.target))
+        if row is None:
+            raise PermanentError(f"no parent message for incident {incident.id} in {message.target} (it failed)")
+        thread = ThreadRef(row.channel_id or row.channel, row.ts)
+    return AlertJob(
+        message_id=message.id, idempotency_key=message.idempotency_key, channel=message.channel,
+        target=message.target, kind=message.kind, attempt=message.attempts, created_at=message.created_at, now=now,
+        view=incident_view(session, incident, now, settings.top_posts, settings.web_base_url),
+        event=event_view(event) if event is not None else None, thread=thread,
+    )
+
+
+def _finish(sessions: sessionmaker[Session], message_id: int, attempt: int, values: dict[str, Any],
+            thread: ThreadRef | None = None) -> None:
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending", OutboxMessage.attempts == attempt)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            log.warning("outbox %s changed while it was being sent; leaving it as it is", message_id)
+            return
+        if thread is not None:
+            message = session.get(OutboxMessage, message_id)
+            assert message is not None and message.incident_id is not None
+            session.merge(SlackThread(incident_id=message.incident_id, channel=message.target,
+                                      ts=thread.ts, channel_id=thread.channel_id))
+
+
+def deliver_pending(
+    sessions: sessionmaker[Session], senders: Mapping[str, Sender], clock: Clock, limit: int = 50
+) -> int:
+    """Send up to `limit` due outbox messages; returns how many were sent."""
+    settings = senders.settings if isinstance(senders, Senders) else AlertSettings()
+    with sessions() as session:
+        due = _due_heads(session, clock.now(), limit)
+    sent = 0
+    for message_id, status, due_at in due:
+        now = clock.now()
+        if not _claim(sessions, message_id, status, due_at, now):
+            continue
+        with sessions() as session:
+            message = session.get(OutboxMessage, message_id)
+            assert message is not None
+            attempt, channel = message.attempts, message.channel
+            try:
+                job: AlertJob | None = _job(session, message, settings, now)
+            except PermanentError as exc:
+                job, failure = None, str(exc)
+        if job is None:
+            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": failure})
+            continue
+        sender = senders.get(channel)
+        try:
+            if sender is None:
+                raise PermanentError(f"no sender configured for channel {channel!r}")
+            result: Delivered = sender.send(job)
+        except Deferred as exc:
+            _finish(sessions, message_id, attempt, {
+                "status": "pending", "attempts": attempt - 1,
+                "next_attempt_at": clock.now() + timedelta(seconds=exc.seconds)})
+        except RetryableError as exc:
+            rate_limited = exc.retry_after is not None
+            if attempt >= settings.max_attempts and not rate_limited:
+                log.error("alert %s failed after %d attempts: %s", message_id, attempt, exc)
+                _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)})
+            else:
+                wait = timedelta(seconds=exc.retry_after) if rate_limited else backoff(attempt)
+                log.warning("alert %s: %s; retrying in %s", message_id, exc, wait)
+                _finish(sessions, message_id, attempt, {
+                    "status": "pending", "last_error": str(exc), "next_attempt_at": clock.now() + wait})
+        except PermanentError as exc:
+            log.error("alert %s cannot be delivered: %s", message_id, exc)
+            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)})
+        except Exception as exc:  # a bug in rendering or a sender: keep the row, retry later, say so loudly
+            log.exception("alert %s: unexpected error while sending", message_id)
+            _finish(sessions, message_id, attempt, {
+                "status": "pending" if attempt < settings.max_attempts else "failed", "last_error": repr(exc),
+                "next_attempt_at": clock.now() + backoff(attempt)})
+        else:
+            _finish(sessions, message_id, attempt,
+                    {"status": "sent", "sent_at": clock.now(), "external_ref": result.external_ref,
+                     "last_error": None},
+                    result.thread if job.kind == "parent" else None)
+            sent += 1
+    return sent

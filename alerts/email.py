@@ -1,0 +1,70 @@
+"""Alerts by e-mail over SMTP (stdlib smtplib), with STARTTLS and login when configured.
+
+The Message-ID is derived from the outbox key, so a message resent after a crash is recognisably
+the same one (mail clients and many servers collapse duplicates by Message-ID).
+"""
+from __future__ import annotations
+
+import hashlib
+import smtplib
+from email.message import EmailMessage
+
+from alerts.base import AlertJob, Delivered, PermanentError, RetryableError
+from alerts.escape import strip_controls
+from alerts.settings import EmailSettings
+from alerts.summary import event_line, headline, sparkline, state_line, what_moved
+
+
+def message_id(key: str) -> str:
+    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@flarewatch>"
+
+
+def compose(job: AlertJob, settings: EmailSettings) -> EmailMessage:
+    view = job.view
+    subject = headline(view)
+    if job.event is not None and job.event.kind != "opened":
+        subject = f"{event_line(job.event)} - {subject}"
+    lines = [headline(view), "", what_moved(view), state_line(view, job.now)]
+    if view.trend:
+        lines.append(f"Trend (negative posts/min): {sparkline(view.trend)}")
+    if view.top_posts:
+        lines += ["", "Top posts:"]
+        for post in view.top_posts:
+            lines.append(f"- {post.author} (reach {post.reach:,}) {post.url or ''}")
+            lines.append(f"  {' '.join(post.text.split())[:500]}")
+    if view.web_url:
+        lines += ["", f"Timeline: {view.web_url}"]
+    message = EmailMessage()
+    message["Subject"] = " ".join(strip_controls(subject).split())[:200]
+    message["From"] = settings.sender
+    message["To"] = job.target
+    message["Message-ID"] = message_id(job.idempotency_key)
+    message["X-Flarewatch-Incident"] = str(view.id)
+    message.set_content(strip_controls("\n".join(lines)))
+    return message
+
+
+class EmailSender:
+    def __init__(self, settings: EmailSettings) -> None:
+        self.settings = settings
+
+    def send(self, job: AlertJob) -> Delivered:
+        s = self.settings
+        message = compose(job, s)
+        try:
+            with smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds) as smtp:
+                if s.starttls:
+                    smtp.starttls()
+                if s.username and s.password:
+                    smtp.login(s.username, s.password)
+                smtp.send_message(message)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError,
+                smtplib.SMTPNotSupportedError) as exc:
+            raise PermanentError(f"SMTP refused the alert: {exc}") from None
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code >= 500:
+                raise PermanentError(f"SMTP refused the alert: {exc.smtp_code} {exc.smtp_error!r}") from None
+            raise RetryableError(f"SMTP temporary failure: {exc.smtp_code}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise RetryableError(f"SMTP unreachable: {exc!r}") from None
+        return Delivered(message["Message-ID"])

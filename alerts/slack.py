@@ -1,0 +1,184 @@
+"""Slack delivery through slack_sdk's WebClient (`base_url` configurable, so tests use a local server).
+
+Places are channel ids (C…/G…), channel names (#alerts, resolved once with conversations.list) or
+user ids (U…, a direct message opened with conversations.open). Every message we post carries its
+outbox idempotency key in `metadata`, which is how a resend after a crash or timeout finds the
+message that already landed (conversations.history / conversations.replies with
+include_all_metadata) instead of posting a duplicate. Scopes: chat:write, channels:read,
+groups:read, channels:history, groups:history, im:history, im:write.
+
+Pacing: at most one chat.postMessage per conversation every `slack_seconds_per_message` (Slack's
+special tier allows about one per second); after a 429 the conversation is left alone for the whole
+`Retry-After`, while other conversations carry on.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, ThreadRef
+from alerts.blocks import parent_message, reply_message
+from alerts.settings import AlertSettings
+
+log = logging.getLogger(__name__)
+
+METADATA_EVENT = "flarewatch_alert"
+RETRYABLE_CODES = frozenset({
+    "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
+})
+LOOKBACK = timedelta(minutes=2)  # clock skew allowance when searching history for an earlier try
+
+
+def make_client(settings: AlertSettings) -> WebClient:
+    # retry_handlers=[]: the outbox worker retries, after checking nothing landed; a silent in-client
+    # retry after a connection reset could post twice.
+    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_base_url,
+                     timeout=int(max(1, settings.slack_timeout_seconds)), retry_handlers=[])
+
+
+def _retry_after(headers: Any) -> float:
+    for name in ("Retry-After", "retry-after"):
+        value = headers.get(name) if headers else None
+        if value:
+            try:
+                return max(float(value if isinstance(value, str) else value[0]), 1.0)
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
+class SlackSender:
+    def __init__(self, settings: AlertSettings, client: WebClient | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client or make_client(settings)
+        self.interval = settings.slack_seconds_per_message
+        self._sleep = sleep
+        self._last_post: dict[str, float] = {}  # conversation -> time.monotonic() of the last post
+        self._blocked_until: dict[str, datetime] = {}  # conversation -> end of its Retry-After
+        self._conversations: dict[str, str] = {}  # place -> conversation id
+
+    # --- calls -------------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], conversation: str | None, now: datetime, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            if status == 429 or code in ("ratelimited", "rate_limited"):
+                wait = _retry_after(exc.response.headers)
+                if conversation:
+                    self._blocked_until[conversation] = now + timedelta(seconds=wait)
+                raise RetryableError(f"Slack rate limit ({code or status}), retry after {wait:g}s", wait) from None
+            if status >= 500 or code in RETRYABLE_CODES:
+                raise RetryableError(f"Slack error {status} {code or ''}".strip()) from None
+            raise PermanentError(f"Slack refused the message: {code or status}") from None
+        except (URLError, OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+            # Includes timeouts: the request may have landed, so the next try checks first (attempt > 1).
+            raise RetryableError(f"Slack unreachable: {exc!r}") from None
+
+    def _conversation(self, place: str, now: datetime) -> str:
+        if place in self._conversations:
+            return self._conversations[place]
+        if place.startswith("#"):
+            conversation = self._find_channel(place[1:], now)
+        elif place[0] in "UW":
+            conversation = self._call(self.client.conversations_open, None, now, users=place)["channel"]["id"]
+        else:
+            conversation = place
+        self._conversations[place] = conversation
+        return conversation
+
+    def _find_channel(self, name: str, now: datetime) -> str:
+        cursor = None
+        while True:
+            page = self._call(self.client.conversations_list, None, now, types="public_channel,private_channel",
+                              exclude_archived=True, limit=1000, cursor=cursor)
+            for channel in page.get("channels", []):
+                if channel.get("name") == name:
+                    return str(channel["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                raise PermanentError(f"Slack channel #{name} not found (or the bot cannot see it)")
+
+    def _pace(self, conversation: str, now: datetime) -> None:
+        blocked = self._blocked_until.get(conversation)
+        if blocked is not None and blocked > now:
+            raise Deferred(f"{conversation} is rate limited", (blocked - now).total_seconds())
+        last = self._last_post.get(conversation)
+        if last is not None and self.interval > 0:
+            wait = self.interval - (time.monotonic() - last)
+            if wait > 0:
+                self._sleep(wait)
+
+    def _posted(self, conversation: str) -> None:
+        self._last_post[conversation] = time.monotonic()
+
+    def _find_sent(self, job: AlertJob, conversation: str, thread_ts: str | None) -> str | None:
+        """The ts of a message an earlier attempt already posted for this job, if any."""
+        oldest = f"{(job.created_at - LOOKBACK).timestamp():.6f}"
+        cursor = None
+        for _ in range(20):  # pages of 200: far more than one incident's messages in minutes
+            if thread_ts is None:
+                page = self._call(self.client.conversations_history, conversation, job.now, channel=conversation,
+                                  oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor)
+            else:
+                page = self._call(self.client.conversations_replies, conversation, job.now, channel=conversation,
+                                  ts=thread_ts, oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor)
+            for message in page.get("messages", []):
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("key") == job.idempotency_key:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    # --- the sender protocol -----------------------------------------------------------------
+
+    def send(self, job: AlertJob) -> Delivered:
+        metadata = {"event_type": METADATA_EVENT,
+                    "event_payload": {"key": job.idempotency_key, "incident_id": job.view.id}}
+        if job.kind == "parent":
+            conversation = self._conversation(job.target, job.now)
+            self._pace(conversation, job.now)
+            if job.maybe_sent and (ts := self._find_sent(job, conversation, None)):
+                log.info("alert %s was already posted as %s; not posting again", job.message_id, ts)
+                return Delivered(f"{conversation}:{ts}", ThreadRef(conversation, ts))
+            message = parent_message(job.view, job.now)
+            response = self._call(self.client.chat_postMessage, conversation, job.now, channel=conversation,
+                                  text=message["text"], blocks=message["blocks"], unfurl_links=False,
+                                  unfurl_media=False, metadata=metadata)
+            self._posted(conversation)
+            channel, ts = str(response["channel"]), str(response["ts"])
+            return Delivered(f"{channel}:{ts}", ThreadRef(channel, ts))
+        if job.thread is None:
+            raise PermanentError(f"{job.kind} without a parent message")
+        conversation, parent_ts = job.thread.channel_id, job.thread.ts
+        if job.kind == "update":
+            message = parent_message(job.view, job.now)
+            self._call(self.client.chat_update, conversation, job.now, channel=conversation, ts=parent_ts,
+                       text=message["text"], blocks=message["blocks"])
+            return Delivered(f"{conversation}:{parent_ts}")
+        if job.kind == "reply":
+            if job.event is None:
+                raise PermanentError("a thread reply needs its event")
+            self._pace(conversation, job.now)
+            if job.maybe_sent and (ts := self._find_sent(job, conversation, parent_ts)):
+                return Delivered(f"{conversation}:{ts}")
+            reply = reply_message(job.view, job.event)
+            response = self._call(self.client.chat_postMessage, conversation, job.now, channel=conversation,
+                                  thread_ts=parent_ts, text=reply["text"], reply_broadcast=reply["reply_broadcast"],
+                                  unfurl_links=False, unfurl_media=False, metadata=metadata)
+            self._posted(conversation)
+            return Delivered(f"{conversation}:{response['ts']}")
+        raise PermanentError(f"unknown Slack message kind {job.kind!r}")

@@ -1,0 +1,94 @@
+"""Alerts as JSON POSTs to a URL of your choice, signed so the receiver can trust them.
+
+Headers on every request:
+
+* `X-Flarewatch-Timestamp`: unix seconds when the request was signed.
+* `X-Flarewatch-Signature`: `sha256=` + hex HMAC-SHA256 over `"{timestamp}.{raw body}"` with the
+  webhook's `secret` (only when a secret is configured). Receivers recompute it over the raw bytes,
+  compare in constant time, and reject old timestamps (we suggest 5 minutes) to stop replays.
+* `Idempotency-Key`: the outbox key; the same alert resent after a crash or timeout carries the same
+  key, so a receiver drops repeats.
+
+2xx is success; 429 waits for Retry-After; 5xx and network errors are retried; other 4xx fail.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from alerts.base import AlertJob, Delivered, PermanentError, RetryableError
+from alerts.settings import WebhookSettings
+from alerts.summary import event_line, headline, what_moved
+
+SIGNATURE_HEADER = "X-Flarewatch-Signature"
+TIMESTAMP_HEADER = "X-Flarewatch-Timestamp"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """What a receiver does (also used by our tests)."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def payload(job: AlertJob) -> dict[str, Any]:
+    return {
+        "type": "flarewatch.alert",
+        "id": job.idempotency_key,
+        "event": _jsonable(dataclasses.asdict(job.event)) if job.event else None,
+        "incident": _jsonable(dataclasses.asdict(job.view)),
+        "summary": f"{headline(job.view)}: {what_moved(job.view)}"
+                   + (f" ({event_line(job.event)})" if job.event and job.event.kind != "opened" else ""),
+        "sent_at": job.now.isoformat(),
+    }
+
+
+class WebhookSender:
+    def __init__(self, webhooks: dict[str, WebhookSettings], client: httpx.Client | None = None) -> None:
+        self.webhooks = webhooks
+        self.client = client or httpx.Client(follow_redirects=False)
+
+    def send(self, job: AlertJob) -> Delivered:
+        hook = self.webhooks.get(job.target)
+        if hook is None:
+            raise PermanentError(f"no webhook named {job.target!r} in [alerts.webhooks]")
+        body = json.dumps(payload(job), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        timestamp = str(int(job.now.timestamp()))
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+                   "Idempotency-Key": job.idempotency_key, "User-Agent": "flarewatch-alerts"}
+        if hook.secret:
+            headers[SIGNATURE_HEADER] = sign(hook.secret, timestamp, body)
+        try:
+            response = self.client.post(hook.url, content=body, headers=headers, timeout=hook.timeout_seconds)
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"webhook {job.target} unreachable: {exc!r}") from None
+        if response.status_code == 429:
+            try:
+                wait = max(float(response.headers.get("Retry-After", "")), 1.0)
+            except ValueError:
+                wait = 30.0
+            raise RetryableError(f"webhook {job.target} rate limited", wait)
+        if response.status_code >= 500:
+            raise RetryableError(f"webhook {job.target} answered {response.status_code}")
+        if response.status_code >= 300:
+            raise PermanentError(f"webhook {job.target} refused the alert: HTTP {response.status_code}")
+        return Delivered(f"http:{response.status_code}")

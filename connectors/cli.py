@@ -1,0 +1,67 @@
+"""``flarewatch sources ...``: what each configured source has been doing."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+
+@app.command("status")
+def status_command(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default: the shipped one).")] = None,
+) -> None:
+    """Table of sources: last success, last error, consecutive failures, posts fetched."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.config import ConfigError, load_config
+    from monitor.storage.db import make_engine, session_factory
+    from monitor.storage.schema import Source
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    engine = make_engine(cfg.database_url)
+    try:
+        with session_factory(engine)() as session:
+            rows = {row.name: row for row in session.scalars(select(Source))}
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: cannot read sources from the database ({type(exc).__name__}); "
+                   "has the daemon run yet?", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+    table = Table(title="Sources")
+    for column in ("name", "brand", "kind", "last success", "last error", "failures", "posts fetched"):
+        table.add_column(column, overflow="fold")
+    configured = {s.name for _, s in cfg.sources()}
+    for brand, source in cfg.sources():
+        row = rows.get(source.name)
+        if row is None:
+            table.add_row(source.name, brand.name, source.kind, "never polled", "", "0", "0")
+            continue
+        error = f"{_when(row.last_error_at)}: {row.last_error}" if row.last_error else ""
+        failures = str(row.consecutive_failures or 0)
+        table.add_row(
+            source.name + ("" if source.enabled else " (disabled)"), brand.name, source.kind,
+            _when(row.last_success_at), error, f"[red]{failures}[/red]" if row.consecutive_failures else failures,
+            str(row.posts_fetched or 0),
+        )
+    for name, row in sorted(rows.items()):
+        if name not in configured:
+            table.add_row(f"{name} (not in config)", row.brand, row.kind, _when(row.last_success_at),
+                          row.last_error or "", str(row.consecutive_failures or 0), str(row.posts_fetched or 0))
+    Console(width=200).print(table)

@@ -1,0 +1,85 @@
+"""Replay of a JSONL file of posts (backfills, demos, benchmarks).
+
+Each line is one post in the `connectors.records.PostRecord` shape (as written by
+`tools/make_replay.py`). The cursor is the byte offset after the last complete line consumed, so
+a restart resumes exactly there and a file still being appended is read as it grows: a last line
+without its newline is left for the next run.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+from pydantic import Field
+
+from connectors.base import FetchedPost, Page, SourceParams
+from connectors.http import MalformedPayload, SourceError
+from connectors.normal import InvalidItem
+from connectors.records import post_from_record
+from connectors.registry import register
+
+log = logging.getLogger("flarewatch.connectors")
+
+
+class JsonlParams(SourceParams):
+    path: Path = Field(description="the .jsonl file to replay")
+    lines_per_page: int = Field(default=1000, ge=1)
+    max_pages: int = Field(default=100, ge=1)
+
+
+def read_lines(path: Path, offset: int, limit: int) -> tuple[list[tuple[int, bytes]], int]:
+    """Up to `limit` complete lines from `offset`: [(line start, bytes)] and the new offset."""
+    lines: list[tuple[int, bytes]] = []
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while len(lines) < limit:
+            start = handle.tell()
+            line = handle.readline()
+            if not line.endswith(b"\n"):
+                break  # end of file, or a line still being written
+            lines.append((start, line))
+            offset = handle.tell()
+    return lines, offset
+
+
+@register
+class JsonlReplay:
+    kind: ClassVar[str] = "jsonl"
+    params_model: ClassVar[type[JsonlParams]] = JsonlParams
+
+    def __init__(self, *, source_name: str, query_terms: list[str], params: JsonlParams) -> None:
+        self.source = source_name
+        self.params = params
+
+    async def pages(self, client: httpx.AsyncClient, cursor: str | None) -> AsyncIterator[Page]:
+        offset = int(cursor) if cursor and cursor.isdigit() else 0
+        path = self.params.path
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if offset > size:
+            raise MalformedPayload(f"{path} is shorter ({size} bytes) than the stored cursor ({offset}); "
+                                   "was it replaced? reset the source's cursor to replay it")
+        for _ in range(self.params.max_pages):
+            lines, new_offset = await asyncio.to_thread(read_lines, path, offset, self.params.lines_per_page)
+            if not lines:
+                return
+            posts: list[FetchedPost] = []
+            errors = 0
+            for start, line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    posts.append(post_from_record(self.source, json.loads(line)))
+                except (ValueError, InvalidItem) as exc:
+                    errors += 1
+                    log.warning("skipping bad replay line",
+                                extra={"source": self.source, "offset": start, "error": str(exc)[:200]})
+            offset = new_offset
+            yield Page(posts, str(offset), errors)

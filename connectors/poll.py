@@ -1,0 +1,131 @@
+"""Polling one configured source: the single entry point the daemon's per-source job calls.
+
+Loads the source's cursor, lets its connector page from there, stores each page (posts and the
+page's cursor) in its own transaction, and records success or failure on the source row. A
+source's failure is logged and recorded, never raised, so one broken source cannot stop another.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.base import Page
+from connectors.http import RateLimited, SourceError
+from connectors.matching import BrandMatcher
+from connectors.registry import build_connector
+from monitor.clock import Clock
+from monitor.config import BrandConfig, SourceConfig
+from monitor.ingest import ensure_source, store_page
+from monitor.storage.db import transaction
+from monitor.storage.schema import Source
+
+log = logging.getLogger("flarewatch.connectors")
+
+MAX_ERROR_TEXT = 2_000
+
+
+@dataclass
+class PollResult:
+    source: str
+    ok: bool = True
+    pages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    already_seen: int = 0
+    off_topic: int = 0
+    rejected: int = 0
+    error: str | None = None
+    rate_limited: bool = False
+
+    @property
+    def fetched(self) -> int:
+        return self.stored + self.duplicates
+
+
+async def poll_source(
+    sessions: sessionmaker[Session],
+    brand: BrandConfig,
+    source: SourceConfig,
+    client: httpx.AsyncClient,
+    clock: Clock,
+) -> PollResult:
+    """Fetch what is new for one source and store it; see the module docstring."""
+    result = PollResult(source.name)
+    cursor = await asyncio.to_thread(_begin, sessions, brand, source, clock)
+    try:
+        matcher = BrandMatcher(brand.terms, brand.exclude)
+        connector = build_connector(source.kind, source.name, brand.terms, source.params)
+        async with aclosing(connector.pages(client, cursor)) as pages:
+            async for page in pages:
+                # Database work runs off the event loop: the web server shares it.
+                await asyncio.to_thread(_store, sessions, brand, source, matcher, page, clock, result)
+    except Exception as exc:  # noqa: BLE001  (any failure of one source is recorded, not raised)
+        result.ok = False
+        result.rate_limited = isinstance(exc, RateLimited)
+        result.error = _describe(exc)
+        expected = isinstance(exc, SourceError)
+        log.warning(
+            "source poll failed",
+            exc_info=not expected,
+            extra={"source": source.name, "brand": brand.name, "kind": source.kind, "error": result.error,
+                   "pages": result.pages, "stored": result.stored},
+        )
+        await asyncio.to_thread(_finish, sessions, source.name, clock, result.error)
+        return result
+    await asyncio.to_thread(_finish, sessions, source.name, clock, None)
+    log.info(
+        "source polled",
+        extra={"source": source.name, "brand": brand.name, "kind": source.kind, "pages": result.pages,
+               "stored": result.stored, "duplicates": result.duplicates, "rejected": result.rejected},
+    )
+    return result
+
+
+def _begin(sessions: sessionmaker[Session], brand: BrandConfig, source: SourceConfig, clock: Clock) -> str | None:
+    """Create the source row if needed, note the attempt, and return the stored cursor."""
+    with transaction(sessions) as session:
+        row = ensure_source(session, source.name, brand.name, source.kind)
+        row.last_attempt_at = clock.now()
+        return row.cursor
+
+
+def _finish(sessions: sessionmaker[Session], name: str, clock: Clock, error: str | None) -> None:
+    with transaction(sessions) as session:
+        row = session.get(Source, name)
+        if row is None:
+            return
+        if error is None:
+            row.last_success_at = clock.now()
+            row.consecutive_failures = 0
+        else:
+            row.last_error_at = clock.now()
+            row.last_error = error[:MAX_ERROR_TEXT]
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+
+
+def _store(
+    sessions: sessionmaker[Session], brand: BrandConfig, source: SourceConfig, matcher: BrandMatcher,
+    page: Page, clock: Clock, result: PollResult,
+) -> None:
+    with transaction(sessions) as session:
+        row = session.get(Source, source.name)
+        if row is None:  # removed while we were fetching (e.g. by a reset); recreate it
+            row = ensure_source(session, source.name, brand.name, source.kind)
+        stored = store_page(session, row, brand.name, matcher, page, clock.now())
+    result.pages += 1
+    result.stored += stored.stored
+    result.duplicates += stored.duplicates
+    result.already_seen += stored.already_seen
+    result.off_topic += stored.off_topic
+    result.rejected += page.errors
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SourceError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -1,0 +1,67 @@
+"""Push ingestion: sources that deliver to us POST a JSON array of posts to `/api/ingest`.
+
+The web app owns the route and its token check; it calls `parse_pushed` and stores the posts
+with `monitor.ingest.store_posts` under the named push source. The `webhook` kind exists so a
+config can declare such a source (for brand, status and health); it has nothing to poll.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import httpx
+from pydantic import Field
+
+from connectors.base import FetchedPost, Page, SourceParams
+from connectors.normal import InvalidItem
+from connectors.records import PostRecord, post_from_record
+from connectors.registry import register
+
+__all__ = ["MAX_ITEMS", "PostRecord", "WebhookParams", "WebhookSource", "parse_pushed"]
+
+MAX_ITEMS = 1_000  # per request; bigger batches must be split by the sender
+
+
+def parse_pushed(source_name: str, body: bytes) -> tuple[list[FetchedPost], list[str]]:
+    """Parse a pushed body: the valid posts, and one message per rejected item ("item 3: text: …").
+
+    The body is a JSON array of post objects (or `{"posts": [...]}`). A body that is not that at
+    all gives no posts and one message starting with "body:".
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [], [f"body: not valid JSON ({exc})"]
+    if isinstance(data, dict) and isinstance(data.get("posts"), list):
+        data = data["posts"]
+    if not isinstance(data, list):
+        return [], [f"body: expected a JSON array of posts, got {type(data).__name__}"]
+    if len(data) > MAX_ITEMS:
+        return [], [f"body: {len(data)} posts in one request; send at most {MAX_ITEMS}"]
+    posts: list[FetchedPost] = []
+    errors: list[str] = []
+    for index, item in enumerate(data):
+        try:
+            posts.append(post_from_record(source_name, item))
+        except InvalidItem as exc:
+            errors.append(f"item {index}: {exc}")
+    return posts, errors
+
+
+class WebhookParams(SourceParams):
+    token: str | None = Field(default=None, description="if set, pushes to this source must present it")
+
+
+@register
+class WebhookSource:
+    kind: ClassVar[str] = "webhook"
+    params_model: ClassVar[type[WebhookParams]] = WebhookParams
+
+    def __init__(self, *, source_name: str, query_terms: list[str], params: WebhookParams) -> None:
+        self.source = source_name
+        self.params = params
+
+    async def pages(self, client: httpx.AsyncClient, cursor: str | None) -> AsyncIterator[Page]:
+        return
+        yield  # an async generator that yields nothing: posts arrive through the web route

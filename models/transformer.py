@@ -1,0 +1,182 @@
+"""Transformers backend: any sequence-classification model (local directory or hub id)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from models import BUNDLED_DIR, ModelSettings, Sentiment
+from models.labels import LABELS, LabelScheme, scheme_from_id2label
+from models.lang import UNDETERMINED, detect_language, normalize_lang
+
+log = logging.getLogger(__name__)
+
+#: Text is cut to this many characters per token of max_length before tokenizing, so a
+#: pathological multi-megabyte post cannot stall the tokenizer (truncation drops it anyway).
+_CHARS_PER_TOKEN_CAP = 32
+
+
+def resolve_model(name: str) -> tuple[str, bool]:
+    """(path or hub id, is_local)."""
+    if name == "bundled":
+        return str(BUNDLED_DIR), True
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return str(p.resolve()), True
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise FileNotFoundError(f"model directory not found: {name}")
+    return name, False
+
+
+def _state_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def quantize_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations per batch)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class TransformerScorer:
+    """Scores texts with a Hugging Face sequence-classification model.
+
+    Loading happens once, in the constructor. ``score`` is thread-safe (calls are serialised,
+    since torch already uses all the configured threads for one batch).
+    """
+
+    def __init__(self, settings: ModelSettings, fallback: Any | None = None) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.settings = settings
+        self.fallback = fallback
+        path, local = resolve_model(settings.name)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        if settings.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device = 'cuda' but no CUDA device is available")
+        self.device = torch.device("cuda" if settings.device in ("auto", "cuda") and torch.cuda.is_available()
+                                   else "cpu")
+        kw: dict[str, Any] = {}
+        if local:
+            kw["local_files_only"] = True
+        elif settings.revision:
+            kw["revision"] = settings.revision
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kw)
+        model.eval()
+        meta: dict[str, Any] = {}
+        if local and (Path(path) / "flarewatch.json").is_file():
+            meta = json.loads((Path(path) / "flarewatch.json").read_text(encoding="utf-8"))
+        digest = _state_hash(model)
+        self.scheme: LabelScheme = scheme_from_id2label(model.config.id2label, settings.label_map)
+        self.quantized = False
+        if self.device.type == "cuda":
+            model = model.half().to(self.device)
+        elif settings.quantize:
+            model = quantize_dynamic_int8(model)
+            self.quantized = True
+        self.model = model
+        base_id = meta.get("model_id") or (Path(path).name if local else path)
+        version = f"{meta['version']}+{digest[:8]}" if meta.get("version") else f"sha-{digest[:12]}"
+        if self.quantized:
+            version += "-int8"
+        self.model_id = f"{base_id}@{version}"
+        self.meta = meta
+        self.languages = set(settings.languages)
+        self._lock = threading.Lock()
+        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        log.info("loaded sentiment model %s from %s on %s", self.model_id, path, self.device)
+
+    # ------------------------------------------------------------------ public
+    def trusts(self, lang: str) -> bool:
+        return "*" in self.languages or lang in self.languages
+
+    def score(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Sentiment | None]:
+        if isinstance(texts, str):
+            raise TypeError("score() takes a sequence of texts, not a single str")
+        if langs is not None and len(langs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(langs)} langs")
+        resolved: list[str] = []
+        for i, text in enumerate(texts):
+            src = normalize_lang(langs[i]) if langs is not None else None
+            resolved.append(src or detect_language(text or ""))
+        out: list[Sentiment | None] = [None] * len(texts)
+        mine: list[int] = []
+        other: list[int] = []
+        for i, (text, lang) in enumerate(zip(texts, resolved)):
+            if not text or not text.strip() or lang == UNDETERMINED:
+                continue  # nothing to score
+            (mine if self.trusts(lang) else other).append(i)
+        if mine:
+            for i, s in zip(mine, self.predict([texts[i] for i in mine], [resolved[i] for i in mine])):
+                out[i] = s
+        if other and self.fallback is not None:
+            for i, s in zip(other, self.fallback.score([texts[i] for i in other], [resolved[i] for i in other])):
+                out[i] = s
+        return out
+
+    def predict(self, texts: Sequence[str], langs: Sequence[str]) -> list[Sentiment]:
+        """Score every text with this model (no language routing)."""
+        probs = self.predict_proba(texts)
+        p3, sent = self.scheme.aggregate(probs)
+        best = p3.argmax(-1)
+        return [Sentiment(label=LABELS[int(b)], confidence=float(p3[i, b]), sentiment=float(sent[i]),
+                          lang=langs[i], model=self.model_id)
+                for i, b in enumerate(best)]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, n_model_classes) class probabilities; batches are formed from texts of similar
+        length (dynamic padding), and results come back in input order."""
+        n = len(texts)
+        out = np.zeros((n, len(self.scheme.names)), dtype=np.float32)
+        if n == 0:
+            return out
+        cap = self.settings.max_length * _CHARS_PER_TOKEN_CAP
+        clipped = [t[:cap] for t in texts]
+        with self._lock:
+            enc = self.tokenizer(clipped, truncation=True, max_length=self.settings.max_length)["input_ids"]
+            order = sorted(range(n), key=lambda i: len(enc[i]))
+            bs = self.settings.batch_size
+            with torch.inference_mode():
+                for s in range(0, n, bs):
+                    sel = order[s:s + bs]
+                    width = max(len(enc[i]) for i in sel)
+                    ids = torch.full((len(sel), width), self._pad_id, dtype=torch.long)
+                    mask = torch.zeros((len(sel), width), dtype=torch.long)
+                    for r, i in enumerate(sel):
+                        ids[r, : len(enc[i])] = torch.tensor(enc[i], dtype=torch.long)
+                        mask[r, : len(enc[i])] = 1
+                    logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                    out[sel] = torch.softmax(logits.float(), -1).cpu().numpy()
+        return out
+
+    def info(self) -> dict[str, Any]:
+        cfg = self.model.config
+        return {
+            "model": self.model_id,
+            "name": self.settings.name,
+            "device": str(self.device),
+            "quantized": self.quantized,
+            "threads": torch.get_num_threads(),
+            "labels": {n: b for n, b in zip(self.scheme.names, self.scheme.buckets)},
+            "languages": sorted(self.languages),
+            "fallback": getattr(self.fallback, "model_id", None),
+            "architecture": (cfg.architectures or [type(self.model).__name__])[0],
+            "vocab_size": cfg.vocab_size,
+            "max_length": self.settings.max_length,
+        }

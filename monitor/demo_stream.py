@@ -1,0 +1,127 @@
+"""A synthetic post stream for `flarewatch demo`: a quiet brand, a launch, then a growing complaint.
+
+The texts are written for flarewatch (English and Chinese) and recombined with a fixed seed, so
+the demo needs no data download and shows the same story every time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+BRAND = "Acme"
+START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
+
+_PRODUCTS = ["the Acme Kettle", "my Acme router", "the Acme app", "Acme Rewards", "the new Acme Buds"]
+_TEXTS = {
+    ("en", "negative"): [
+        "@Acme {p} stopped working after two days. Really disappointed.",
+        "Third time I've contacted @Acme support about {p} and still no answer.",
+        "Honestly {p} is the worst purchase I've made this year #Acme",
+        "Acme charged me twice and nobody replies. Not happy.",
+    ],
+    ("en", "neutral"): [
+        "Does anyone know if {p} works with older phones? @Acme",
+        "Acme store on Main Street opens at 9 tomorrow.",
+        "Comparing {p} with the alternatives before I buy. #Acme",
+        "@Acme what's the warranty period for {p}?",
+    ],
+    ("en", "positive"): [
+        "Loving {p}, setup took two minutes! @Acme",
+        "Shout out to Acme support, they fixed my issue in minutes.",
+        "{p} is great value, very happy with it #Acme",
+        "Best customer service I've had in years, thanks @Acme!",
+    ],
+    ("zh", "negative"): [
+        "Acme的客服太差了，等了一个小时都没人理。",
+        "刚买的Acme耳机就坏了，非常失望。",
+        "Acme配送太慢了，东西到了还是坏的。",
+    ],
+    ("zh", "neutral"): [
+        "请问Acme的新款什么时候上市？",
+        "Acme门店明天几点开门？",
+    ],
+    ("zh", "positive"): [
+        "Acme的新耳机音质很好，推荐！",
+        "Acme客服很耐心，问题很快就解决了。",
+    ],
+}
+_CRISIS_SEED = "@Acme your update bricked my router and support hung up on me. Avoid Acme!"
+_CRISIS_TEXTS = [
+    "Same here, the Acme update killed my router too. @Acme fix this now!",
+    "@Acme my internet has been down since your update this morning. Unacceptable.",
+    "Acme路由器更新后直接无法使用，客服也不管，太气人了！",
+    "Is anyone else's Acme router dead after the update? Mine won't even boot. Terrible.",
+]
+
+
+def _pick(rng: random.Random, lang: str, label: str) -> str:
+    return rng.choice(_TEXTS[(lang, label)]).format(p=rng.choice(_PRODUCTS))
+
+
+def _background_rate(t: datetime) -> float:
+    """Posts per hour: a daytime peak around 15:00 UTC and a quiet night."""
+    return 12 * (0.25 + 0.75 * (0.5 + 0.5 * math.cos((t.hour + t.minute / 60 - 15) / 24 * 2 * math.pi)))
+
+
+def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
+    """Yield posts in time order, in the JSONL replay shape (id, source, created_at, author, ...)."""
+    rng = random.Random(seed)
+    end = START + timedelta(days=days)
+    launch = (START + timedelta(days=1, hours=10), START + timedelta(days=1, hours=12))
+    crisis_start = START + timedelta(days=1, hours=16)
+    crisis_end = crisis_start + timedelta(hours=3)
+    t, n = START, 0
+    while True:
+        t += timedelta(minutes=1)
+        if t >= end:
+            return
+        events: list[tuple[str, str, str | None]] = []
+        rate = _background_rate(t)
+        if launch[0] <= t < launch[1]:
+            rate += 60  # a product launch: loud but happy
+        for _ in range(_poisson(rng, rate / 60)):
+            lang = "zh" if rng.random() < 0.25 else "en"
+            label = rng.choices(["negative", "neutral", "positive"], [0.15, 0.45, 0.4])[0]
+            if launch[0] <= t < launch[1]:
+                label = rng.choice(["neutral", "positive", "positive"])
+            events.append((lang, label, None))
+        if crisis_start <= t < crisis_end:
+            minutes = (t - crisis_start).total_seconds() / 60
+            crisis_rate = min(3 * 2 ** (minutes / 25), 240)  # per hour, doubling every 25 minutes
+            for _ in range(_poisson(rng, crisis_rate / 60)):
+                text = _CRISIS_SEED if rng.random() < 0.3 else rng.choice(_CRISIS_TEXTS)
+                events.append(("zh" if "路由器" in text else "en", "negative", text))
+        for lang, label, text in events:
+            n += 1
+            created = t + timedelta(seconds=rng.uniform(0, 59))
+            followers = int(rng.paretovariate(1.2) * 40)
+            yield {
+                "id": f"demo-{n:06d}", "source": "demo", "created_at": created.isoformat().replace("+00:00", "Z"),
+                "author": f"user{rng.randrange(10**6):06d}", "author_followers": followers,
+                "text": text or _pick(rng, lang, label), "lang": lang,
+                "likes": rng.randrange(5), "reposts": rng.randrange(3), "replies": rng.randrange(3),
+                "url": f"https://social.example/acme/{n}",
+            }
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """Knuth's method: fine for the small means here."""
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def write(path: Path, days: float = 2.0, seed: int = 7) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for post in sorted(generate(days, seed), key=lambda p: str(p["created_at"])):
+            out.write(json.dumps(post, ensure_ascii=False) + "\n")
+            count += 1
+    return count

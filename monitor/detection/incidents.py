@@ -1,0 +1,318 @@
+"""The incident lifecycle: what the daemon's detect job runs every `detect_interval_seconds`.
+
+Per brand, in one transaction: learn the baseline up to the lag, evaluate the detectors at
+`clock.now()` from the buckets (and the recent negative posts, for viral), then
+
+- open an incident when a detector fires and the brand has none active;
+- update the active one: a `signal` event when a test starts firing, `severity_changed` when the
+  excess of negative posts reaches the next level (severity never goes down), links the posts
+  behind firing windows and flags the most visible ones for the customer-service queue;
+- merge a brand's younger active incidents into its oldest (one brand, one active incident);
+- close it once nothing has fired for `quiet_minutes_to_close`.
+
+Every change is an incident event with the numbers that caused it, and the alerting ones
+(opened, severity up, closed, merged-away) queue their alerts through `alerts.routing.notify` in
+the same transaction. Everything is a function of the stored data and `now`: running detect
+again at the same time changes nothing, and a replay gives the same incidents every time.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.routing import notify
+from alerts.settings import AlertSettings
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.detection import aggregates, baseline_store
+from monitor.detection.aggregates import floor_minute, visibility
+from monitor.detection.settings import DetectionSettings
+from monitor.detection.signals import Signal
+from monitor.detection.stats import per_test_alpha
+from monitor.detection.viral import RecentPost, check_viral_posts
+from monitor.detection.windows import BucketRow, detector_share, window_signals
+from monitor.queue import flag_post
+from monitor.storage.db import transaction
+from monitor.storage.schema import (
+    FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, Score, UTCDateTime,
+)
+
+log = logging.getLogger("flarewatch.detection")
+
+ACTOR = "detector"
+ALERTING = frozenset({"opened", "severity_changed", "closed", "merged"})
+TOP_POSTS = 10
+
+
+@dataclass(frozen=True)
+class Change:
+    """One incident event written by a detect run."""
+
+    incident_id: int
+    brand: str
+    kind: str
+    at: datetime
+
+
+def detect(sessions: sessionmaker[Session], config: Config, clock: Clock) -> list[Change]:
+    """Evaluate every configured brand at `clock.now()`; one transaction per brand."""
+    now = clock.now()
+    changes: list[Change] = []
+    for brand in config.brands:
+        budget = brand.false_alarms_per_week or config.detection.false_alarms_per_week
+        with transaction(sessions) as session:
+            changes += detect_brand(session, brand.name, config.detection, budget, config.alerts, now)
+    return changes
+
+
+def evaluate(
+    session: Session, brand: str, settings: DetectionSettings, false_alarms_per_week: float, now: datetime
+) -> list[Signal]:
+    """All detectors' signals for the brand at `now` (fired or not), learning the baseline first."""
+    baseline = baseline_store.load(session, brand, now, settings)
+    since = floor_minute(now - timedelta(minutes=max(settings.windows_minutes)))
+    rows = [BucketRow(m.start, m.negative, m.volume) for m in aggregates.minutes(session, brand, since, now)]
+    signals = window_signals(rows, now, baseline, settings, false_alarms_per_week)
+    if "viral" in settings.detectors:
+        lookback = settings.viral_lookback_minutes
+        posts = _recent_negative_posts(session, brand, now - timedelta(minutes=lookback), now)
+        alpha = per_test_alpha(false_alarms_per_week, detector_share(settings, "viral"),
+                               baseline.rate_per_week("negative"))
+        signals += check_viral_posts(posts, baseline.reach_stats(), alpha, lookback)
+    return signals
+
+
+def detect_brand(
+    session: Session, brand: str, settings: DetectionSettings, false_alarms_per_week: float,
+    alerts: AlertSettings, now: datetime,
+) -> list[Change]:
+    signals = evaluate(session, brand, settings, false_alarms_per_week, now)
+    fired = [s for s in signals if s.fired]
+    active_ids = list(session.connection().execute(_ACTIVE, {"brand": brand}).scalars())
+    if not active_ids and not fired:
+        return []  # the usual quiet tick: no ORM work at all
+    active = [session.get(Incident, i) for i in active_ids]
+    run = _Run(session, settings, alerts, now)
+    incident = active[0] if active else None
+    for other in active[1:]:
+        run.merge(incident, other)  # type: ignore[arg-type]
+    if incident is None:
+        if fired:
+            run.open(brand, signals, fired)
+    else:
+        run.update(incident, signals, fired)
+    return run.changes
+
+
+_ACTIVE = select(Incident.id).where(Incident.brand == bindparam("brand"), Incident.status != "closed").order_by(Incident.id)
+
+
+def severity_for(excess: float, levels: list[int]) -> int:
+    return 1 + sum(1 for level in levels if excess >= level)
+
+
+class _Run:
+    """One brand's detect run: writes events, links, flags and alerts in the caller's transaction."""
+
+    def __init__(self, session: Session, settings: DetectionSettings, alerts: AlertSettings, now: datetime) -> None:
+        self.session, self.settings, self.alerts, self.now = session, settings, alerts, now
+        self.changes: list[Change] = []
+
+    def event(self, incident: Incident, kind: str, data: dict[str, Any], alert: bool | None = None) -> None:
+        event = IncidentEvent(incident_id=incident.id, at=self.now, kind=kind, actor=ACTOR, data=data)
+        self.session.add(event)
+        self.session.flush()
+        if (kind in ALERTING) if alert is None else alert:
+            notify(self.session, self.alerts, incident, event, self.now)
+        self.changes.append(Change(incident.id, incident.brand, kind, self.now))
+        log.info("incident %s (%s): %s", incident.id, incident.brand, kind)
+
+    def open(self, brand: str, signals: list[Signal], fired: list[Signal]) -> Incident:
+        started = self.estimated_start(brand, fired)
+        posts = self.posts_behind(brand, fired, started)
+        excess = _excess(signals)
+        severity = severity_for(excess, self.settings.severity_excess_posts)
+        only_viral = all(s.detector == "viral" for s in fired)
+        incident = Incident(
+            brand=brand, status="open", severity=severity, escalation_level=0,
+            title=f"{brand}: {'a negative post is spreading' if only_viral else 'negative posts are surging'}",
+            started_at=started, opened_at=self.now, updated_at=self.now,
+            detail=self.detail({}, signals, fired, excess),
+        )
+        self.session.add(incident)
+        self.session.flush()
+        self.event(incident, "opened", {
+            "severity": severity, "signals": [s.as_dict() for s in fired], "top_posts": [p for p, _ in posts[:TOP_POSTS]],
+            "sources": self.sources(brand, fired),
+        })
+        self.attach(incident, posts, fired)
+        return incident
+
+    def update(self, incident: Incident, signals: list[Signal], fired: list[Signal]) -> None:
+        old = incident.detail or {}
+        posts = self.posts_behind(incident.brand, fired, incident.started_at) if fired else []
+        top = [p for p, _ in posts[:TOP_POSTS]]
+        firing_before = set(old.get("firing", []))
+        for signal in fired:
+            if signal.key not in firing_before:
+                self.event(incident, "signal", {"signal": signal.as_dict(), "top_posts": top})
+        excess = max(_excess(signals), float(old.get("peak_excess", 0.0)))
+        severity = max(incident.severity, severity_for(excess, self.settings.severity_excess_posts))
+        if severity > incident.severity:
+            self.event(incident, "severity_changed", {
+                "from": incident.severity, "to": severity, "excess": round(excess, 3),
+                "signals": [s.as_dict() for s in fired], "top_posts": top,
+                "sources": self.sources(incident.brand, fired),
+            })
+            incident.severity = severity
+        detail = self.detail(old, signals, fired, excess)
+        if detail != old:
+            incident.detail = detail
+            incident.updated_at = self.now
+        if posts:
+            self.attach(incident, posts, fired)
+        last = datetime.fromisoformat(detail["last_signal_at"])
+        if not fired and self.now - last >= timedelta(minutes=self.settings.quiet_minutes_to_close):
+            incident.status, incident.closed_at, incident.updated_at = "closed", self.now, self.now
+            self.event(incident, "closed", {
+                "quiet_minutes": self.settings.quiet_minutes_to_close, "last_signal_at": detail["last_signal_at"],
+                "severity": incident.severity, "peak": detail.get("peak"),
+            })
+
+    def merge(self, into: Incident, other: Incident) -> None:
+        """Fold a younger active incident of the same brand into `into`."""
+        linked = set(self.session.scalars(select(IncidentPost.post_id).where(IncidentPost.incident_id == into.id)))
+        for link in self.session.scalars(
+            select(IncidentPost).where(IncidentPost.incident_id == other.id).order_by(IncidentPost.post_id)
+        ):
+            if link.post_id not in linked:
+                self.session.add(IncidentPost(incident_id=into.id, post_id=link.post_id, added_at=self.now))
+        self.session.execute(
+            update(FlaggedPost).where(FlaggedPost.incident_id == other.id).values(incident_id=into.id)
+        )
+        into.started_at = min(into.started_at, other.started_at)
+        into.severity = max(into.severity, other.severity)
+        into.updated_at = self.now
+        old = dict(other.detail or {})
+        merged_detail = dict(into.detail or {})
+        merged_detail["firing"] = sorted(set(merged_detail.get("firing", [])) | set(old.get("firing", [])))
+        merged_detail["last_signal_at"] = max(
+            filter(None, [merged_detail.get("last_signal_at"), old.get("last_signal_at")]), default=self.now.isoformat())
+        merged_detail["merged_from"] = sorted({*merged_detail.get("merged_from", []), other.id})
+        into.detail = merged_detail
+        other.status, other.closed_at, other.updated_at = "closed", self.now, self.now
+        other.detail = {**old, "merged_into": into.id}
+        self.event(into, "merged", {"from": other.id, "severity": into.severity}, alert=False)
+        self.event(other, "merged", {"into": into.id})
+
+    # -- numbers and posts ----------------------------------------------------------------
+
+    def detail(self, old: dict[str, Any], signals: list[Signal], fired: list[Signal], excess: float) -> dict[str, Any]:
+        counted = [s for s in signals if s.detector != "viral"] + [s for s in fired if s.detector == "viral"]
+        peak = old.get("peak")
+        volume = [s for s in signals if s.detector == "volume"]
+        best = max(volume, key=lambda s: (s.excess, -s.window_minutes), default=None)
+        if best is not None and best.excess >= float(old.get("peak_excess", float("-inf"))):
+            peak = best.as_dict()
+        return {
+            "firing": sorted(s.key for s in fired),
+            "last_signal_at": self.now.isoformat() if fired else old.get("last_signal_at", self.now.isoformat()),
+            "current": [s.as_dict() for s in counted],
+            "peak_excess": round(excess, 3),
+            "peak": peak,
+        }
+
+    def estimated_start(self, brand: str, fired: list[Signal]) -> datetime:
+        """Where the rise began: the change point of the widest firing window (CUSUM).
+
+        Over the window's minutes, S(t) sums observed minus expected negatives; the rise starts
+        right after S is lowest, where the excess begins to accumulate. A viral post starts at
+        its own creation.
+        """
+        candidates = [s.window_start for s in fired if s.detector == "viral"]
+        windows = [s for s in fired if s.detector != "viral"]
+        if windows:
+            widest = max(windows, key=lambda s: (s.window_minutes, s.detector))
+            per_minute = widest.expected / max((self.now - widest.window_start).total_seconds() / 60.0, 1.0)
+            negatives = {m.start: m.negative for m in aggregates.minutes(self.session, brand, widest.window_start, self.now)}
+            total = lowest = 0.0
+            start = widest.window_start
+            minute = widest.window_start
+            while minute < self.now:
+                total += negatives.get(minute, 0) - per_minute
+                if total <= lowest + 1e-9:  # ties: the latest, nearest the rise
+                    lowest, start = total, minute + timedelta(minutes=1)
+                minute += timedelta(minutes=1)
+            candidates.append(min(start, floor_minute(self.now)))
+        return min(candidates)
+
+    def posts_behind(self, brand: str, fired: list[Signal], started: datetime) -> list[tuple[int, float]]:
+        """(post id, visibility) of the negative posts behind the firing tests since the incident
+        started, most visible first."""
+        windows = [s for s in fired if s.detector != "viral"]
+        found: dict[int, float] = {}
+        if windows:
+            since = max(min(s.window_start for s in windows), started)
+            for pid, reach in _negative_posts(self.session, brand, since, self.now):
+                found[pid] = reach
+        for signal in fired:
+            if signal.detector == "viral":
+                post = self.session.get(Post, signal.post_ids[0])
+                if post is not None:
+                    found[post.id] = visibility(post.author_followers, post.reposts, post.replies)
+        ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[: self.settings.link_posts_max]
+
+    def sources(self, brand: str, fired: list[Signal]) -> dict[str, dict[str, int]]:
+        since = min((s.window_start for s in fired), default=self.now)
+        return aggregates.by_source(self.session, brand, floor_minute(since), self.now + timedelta(minutes=1))
+
+    def attach(self, incident: Incident, posts: list[tuple[int, float]], fired: list[Signal]) -> None:
+        ids = [p for p, _ in posts]
+        linked = set(self.session.scalars(
+            select(IncidentPost.post_id).where(IncidentPost.incident_id == incident.id, IncidentPost.post_id.in_(ids))
+        )) if ids else set()
+        for pid in ids:
+            if pid not in linked:
+                self.session.add(IncidentPost(incident_id=incident.id, post_id=pid, added_at=self.now))
+        viral = {s.post_ids[0] for s in fired if s.detector == "viral"}
+        reason = ", ".join(sorted({s.detector for s in fired}))
+        # The most visible of the posts new to the incident go to the queue (earlier ones already did).
+        fresh = [(pid, reach) for pid, reach in posts if pid not in linked]
+        for pid, reach in fresh[: self.settings.flag_posts]:
+            flag_post(self.session, post_id=pid, brand=incident.brand,
+                      reason=f"incident {incident.id}: {'viral' if pid in viral else reason}",
+                      urgency=round(reach * incident.severity, 3), incident_id=incident.id, now=self.now)
+        self.session.flush()
+
+
+def _excess(signals: list[Signal]) -> float:
+    return max((s.excess for s in signals if s.detector == "volume"), default=0.0)
+
+
+_NEGATIVE_POSTS = (
+    select(Post.id, Post.created_at, Post.author_followers, Post.reposts, Post.replies)
+    .where(Post.brand == bindparam("brand"), Post.duplicate_of.is_(None),
+           Post.created_at >= bindparam("since", type_=UTCDateTime()),
+           Post.created_at < bindparam("until", type_=UTCDateTime()),
+           select(Score.id).where(and_(Score.post_id == Post.id, Score.label == "negative")).exists())
+    .order_by(Post.id)
+)
+
+
+def _negative_posts(session: Session, brand: str, since: datetime, until: datetime) -> list[tuple[int, float]]:
+    rows = session.connection().execute(_NEGATIVE_POSTS, {"brand": brand, "since": since, "until": until})
+    return [(pid, visibility(f, r, c)) for pid, _, f, r, c in rows]
+
+
+def _recent_negative_posts(session: Session, brand: str, since: datetime, until: datetime) -> list[RecentPost]:
+    """Negative posts created in [since, until], the tick's own minute included."""
+    rows = session.connection().execute(
+        _NEGATIVE_POSTS, {"brand": brand, "since": since, "until": until + timedelta(microseconds=1)})
+    return [RecentPost(pid, created, followers, (reposts or 0) + (replies or 0))
+            for pid, created, followers, reposts, replies in rows]

@@ -1,0 +1,226 @@
+"""Commands for staff who live in a terminal: accounts, the queue, and serving the web app alone.
+
+Every command takes `--config FILE` (default: the shipped config) and opens the database it names,
+migrating it first, so they work on a fresh install and beside a running daemon.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from monitor.config import Config
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: the shipped one)")]
+UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER", help="who is acting")]
+
+users_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=True)
+
+
+def _config(path: Path | None) -> Config:
+    from monitor.cli import load_or_exit  # imported late: monitor.cli mounts this module
+
+    return load_or_exit(path)
+
+
+@contextmanager
+def _database(path: Path | None) -> Iterator[tuple[Config, Session]]:
+    """The config and one transaction on its database (committed when the command succeeds)."""
+    from monitor.storage.db import make_engine, migrate, session_factory, transaction
+
+    config = _config(path)
+    engine = make_engine(config.database_url)
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            yield config, session
+    finally:
+        engine.dispose()
+
+
+def _now():  # noqa: ANN202 - a datetime; kept lazy like the other imports
+    from monitor.clock import SystemClock
+
+    return SystemClock().now()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _known_user(session: Session, name: str) -> None:
+    from monitor.accounts import get_user
+
+    user = get_user(session, name)
+    if user is None or not user.active:
+        raise _fail(f"no active user named {name!r}; add one with `flarewatch users add`")
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option("--role", "-r", help="agent, manager or admin")] = "agent",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    no_password: Annotated[bool, typer.Option("--no-password", help="API tokens only, no page login")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a staff account."""
+    from monitor.accounts import AccountError, create_user
+
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif not no_password:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _database(config) as (_, session):
+        try:
+            create_user(session, name, role, password, _now())
+        except AccountError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"added {name} ({role})")
+
+
+@users_app.command("list")
+def users_list(config: ConfigOption = None) -> None:
+    """List staff accounts."""
+    from monitor.accounts import list_users
+
+    with _database(config) as (_, session):
+        for user in list_users(session):
+            flags = ("" if user.password_hash else " no-password") + ("" if user.active else " inactive")
+            typer.echo(f"{user.name}\t{user.role}{flags}")
+
+
+@users_app.command("token")
+def users_token(name: str, label: Annotated[str, typer.Option(help="what the token is for")] = "cli",
+                config: ConfigOption = None) -> None:
+    """Issue an API token for a user; it is printed once and stored only as a hash."""
+    from monitor.accounts import get_user, issue_token
+
+    with _database(config) as (_, session):
+        user = get_user(session, name)
+        if user is None:
+            raise _fail(f"no user named {name!r}")
+        token = issue_token(session, user, label, _now())
+    typer.echo(token)
+
+
+def queue_command(
+    brand: Annotated[Optional[str], typer.Option(help="only this brand")] = None,
+    mine: Annotated[bool, typer.Option("--mine", help="only posts --user holds")] = False,
+    user: Annotated[Optional[str], typer.Option("--user", "-u", envvar="FLAREWATCH_USER")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
+    config: ConfigOption = None,
+) -> None:
+    """Show the flagged-post queue, most urgent first."""
+    from monitor import queue
+
+    if mine and not user:
+        raise _fail("--mine needs --user (or FLAREWATCH_USER)", 2)
+    now = _now()
+    with _database(config) as (_, session):
+        items, total = queue.list_queue(session, queue.QueueFilters(brand=brand, mine=user if mine else None),
+                                        queue.PageRequest(limit, 0), now)
+        typer.echo(f"{total} waiting")
+        for item in items:
+            state = item.state_at(now)
+            holder = f" [{item.flag.claimed_by}]" if state == "claimed" else ""
+            text = " ".join(item.post.text.split())[:100]
+            typer.echo(f"{item.post.id}\t{item.flag.urgency:.1f}\t{state}{holder}\t{item.post.brand}/{item.post.source}"
+                       f"\t@{item.post.author}: {text}")
+
+
+def _act(config: Path | None, user: str, action: str, post_id: int, run) -> None:  # noqa: ANN001
+    from monitor.queue import QueueError
+
+    with _database(config) as (cfg, session):
+        _known_user(session, user)
+        try:
+            run(cfg, session, _now())
+        except QueueError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"post {post_id} {action}")
+
+
+def claim_command(post_id: int, user: UserOption, config: ConfigOption = None) -> None:
+    """Claim a post: it is yours for web.claim_minutes."""
+    from monitor import queue
+
+    def run(cfg, session, now) -> None:  # noqa: ANN001
+        if not queue.claim(session, post_id, user, now, cfg.web.claim_minutes):
+            raise queue.explain(session, post_id, user, now)
+
+    _act(config, user, "claimed", post_id, run)
+
+
+def release_command(post_id: int, user: UserOption, config: ConfigOption = None) -> None:
+    """Give a post you hold back to the queue."""
+    from monitor import queue
+
+    _act(config, user, "released", post_id, lambda cfg, s, now: queue.release(s, post_id, user, now))
+
+
+def answer_command(
+    post_id: int, user: UserOption,
+    url: Annotated[str, typer.Option("--url", help="the URL of your reply")],
+    note: Annotated[Optional[str], typer.Option("--note")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Mark a post answered, with the URL of the reply."""
+    from monitor import queue
+    from monitor.web.views import safe_url
+
+    if safe_url(url) is None:
+        raise _fail("--url must be an http(s) URL", 2)
+    _act(config, user, "answered", post_id, lambda cfg, s, now: queue.answer(s, post_id, user, url, note, now))
+
+
+def dismiss_command(
+    post_id: int, user: UserOption,
+    reason: Annotated[str, typer.Option("--reason", help="why it needs no answer")],
+    config: ConfigOption = None,
+) -> None:
+    """Take a post out of the queue without answering it."""
+    from monitor import queue
+
+    if not reason.strip():
+        raise _fail("--reason must not be empty", 2)
+    _act(config, user, "dismissed", post_id, lambda cfg, s, now: queue.dismiss(s, post_id, user, reason, now))
+
+
+def web_command(
+    config: ConfigOption = None,
+    host: Annotated[Optional[str], typer.Option(help="default: web.host")] = None,
+    port: Annotated[Optional[int], typer.Option(help="default: web.port")] = None,
+) -> None:
+    """Serve the web pages and the API alone (without the daemon's jobs)."""
+    import uvicorn
+
+    from monitor.clock import SystemClock
+    from monitor.storage.db import make_engine, migrate, session_factory
+    from monitor.web.app import create_app
+
+    cfg = _config(config)
+    engine = make_engine(cfg.database_url)
+    migrate(engine)
+    app = create_app(cfg, session_factory(engine), SystemClock())
+    uvicorn.run(app, host=host or cfg.web.host, port=port if port is not None else cfg.web.port, log_level="info")
+
+
+def mount(app: typer.Typer) -> None:
+    """Add these commands to the root `flarewatch` app."""
+    app.add_typer(users_app, name="users", help="Staff accounts and API tokens.")
+    app.command("queue")(queue_command)
+    app.command("claim")(claim_command)
+    app.command("release")(release_command)
+    app.command("answer")(answer_command)
+    app.command("dismiss")(dismiss_command)
+    app.command("web")(web_command)

@@ -1,0 +1,252 @@
+"""The REST API under /api: posts, the queue and its actions, incidents, sources, users.
+
+Roles: agent reads posts and works the queue; manager also sees incidents and sources and may
+release anyone's claim; admin also manages users and tokens. Lists are paged with limit/offset
+and return `next_offset` (null on the last page).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from monitor import accounts, queue
+from monitor.storage.db import transaction
+from monitor.storage.schema import Incident, IncidentEvent, Post, Source
+from monitor.web.auth import Staff, api_role
+from monitor.web.errors import ERROR_RESPONSES, ApiError
+from monitor.web.views import (
+    EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut, UserOut,
+    safe_url, source_intervals, source_status,
+)
+
+MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow PostgreSQL's bigint
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(_no_nul)]
+PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Filter = Annotated[CleanStr | None, Query(max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="rows to skip; use the previous page's next_offset")]
+
+agent = api_role("agent")
+manager = api_role("manager")
+admin = api_role("admin")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _http_url(value: str) -> str:
+    if safe_url(value) is None:
+        raise ValueError("must be an http(s) URL")
+    return value.strip()
+
+
+class AnswerBody(Body):
+    url: Annotated[CleanStr, Field(min_length=8, max_length=2000), AfterValidator(_http_url)]
+    note: Annotated[CleanStr | None, Field(max_length=5000)] = None
+
+
+class DismissBody(Body):
+    reason: Annotated[CleanStr, Field(min_length=1, max_length=2000)]
+
+
+class NewUserBody(Body):
+    name: Annotated[CleanStr, Field(min_length=1, max_length=200)]
+    role: Literal["agent", "manager", "admin"]
+    password: Annotated[CleanStr | None, Field(min_length=8, max_length=1000)] = None
+
+
+class TokenBody(Body):
+    label: Annotated[CleanStr, Field(max_length=200)] = ""
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+
+
+@router.get("/me", tags=["accounts"], summary="The token's user")
+def me(staff: Staff = Depends(agent)) -> Me:
+    return Me(name=staff.name, role=staff.role)
+
+
+@router.get("/posts", tags=["posts"], summary="Stored posts, newest first")
+def list_posts(request: Request, brand: Filter = None, source: Filter = None, limit: Limit = 50,
+               offset: Offset = 0, staff: Staff = Depends(agent)) -> PageOf[PostOut]:
+    query = select(Post)
+    if brand:
+        query = query.where(Post.brand == brand)
+    if source:
+        query = query.where(Post.source == source)
+    with transaction(_state(request).sessions) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        posts = session.scalars(query.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit).offset(offset))
+        return PageOf[PostOut].build([PostOut.of(p) for p in posts], total, limit, offset)
+
+
+@router.get("/posts/{post_id}", tags=["posts"], summary="One post, its queue entry and its history")
+def get_post(request: Request, post_id: PostId, staff: Staff = Depends(agent)) -> PostDetail:
+    state = _state(request)
+    with transaction(state.sessions) as session:
+        post = session.get(Post, post_id)
+        if post is None:
+            raise ApiError(404, f"post {post_id} does not exist")
+        item = queue.get_item(session, post_id)
+        return PostDetail(
+            post=PostOut.of(post), queue=QueueItemOut.of(item, state.clock.now()) if item else None,
+            history=[EventOut.of(e) for e in queue.history(session, post_id)],
+        )
+
+
+@router.get("/queue", tags=["queue"], summary="Flagged posts waiting for an answer, most urgent first")
+def list_queue(
+    request: Request, brand: Filter = None, source: Filter = None, language: Filter = None,
+    severity: Annotated[int | None, Query(ge=0, le=100, description="least incident severity")] = None,
+    mine: Annotated[bool, Query(description="only posts I hold")] = False,
+    limit: Limit = 50, offset: Offset = 0, staff: Staff = Depends(agent),
+) -> PageOf[QueueItemOut]:
+    state = _state(request)
+    now = state.clock.now()
+    filters = queue.QueueFilters(brand=brand, source=source, language=language, min_severity=severity,
+                                 mine=staff.name if mine else None)
+    with transaction(state.sessions) as session:
+        items, total = queue.list_queue(session, filters, queue.PageRequest(limit, offset), now)
+        return PageOf[QueueItemOut].build([QueueItemOut.of(i, now) for i in items], total, limit, offset)
+
+
+def _queue_action(request: Request, post_id: int, action: Any) -> QueueItemOut:
+    """Run one queue action in its own transaction and return the post's queue entry after it."""
+    state = _state(request)
+    now = state.clock.now()
+    with transaction(state.sessions) as session:
+        action(session, now)
+    with transaction(state.sessions) as session:
+        item = queue.get_item(session, post_id)
+        assert item is not None
+        return QueueItemOut.of(item, now)
+
+
+@router.post("/posts/{post_id}/claim", tags=["queue"], summary="Claim a post (409 when someone else holds it)")
+def claim(request: Request, post_id: PostId, staff: Staff = Depends(agent)) -> QueueItemOut:
+    minutes = _state(request).config.web.claim_minutes
+
+    def act(session: Session, now: Any) -> None:
+        if not queue.claim(session, post_id, staff.name, now, minutes):
+            raise queue.explain(session, post_id, staff.name, now)
+
+    return _queue_action(request, post_id, act)
+
+
+@router.post("/posts/{post_id}/release", tags=["queue"], summary="Give a claimed post back to the queue")
+def release(request: Request, post_id: PostId,
+            force: Annotated[bool, Query(description="release someone else's claim (manager)")] = False,
+            staff: Staff = Depends(agent)) -> QueueItemOut:
+    if force and not staff.can("manager"):
+        raise ApiError(403, "releasing someone else's claim needs the manager role")
+    return _queue_action(request, post_id, lambda s, now: queue.release(s, post_id, staff.name, now, force=force))
+
+
+@router.post("/posts/{post_id}/answer", tags=["queue"], summary="Mark a post answered, with the reply's URL")
+def answer(request: Request, post_id: PostId, body: AnswerBody, staff: Staff = Depends(agent)) -> QueueItemOut:
+    return _queue_action(request, post_id,
+                         lambda s, now: queue.answer(s, post_id, staff.name, body.url, body.note, now))
+
+
+@router.post("/posts/{post_id}/dismiss", tags=["queue"], summary="Take a post out of the queue unanswered")
+def dismiss(request: Request, post_id: PostId, body: DismissBody, staff: Staff = Depends(agent)) -> QueueItemOut:
+    return _queue_action(request, post_id, lambda s, now: queue.dismiss(s, post_id, staff.name, body.reason, now))
+
+
+@router.get("/incidents", tags=["incidents"], summary="Incidents, newest first")
+def list_incidents(
+    request: Request, brand: Filter = None,
+    status: Annotated[Literal["open", "resolved", "closed"] | None, Query()] = None,
+    limit: Limit = 50, offset: Offset = 0, staff: Staff = Depends(manager),
+) -> PageOf[IncidentOut]:
+    query = select(Incident)
+    if brand:
+        query = query.where(Incident.brand == brand)
+    if status:
+        query = query.where(Incident.status == status)
+    with transaction(_state(request).sessions) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        newest_first = query.order_by(Incident.opened_at.desc(), Incident.id.desc())
+        rows = session.scalars(newest_first.limit(limit).offset(offset))
+        return PageOf[IncidentOut].build([IncidentOut.of(i) for i in rows], total, limit, offset)
+
+
+@router.get("/incidents/{incident_id}", tags=["incidents"], summary="One incident")
+def get_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(manager)) -> IncidentOut:
+    with transaction(_state(request).sessions) as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise ApiError(404, f"incident {incident_id} does not exist")
+        return IncidentOut.of(incident)
+
+
+@router.get("/incidents/{incident_id}/events", tags=["incidents"], summary="An incident's timeline, oldest first")
+def incident_events(request: Request, incident_id: IncidentId, limit: Limit = 100, offset: Offset = 0,
+                    staff: Staff = Depends(manager)) -> PageOf[EventOut]:
+    with transaction(_state(request).sessions) as session:
+        if session.get(Incident, incident_id) is None:
+            raise ApiError(404, f"incident {incident_id} does not exist")
+        query = select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        events = session.scalars(query.order_by(IncidentEvent.at, IncidentEvent.id).limit(limit).offset(offset))
+        return PageOf[EventOut].build([EventOut.of(e) for e in events], total, limit, offset)
+
+
+@router.get("/sources", tags=["sources"], summary="Every source's health")
+def list_sources(request: Request, staff: Staff = Depends(manager)) -> ListOf[SourceOut]:
+    state = _state(request)
+    intervals, now = source_intervals(state.config), state.clock.now()
+    with transaction(state.sessions) as session:
+        rows = session.scalars(select(Source).order_by(Source.brand, Source.name))
+        items = [SourceOut.of(s, source_status(s, intervals.get(s.name), now)) for s in rows]
+    return ListOf[SourceOut](items=items, total=len(items))
+
+
+@router.get("/users", tags=["accounts"], summary="Staff accounts")
+def list_users(request: Request, staff: Staff = Depends(admin)) -> ListOf[UserOut]:
+    with transaction(_state(request).sessions) as session:
+        items = [UserOut.of(u) for u in accounts.list_users(session)]
+    return ListOf[UserOut](items=items, total=len(items))
+
+
+@router.post("/users", tags=["accounts"], status_code=201, summary="Add a staff account")
+def add_user(request: Request, body: NewUserBody, staff: Staff = Depends(admin)) -> UserOut:
+    state = _state(request)
+    try:
+        with transaction(state.sessions) as session:
+            user = accounts.create_user(session, body.name, body.role, body.password, state.clock.now())
+            return UserOut.of(user)
+    except accounts.AccountError as exc:
+        raise ApiError(409 if "already exists" in str(exc) else 422, str(exc)) from None
+
+
+@router.post("/users/{name}/tokens", tags=["accounts"], status_code=201,
+             summary="Issue an API token (shown once)")
+def add_token(request: Request, name: Annotated[CleanStr, Path(max_length=200)], body: TokenBody | None = None,
+              staff: Staff = Depends(admin)) -> TokenOut:
+    state = _state(request)
+    with transaction(state.sessions) as session:
+        user = accounts.get_user(session, name)
+        if user is None:
+            raise ApiError(404, f"user {name!r} does not exist")
+        token = accounts.issue_token(session, user, body.label if body else "", state.clock.now())
+    return TokenOut(name=name, token=token)

@@ -1,0 +1,109 @@
+"""The web application: staff pages, the REST API, /healthz, the ingest webhook and Slack's buttons.
+
+The daemon serves it in its own process (`create_app(config, sessions, clock, health=...)`);
+`flarewatch web` serves it alone. Request handlers are plain functions run in Starlette's thread
+pool, each opening its own short transaction.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.sessions import SessionMiddleware
+
+from alerts.interactivity import make_slack_router
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.storage.db import transaction
+from monitor.storage.schema import Source
+from monitor.web import api, ingest_hook, pages
+from monitor.web.errors import install_error_handlers
+from monitor.web.views import SOURCE_STATES, safe_url, source_intervals, source_status
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("flarewatch.web")
+HealthProvider = Callable[[], dict[str, Any]]
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)  # post text is hostile
+    env.filters["safe_url"] = safe_url
+    env.filters["hm"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+    env.filters["num"] = lambda value: "—" if value is None else f"{value:,}"
+    return Jinja2Templates(env=env)
+
+
+def _health(app: FastAPI) -> tuple[dict[str, Any], int]:
+    state = app.state
+    body: dict[str, Any] = {"ok": True, "database": {"ok": True}}
+    try:
+        with transaction(state.sessions) as session:
+            session.execute(text("SELECT 1"))
+            intervals, now = source_intervals(state.config), state.clock.now()
+            statuses = {s.name: source_status(s, intervals.get(s.name), now) for s in session.scalars(select(Source))}
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
+        body["ok"] = False
+        body["database"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        statuses = {}
+    counts = {state_name: sum(1 for v in statuses.values() if v == state_name) for state_name in SOURCE_STATES}
+    body["sources"] = {"counts": counts, "status": statuses}
+    if state.health is not None:
+        try:
+            body["daemon"] = state.health()
+        except Exception as exc:  # noqa: BLE001
+            body["daemon"] = {"error": str(exc)[:300]}
+    return body, 200 if body["ok"] else 503
+
+
+def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
+               health: HealthProvider | None = None) -> FastAPI:
+    app = FastAPI(
+        title="flarewatch", version="1",
+        description="Flagged-post queue, incidents and sources. Authenticate with `Authorization: Bearer <token>`.",
+        docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+    )
+    app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
+    app.state.templates = _templates()
+    secret = config.web.session_secret
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+        log.warning("web.session_secret is not set: logins will not survive a restart")
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="flarewatch_session",
+                       max_age=int(config.web.session_hours * 3600), same_site="lax",
+                       https_only=config.web.secure_cookies)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            # No inline scripts anywhere, so a script smuggled into post text could not run even unescaped.
+            response.headers.setdefault("Content-Security-Policy",
+                                        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                                        "frame-ancestors 'none'; form-action 'self'")
+        return response
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: database, sources, daemon jobs (no login)")
+    def healthz() -> JSONResponse:
+        body, status = _health(app)
+        return JSONResponse(body, status_code=status)
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(ingest_hook.router)
+    app.include_router(make_slack_router(sessions, config.alerts, clock))  # POST /slack/actions (signed)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,123 @@
+"""One error shape for the whole API: `{"error": {"code": ..., "message": ...}}`.
+
+FastAPI's own handlers (HTTP errors, request validation) are replaced so that bad input always gets
+this body and a 4xx. Pages get the same errors as HTML, and a missing login becomes a redirect.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor.queue import ClaimConflict, NotFlagged, QueueError
+
+log = logging.getLogger("flarewatch.web")
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request",
+          429: "too_many_requests", 503: "unavailable"}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorOut(BaseModel):
+    """The body of every 4xx and 5xx answer from the API."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in ((401, "no or unknown token"), (403, "the token's role is too low"),
+                         (404, "no such thing"), (409, "someone else holds the post, or it is closed"),
+                         (422, "bad input"))
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.code = code or _CODES.get(status, "error")
+        self.details = details
+
+
+class LoginRequired(Exception):
+    """A page needs a logged-in user; answered with a redirect to the login page."""
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith("/api") or path == "/healthz" or path.startswith("/slack"))
+
+
+def _respond(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    if _wants_html(request):
+        templates = request.app.state.templates
+        return templates.TemplateResponse(
+            request, "error.html", {"status": error.status, "message": error.message, "user": None},
+            status_code=error.status, headers=headers,
+        )
+    return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status,
+                        headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _respond(request, exc, headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return _respond(request, ApiError(exc.status_code, message), getattr(exc, "headers", None))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form")),
+             "in": str(e["loc"][0]) if e.get("loc") else "", "message": str(e.get("msg", "invalid"))}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{d['field'] or d['in']}: {d['message']}" for d in details) or "invalid request"
+        status = 422 if not _wants_html(request) else 400
+        return _respond(request, ApiError(status, summary, "invalid_request", details))
+
+    async def queue_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, QueueError)
+        status = 404 if isinstance(exc, NotFlagged) else 409 if isinstance(exc, ClaimConflict) else 400
+        return _respond(request, ApiError(status, str(exc), exc.code))
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal", "internal error (logged)"), status_code=500)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(QueueError, queue_error)
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(Exception, unexpected)

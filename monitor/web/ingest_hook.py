@@ -1,0 +1,77 @@
+"""`POST /api/ingest/{source}`: posts pushed to us by a `webhook` source, with a token.
+
+The body is a JSON array of posts, parsed by `connectors.webhook.parse_pushed`. Good items are
+stored even when others are bad; the answer lists every rejected item and why (207 when some were
+rejected, 422 when all were). The source's own `params.token` wins over `web.ingest_token`.
+"""
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from connectors.matching import BrandMatcher
+from connectors.webhook import parse_pushed
+from monitor.ingest import IngestResult, ensure_source, store_posts
+from monitor.storage.db import transaction
+from monitor.web.errors import ERROR_RESPONSES, ApiError
+from monitor.web.views import IngestOut
+
+MAX_BODY = 5 * 1024 * 1024
+_bearer = HTTPBearer(auto_error=False, scheme_name="IngestToken", description="the configured web.ingest_token")
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+
+
+def _check_token(request: Request, credentials: HTTPAuthorizationCredentials | None, own: str | None) -> None:
+    """The source's own token when it has one, else the shared web.ingest_token."""
+    expected = own or request.app.state.config.web.ingest_token
+    if not expected:
+        raise ApiError(404, "the ingest webhook is disabled (set web.ingest_token or the source's params.token)")
+    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise ApiError(401, "a valid ingest token is required (Authorization: Bearer ...)")
+
+
+@router.post("/ingest/{source}", tags=["ingest"], summary="Push posts for a configured webhook source",
+             response_model=IngestOut, responses={207: {"model": IngestOut, "description": "some posts were rejected"}})
+async def ingest(request: Request, source: Annotated[str, Path(max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
+                 credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> JSONResponse:
+    state = request.app.state
+    configured = {s.name: (b, s) for b, s in state.config.sources() if s.kind == "webhook"}
+    if source not in configured:
+        _check_token(request, credentials, None)  # no probing for source names without a token
+        raise ApiError(404, f"no webhook source named {source!r} is configured")
+    brand, source_config = configured[source]
+    _check_token(request, credentials, source_config.params.get("token"))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, f"the body is larger than {MAX_BODY} bytes; send smaller batches")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, f"the body is larger than {MAX_BODY} bytes; send smaller batches")
+    posts, errors = parse_pushed(source, raw)  # fields come back storable (NULs removed)
+    if errors and errors[0].startswith("body:"):
+        raise ApiError(400, errors[0])
+    matcher = BrandMatcher(brand.terms, brand.exclude)
+
+    def store() -> IngestResult:
+        with transaction(state.sessions) as session:
+            row = ensure_source(session, source, brand.name, source_config.kind)
+            now = state.clock.now()
+            result = store_posts(session, brand.name, matcher, posts, now)
+            row.posts_fetched += result.stored + result.duplicates
+            row.items_rejected += len(errors)
+            row.last_attempt_at = row.last_success_at = now
+            row.consecutive_failures = 0
+            return result
+
+    result = await run_in_threadpool(store)  # also when every item was bad: the source counts rejections
+    if errors and not posts:
+        raise ApiError(422, f"all {len(errors)} posts were rejected; nothing was stored", "invalid_items",
+                       [{"message": e} for e in errors])
+    body = IngestOut(stored=result.stored, duplicates=result.duplicates, already_seen=result.already_seen,
+                     off_topic=result.off_topic, rejected=errors)
+    return JSONResponse(body.model_dump(), status_code=207 if errors else 200)

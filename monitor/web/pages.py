@@ -1,0 +1,234 @@
+"""Server-rendered pages: login, the queue (with live refresh), a post, incidents, sources.
+
+Forms post back with a CSRF token and redirect (303) to where the person was, with a one-line
+flash message; the queue list refreshes itself by fetching `/queue/rows` every few seconds.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor import accounts, queue
+from monitor.storage.db import transaction
+from monitor.storage.schema import Incident, IncidentEvent, Post, Source
+from monitor.web.api import MAX_ID, AnswerBody, DismissBody
+from monitor.web.auth import Staff, page_role, session_csrf, verify_csrf
+from monitor.web.errors import ApiError
+from monitor.web.views import source_intervals, source_status
+
+router = APIRouter(include_in_schema=False)
+agent = page_role("agent")
+manager = page_role("manager")
+FILTER_KEYS = ("brand", "source", "language", "severity", "mine")
+PAGE_SIZE = 100
+
+
+def render(request: Request, template: str, staff: Staff | None, status_code: int = 200, *, fragment: bool = False,
+           **context: Any) -> Response:
+    """A page (or, for live refreshes, a fragment: it leaves the one-time flash message for the page)."""
+    state = request.app.state
+    return state.templates.TemplateResponse(
+        request, template,
+        {"user": staff, "csrf": session_csrf(request), "now": state.clock.now(), "config": state.config,
+         "flash": None if fragment else request.session.pop("flash", None), **context},
+        status_code=status_code,
+    )
+
+
+def _local(target: str | None, default: str = "/queue") -> str:
+    """Only same-site paths are redirect targets (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def _filters(request: Request, staff: Staff) -> tuple[queue.QueueFilters, dict[str, str]]:
+    raw = {k: request.query_params.get(k, "").strip()[:200].replace("\x00", "") for k in FILTER_KEYS}
+    severity = int(raw["severity"]) if raw["severity"].isdigit() and len(raw["severity"]) < 4 else None
+    filters = queue.QueueFilters(brand=raw["brand"] or None, source=raw["source"] or None,
+                                 language=raw["language"] or None, min_severity=severity,
+                                 mine=staff.name if raw["mine"] else None)
+    return filters, raw
+
+
+def _post_id(post_id: int) -> int:
+    if not 1 <= post_id <= MAX_ID:
+        raise ApiError(404, f"post {post_id} does not exist")
+    return post_id
+
+
+@router.get("/", response_class=HTMLResponse)
+def home() -> Response:
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/queue") -> Response:
+    return render(request, "login.html", None, next=_local(next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
+          password: Annotated[str, Form(max_length=1000)] = "", csrf_token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = "/queue") -> Response:
+    verify_csrf(request, csrf_token)
+    state = request.app.state
+    user = None
+    if username and password and "\x00" not in username:
+        with transaction(state.sessions) as session:
+            found = accounts.authenticate(session, username, password)
+            user = Staff(found.name, found.role) if found is not None else None
+    if user is None:
+        return render(request, "login.html", None, status_code=401, next=_local(next),
+                      error="Wrong user name or password.", username=username)
+    request.session.clear()  # a fresh session and CSRF token at each login
+    request.session["user"] = user.name
+    session_csrf(request)  # now, so concurrent first requests cannot mint two different tokens
+    return RedirectResponse(_local(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    verify_csrf(request, csrf_token)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+def _queue_context(request: Request, staff: Staff) -> dict[str, Any]:
+    state = request.app.state
+    filters, raw = _filters(request, staff)
+    with transaction(state.sessions) as session:
+        items, total = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, 0), state.clock.now())
+    return {"items": items, "total": total, "filters": raw, "query": urlencode({k: v for k, v in raw.items() if v})}
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, staff: Staff = Depends(agent)) -> Response:
+    return render(request, "queue.html", staff, **_queue_context(request, staff))
+
+
+@router.get("/queue/rows", response_class=HTMLResponse)
+def queue_rows(request: Request, staff: Staff = Depends(agent)) -> Response:
+    """The queue list alone, for the page's live refresh."""
+    return render(request, "_queue_rows.html", staff, fragment=True, **_queue_context(request, staff))
+
+
+def _act(request: Request, target: str, post_id: int, action: Callable[[Session, Any], None], done: str) -> Response:
+    state = request.app.state
+    try:
+        with transaction(state.sessions) as session:
+            action(session, state.clock.now())
+        request.session["flash"] = done
+    except queue.QueueError as exc:
+        request.session["flash"] = f"Not done: {exc}"
+    return RedirectResponse(_local(target, f"/posts/{post_id}"), status_code=303)
+
+
+def _invalid(request: Request, post_id: int, exc: ValidationError) -> Response:
+    """A form field was wrong: back to the post with what to fix."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+    request.session["flash"] = f"Not done: {problems}"
+    return RedirectResponse(f"/posts/{post_id}", status_code=303)
+
+
+@router.post("/posts/{post_id}/claim")
+def claim(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = "/queue", staff: Staff = Depends(agent)) -> Response:
+    verify_csrf(request, csrf_token)
+    pid, minutes = _post_id(post_id), request.app.state.config.web.claim_minutes
+
+    def act(session: Session, now: Any) -> None:
+        if not queue.claim(session, pid, staff.name, now, minutes):
+            raise queue.explain(session, pid, staff.name, now)
+
+    return _act(request, next, pid, act, f"Post {pid} is yours for {minutes:g} minutes.")
+
+
+@router.post("/posts/{post_id}/release")
+def release(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
+            next: Annotated[str, Form()] = "/queue", force: Annotated[str, Form()] = "",
+            staff: Staff = Depends(agent)) -> Response:
+    verify_csrf(request, csrf_token)
+    pid = _post_id(post_id)
+    forced = bool(force) and staff.can("manager")
+    return _act(request, next, pid,
+                lambda s, now: queue.release(s, pid, staff.name, now, force=forced),
+                f"Post {pid} is back in the queue.")
+
+
+@router.post("/posts/{post_id}/answer")
+def answer(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
+           url: Annotated[str, Form(max_length=2000)] = "", note: Annotated[str, Form(max_length=5000)] = "",
+           next: Annotated[str, Form()] = "/queue", staff: Staff = Depends(agent)) -> Response:
+    verify_csrf(request, csrf_token)
+    pid = _post_id(post_id)
+    try:
+        body = AnswerBody(url=url, note=note or None)
+    except ValidationError as exc:
+        return _invalid(request, pid, exc)
+    return _act(request, next, pid,
+                lambda s, now: queue.answer(s, pid, staff.name, body.url, body.note, now), f"Post {pid} answered.")
+
+
+@router.post("/posts/{post_id}/dismiss")
+def dismiss(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
+            reason: Annotated[str, Form(max_length=2000)] = "", next: Annotated[str, Form()] = "/queue",
+            staff: Staff = Depends(agent)) -> Response:
+    verify_csrf(request, csrf_token)
+    pid = _post_id(post_id)
+    try:
+        body = DismissBody(reason=reason.strip())
+    except ValidationError as exc:
+        return _invalid(request, pid, exc)
+    return _act(request, next, pid,
+                lambda s, now: queue.dismiss(s, pid, staff.name, body.reason, now), f"Post {pid} dismissed.")
+
+
+@router.get("/posts/{post_id}", response_class=HTMLResponse)
+def post_page(request: Request, post_id: int, staff: Staff = Depends(agent)) -> Response:
+    pid = _post_id(post_id)
+    with transaction(request.app.state.sessions) as session:
+        post = session.get(Post, pid)
+        if post is None:
+            raise ApiError(404, f"post {pid} does not exist")
+        item = queue.get_item(session, pid)
+        incident = session.get(Incident, item.flag.incident_id) if item and item.flag.incident_id else None
+        events = queue.history(session, pid)
+    return render(request, "post.html", staff, post=post, item=item, incident=incident, events=events)
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(request: Request, staff: Staff = Depends(manager)) -> Response:
+    with transaction(request.app.state.sessions) as session:
+        incidents = list(session.scalars(select(Incident).order_by(Incident.opened_at.desc()).limit(200)))
+    return render(request, "incidents.html", staff, incidents=incidents)
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
+    if not 1 <= incident_id <= MAX_ID:
+        raise ApiError(404, f"incident {incident_id} does not exist")
+    with transaction(request.app.state.sessions) as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise ApiError(404, f"incident {incident_id} does not exist")
+        events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+                                      .order_by(IncidentEvent.at, IncidentEvent.id)))
+    return render(request, "incident.html", staff, incident=incident, events=events)
+
+
+@router.get("/sources", response_class=HTMLResponse)
+def sources_page(request: Request, staff: Staff = Depends(manager)) -> Response:
+    state = request.app.state
+    intervals, now = source_intervals(state.config), state.clock.now()
+    with transaction(state.sessions) as session:
+        rows = [(s, source_status(s, intervals.get(s.name), now))
+                for s in session.scalars(select(Source).order_by(Source.brand, Source.name))]
+    return render(request, "sources.html", staff, sources=rows)

@@ -1,0 +1,217 @@
+"""What the API returns (typed, so the OpenAPI document describes it) and the helpers pages share."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from monitor.config import Config
+from monitor.queue import QueueItem, effective_state
+from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
+
+SOURCE_STATES = ("ok", "failing", "stale", "never", "unconfigured")
+T = TypeVar("T")
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is http(s), else None: post URLs come from strangers and end up in href."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
+
+
+class PostOut(BaseModel):
+    id: int
+    source: str
+    external_id: str
+    brand: str
+    url: str | None  # only http(s) links; anything else is left out
+    author: str
+    author_followers: int | None
+    text: str
+    lang: str | None
+    created_at: datetime
+    fetched_at: datetime
+    likes: int
+    reposts: int
+    replies: int
+    duplicate_of: int | None
+
+    @classmethod
+    def of(cls, post: Post) -> PostOut:
+        return cls(
+            id=post.id, source=post.source, external_id=post.external_id, brand=post.brand, url=safe_url(post.url),
+            author=post.author, author_followers=post.author_followers, text=post.text, lang=post.lang,
+            created_at=post.created_at, fetched_at=post.fetched_at, likes=post.likes, reposts=post.reposts,
+            replies=post.replies, duplicate_of=post.duplicate_of,
+        )
+
+
+class FlagOut(BaseModel):
+    state: str  # open | claimed | answered | dismissed (a lapsed claim already reads "open")
+    reason: str
+    urgency: float
+    incident_id: int | None
+    flagged_at: datetime
+    claimed_by: str | None  # the holder, or who answered/dismissed it
+    claim_expires_at: datetime | None
+    closed_at: datetime | None
+    answer_url: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, flag: FlaggedPost, now: datetime) -> FlagOut:
+        state = effective_state(flag, now)
+        return cls(
+            state=state, reason=flag.reason, urgency=flag.urgency, incident_id=flag.incident_id,
+            flagged_at=flag.flagged_at, claimed_by=flag.claimed_by if state != "open" else None,
+            claim_expires_at=flag.claim_expires_at if state == "claimed" else None, closed_at=flag.answered_at,
+            answer_url=flag.answer_url, note=flag.note,
+        )
+
+
+class QueueItemOut(BaseModel):
+    post: PostOut
+    flag: FlagOut
+    severity: int | None  # of the incident the post belongs to
+    sentiment: float | None
+    label: str | None
+
+    @classmethod
+    def of(cls, item: QueueItem, now: datetime) -> QueueItemOut:
+        return cls(post=PostOut.of(item.post), flag=FlagOut.of(item.flag, now), severity=item.severity,
+                   sentiment=item.sentiment, label=item.label)
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    kind: str
+    actor: str | None
+    data: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, event: PostEvent | IncidentEvent) -> EventOut:
+        return cls(id=event.id, at=event.at, kind=event.kind, actor=event.actor, data=event.data)
+
+
+class PostDetail(BaseModel):
+    post: PostOut
+    queue: QueueItemOut | None  # None when the post was never flagged
+    history: list[EventOut]
+
+
+class IncidentOut(BaseModel):
+    id: int
+    brand: str
+    status: str
+    severity: int
+    title: str
+    started_at: datetime
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalation_level: int
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentOut:
+        return cls(
+            id=incident.id, brand=incident.brand, status=incident.status, severity=incident.severity,
+            title=incident.title, started_at=incident.started_at, opened_at=incident.opened_at,
+            updated_at=incident.updated_at, closed_at=incident.closed_at, acknowledged_at=incident.acknowledged_at,
+            acknowledged_by=incident.acknowledged_by, escalation_level=incident.escalation_level,
+        )
+
+
+class SourceOut(BaseModel):
+    name: str
+    brand: str
+    kind: str
+    status: str  # ok | failing | stale | never | unconfigured
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    posts_fetched: int
+    items_rejected: int
+
+    @classmethod
+    def of(cls, source: Source, status: str) -> SourceOut:
+        return cls(
+            name=source.name, brand=source.brand, kind=source.kind, status=status,
+            last_attempt_at=source.last_attempt_at, last_success_at=source.last_success_at,
+            last_error_at=source.last_error_at, last_error=source.last_error,
+            consecutive_failures=source.consecutive_failures, posts_fetched=source.posts_fetched,
+            items_rejected=source.items_rejected,
+        )
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(name=user.name, role=user.role, active=user.active, created_at=user.created_at)
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+class TokenOut(BaseModel):
+    name: str
+    token: str  # shown once; only its hash is stored
+
+
+class ListOf(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+
+
+class PageOf(ListOf[T], Generic[T]):
+    limit: int
+    offset: int
+    next_offset: int | None  # null on the last page
+
+    @classmethod
+    def build(cls, items: list[T], total: int, limit: int, offset: int) -> PageOf[T]:
+        following = offset + limit
+        return cls(items=items, total=total, limit=limit, offset=offset,
+                   next_offset=following if following < total else None)
+
+
+class IngestOut(BaseModel):
+    stored: int
+    duplicates: int
+    already_seen: int
+    off_topic: int
+    rejected: list[str]  # one message per rejected item: "item 3: text: ..."
+
+
+def source_intervals(config: Config) -> dict[str, float]:
+    return {source.name: source.interval_seconds for _, source in config.sources() if source.enabled}
+
+
+def source_status(source: Source, interval_seconds: float | None, now: datetime) -> str:
+    """ok / failing (last attempt failed) / stale (no success for a while) / never / unconfigured."""
+    if interval_seconds is None:
+        return "unconfigured"
+    if source.consecutive_failures > 0:
+        return "failing"
+    if source.last_success_at is None:
+        return "never"
+    allowed = timedelta(seconds=max(3 * interval_seconds, 300))
+    return "stale" if now - source.last_success_at > allowed else "ok"

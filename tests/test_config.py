@@ -1,0 +1,97 @@
+"""Configuration errors name the file, the key and what was expected; the CLI and daemon refuse them."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import DEFAULT_CONFIG, ConfigError, load_config
+
+GOOD_BRAND = """
+[[brands]]
+name = "Acme"
+terms = ["acme", "爱克美"]
+"""
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "flarewatch.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, body: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, body), env=env or {})
+    return str(caught.value)
+
+
+def test_the_shipped_default_config_is_valid() -> None:
+    config = load_config(DEFAULT_CONFIG, env={})
+    assert config.brands, "the default config should monitor an example brand"
+    assert config.alerts.slack_bot_token in (None, ""), "no token set: console alerts"
+    assert config.database_url.startswith("sqlite:///") and "{data_dir}" not in config.database_url
+
+
+def test_missing_required_key_names_file_and_key(tmp_path: Path) -> None:
+    message = error_for(tmp_path, '[[brands]]\nname = "Acme"\n')
+    assert "flarewatch.toml" in message and "brands[0].terms" in message and "required" in message
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
+    message = error_for(tmp_path, '[web]\nport = "eighty"\n' + GOOD_BRAND)
+    assert "web.port" in message and "integer" in message and "eighty" in message
+
+
+def test_unknown_key_is_an_error_not_silently_ignored(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "[daemon]\nlog_levle = 'DEBUG'\n" + GOOD_BRAND)
+    assert "daemon.log_levle" in message and "not a known setting" in message
+
+
+def test_unknown_connector_lists_the_known_ones(tmp_path: Path) -> None:
+    body = GOOD_BRAND + '[[brands.sources]]\nname = "x1"\nkind = "myspace"\n'
+    message = error_for(tmp_path, body)
+    assert "brands[0].sources[0]" in message and "unknown connector 'myspace'" in message
+    assert "mastodon" in message and "reddit" in message
+
+
+def test_missing_env_secret_names_the_variable_and_key(tmp_path: Path) -> None:
+    message = error_for(tmp_path, '[alerts]\nslack_bot_token = "${FW_TEST_TOKEN}"\n' + GOOD_BRAND)
+    assert "alerts.slack_bot_token" in message and "FW_TEST_TOKEN" in message
+
+
+def test_env_secret_and_default_are_substituted(tmp_path: Path) -> None:
+    body = '[alerts]\nslack_bot_token = "${FW_TEST_TOKEN}"\n[web]\nhost = "${FW_HOST:-0.0.0.0}"\n' + GOOD_BRAND
+    config = load_config(write(tmp_path, body), env={"FW_TEST_TOKEN": "xoxb-123"})
+    assert config.alerts.slack_bot_token == "xoxb-123" and config.web.host == "0.0.0.0"
+
+
+def test_duplicate_source_names_are_refused(tmp_path: Path) -> None:
+    source = '[[brands.sources]]\nname = "same"\nkind = "hackernews"\n'
+    message = error_for(tmp_path, GOOD_BRAND + source + source)
+    assert "'same' is used twice" in message
+
+
+def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "[daemon\n")
+    assert "flarewatch.toml" in message and "not valid TOML" in message
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_config_check_and_run_refuse_a_bad_file_with_exit_2(tmp_path: Path) -> None:
+    bad = write(tmp_path, '[web]\nport = 99999\n' + GOOD_BRAND)
+    for command in (["config", "check", str(bad)], ["run", "--config", str(bad)]):
+        result = _cli(*command)
+        assert result.returncode == 2, result
+        assert "web.port" in result.stderr and str(bad) in result.stderr
+
+
+def test_config_check_accepts_the_default() -> None:
+    result = _cli("config", "check", str(DEFAULT_CONFIG))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout and "brand" in result.stdout

@@ -1,0 +1,140 @@
+"""The daemon as a user runs it: a subprocess, stopped with SIGTERM, restarted, nothing lost."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from monitor.storage.db import make_engine, session_factory
+from monitor.storage.schema import Post, Score, Source
+
+POSTS = 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_stream(path: Path) -> None:
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(POSTS):
+            text = f"Acme support never answered my ticket #{i}" if i % 2 else f"Acme kettle number {i} is lovely"
+            f.write(json.dumps({"id": f"p{i}", "created_at": (t0 + timedelta(seconds=30 * i)).isoformat(),
+                                "author": f"user{i}", "text": text, "lang": "en"}) + "\n")
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, int]:
+    write_stream(tmp_path / "stream.jsonl")
+    port = free_port()
+    config = tmp_path / "flarewatch.toml"
+    config.write_text(f"""
+[daemon]
+data_dir = "{tmp_path / 'var'}"
+score_interval_seconds = 0.5
+detect_interval_seconds = 1
+
+[web]
+port = {port}
+
+[[brands]]
+name = "Acme"
+terms = ["acme"]
+
+[[brands.sources]]
+name = "stream"
+kind = "jsonl"
+interval_seconds = 0.3
+params = {{ path = "{tmp_path / 'stream.jsonl'}", lines_per_page = 4, max_pages = 1 }}
+
+[[brands.sources]]
+name = "broken"
+kind = "jsonl"
+interval_seconds = 0.3
+params = {{ path = "{tmp_path / 'does-not-exist.jsonl'}" }}
+""", encoding="utf-8")
+    return config, port
+
+
+def start(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"daemon exited early ({proc.returncode}) while waiting for {what}:\n{proc.stdout.read()}")
+        if condition():
+            return
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"timed out waiting for {what}:\n{proc.stdout.read()}")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the daemon did not stop within 10 s of SIGTERM")
+    assert proc.returncode == 0, out
+    return out
+
+
+def counts(url: str) -> tuple[int, int, int]:
+    engine = make_engine(url)
+    with session_factory(engine)() as s:
+        posts = s.scalar(select(func.count(Post.id))) or 0
+        distinct = s.scalar(select(func.count(func.distinct(Post.external_id)))) or 0
+        scores = s.scalar(select(func.count(Score.id))) or 0
+    engine.dispose()
+    return posts, distinct, scores
+
+
+def test_sigterm_stops_cleanly_and_a_restart_resumes_with_nothing_lost(setup, tmp_path: Path) -> None:
+    config, port = setup
+    url = f"sqlite:///{tmp_path / 'var' / 'flarewatch.db'}"
+
+    first = start(config)
+    wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+             if _port_open(port) else False, 120, "/healthz", first)
+    wait_for(lambda: counts(url)[0] >= 8, 60, "some posts", first)
+    out = stop(first)
+    assert "flarewatch stopped" in out
+    stored_before, _, _ = counts(url)
+    assert stored_before < POSTS, "the first run should be stopped part-way through the stream"
+
+    second = start(config)
+    wait_for(lambda: counts(url) == (POSTS, POSTS, POSTS), 120, "every post stored and scored once", second)
+    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+    stop(second)
+
+    engine = make_engine(url)
+    with session_factory(engine)() as s:
+        broken = s.get(Source, "broken")
+        assert broken is not None and broken.consecutive_failures >= 1 and "does-not-exist" in broken.last_error
+        assert s.get(Source, "stream").last_success_at is not None
+    engine.dispose()
+    assert "broken" in json.dumps(health), "a failing source shows in /healthz"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

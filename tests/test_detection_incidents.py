@@ -1,0 +1,193 @@
+"""The incident lifecycle on a simulated clock (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor.clock import SimulatedClock
+from monitor.config import BrandConfig, Config
+from monitor.detection.incidents import detect
+from monitor.detection.settings import DetectionSettings
+from monitor.storage.db import transaction
+from monitor.storage.schema import (
+    DetectionBaseline, FlaggedPost, Incident, IncidentEvent, IncidentPost, OutboxMessage, PostEvent,
+)
+from tests.detection_helpers import T0, add_background, add_scored_post
+
+HISTORY = timedelta(hours=6)
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config(
+        brands=[BrandConfig(name="Acme", terms=["Acme"])],
+        detection=DetectionSettings(warmup_hours=3, baseline_lag_minutes=0, quiet_minutes_to_close=30,
+                                    severity_excess_posts=[10, 40]),
+    )
+
+
+def _history(sessions) -> None:
+    with transaction(sessions) as session:
+        add_background(session, T0, T0 + HISTORY)
+
+
+def _counts(sessions) -> tuple[int, int, int, int]:
+    with sessions() as s:
+        return tuple(s.scalar(select(func.count()).select_from(t)) for t in (  # type: ignore[return-value]
+            Incident, IncidentEvent, OutboxMessage, IncidentPost))
+
+
+def _events(sessions, incident_id: int) -> list[IncidentEvent]:
+    with sessions() as s:
+        return list(s.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+                              .order_by(IncidentEvent.id)))
+
+
+def test_a_surge_opens_grows_and_closes_an_incident(sessions, config) -> None:
+    _history(sessions)
+    clock = SimulatedClock(T0 + HISTORY)
+    assert detect(sessions, config, clock) == []  # steady background: nothing
+    with sessions() as s:
+        assert s.get(DetectionBaseline, "Acme").folded_until == T0 + HISTORY
+
+    start = T0 + HISTORY
+    with transaction(sessions) as session:  # 3 negative posts a minute, background share 20%
+        for minute in range(4):
+            for i in range(3):
+                add_scored_post(session, start + timedelta(minutes=minute, seconds=10 * i + 1), "negative")
+    clock.set(start + timedelta(minutes=4))
+    changes = detect(sessions, config, clock)
+    assert [c.kind for c in changes] == ["opened"]
+    with sessions() as s:
+        incident = s.scalars(select(Incident)).one()
+        assert incident.status == "open" and incident.severity == 2  # 12 posts vs ~0.5 expected
+        assert incident.opened_at == clock.now()
+        assert start - timedelta(minutes=10) <= incident.started_at <= start  # the change point, give or take a background post
+        opened = s.scalars(select(IncidentEvent).where(IncidentEvent.kind == "opened")).one()
+        fired = opened.data["signals"]
+        assert {f["detector"] for f in fired} >= {"volume"}
+        volume5 = next(f for f in fired if f["key"] == "volume:5m")
+        assert volume5["observed"] == 12 and volume5["expected"] < 2 and volume5["p_value"] <= volume5["threshold"]
+        assert len(opened.data["top_posts"]) == 10 and opened.data["sources"]["src-a"]["negative"] >= 12
+        linked = s.scalar(select(func.count()).select_from(IncidentPost))
+        assert linked == 12 + (incident.started_at <= start - timedelta(minutes=10))  # + a background one
+        flagged = list(s.scalars(select(FlaggedPost)))
+        assert len(flagged) == config.detection.flag_posts and {f.incident_id for f in flagged} == {incident.id}
+        assert s.scalar(select(func.count()).select_from(PostEvent).where(PostEvent.kind == "flagged")) == 5
+        assert _alerted_kinds(s) == ["opened"]
+
+    before = _counts(sessions)
+    assert detect(sessions, config, clock) == []  # idempotent: same data, same time, no change
+    assert _counts(sessions) == before
+
+    with transaction(sessions) as session:  # it grows: 40 more in the next 4 minutes
+        for minute in range(4, 8):
+            for i in range(10):
+                add_scored_post(session, start + timedelta(minutes=minute, seconds=5 * i + 1), "negative")
+    clock.set(start + timedelta(minutes=8))
+    kinds = [c.kind for c in detect(sessions, config, clock)]
+    assert "severity_changed" in kinds and "opened" not in kinds
+    with sessions() as s:
+        incident = s.scalars(select(Incident)).one()
+        assert incident.severity == 3 and incident.detail["peak_excess"] >= 40
+        change = s.scalars(select(IncidentEvent).where(IncidentEvent.kind == "severity_changed")).one()
+        assert change.data["from"] == 2 and change.data["to"] == 3 and change.data["top_posts"]
+        assert s.scalar(select(func.count()).select_from(IncidentPost)) == linked + 40
+
+    # Quiet: still open while the windows hold the surge, closed 30 minutes after the last signal.
+    last_signal = None
+    for minute in range(9, 200):
+        clock.set(start + timedelta(minutes=minute))
+        kinds = [c.kind for c in detect(sessions, config, clock)]
+        with sessions() as s:
+            incident = s.scalars(select(Incident)).one()
+        if "closed" in kinds:
+            last_signal = incident.detail["last_signal_at"]
+            break
+    assert incident.status == "closed" and incident.closed_at == clock.now()
+    assert (clock.now() - _parse(last_signal)) == timedelta(minutes=30)
+    kinds = [e.kind for e in _events(sessions, incident.id)]
+    assert kinds[0] == "opened" and "severity_changed" in kinds and kinds[-1] == "closed"
+    with sessions() as s:
+        assert _alerted_kinds(s) == ["opened", "severity_changed", "closed"]
+
+
+def _alerted_kinds(session) -> list[str]:
+    """The kinds of the incident events that have queued alerts, in order."""
+    return list(dict.fromkeys(session.scalars(
+        select(IncidentEvent.kind).join(OutboxMessage, OutboxMessage.event_id == IncidentEvent.id)
+        .order_by(OutboxMessage.id))))
+
+
+def _parse(text):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+def test_a_viral_post_fires_before_the_volume_moves_and_later_signals_join_it(sessions, config) -> None:
+    _history(sessions)
+    start = T0 + HISTORY
+    with transaction(sessions) as session:
+        viral = add_scored_post(session, start + timedelta(seconds=20), "negative", followers=3_000_000, reposts=900)
+    clock = SimulatedClock(start + timedelta(minutes=1))
+    assert [c.kind for c in detect(sessions, config, clock)] == ["opened"]
+    with sessions() as s:
+        incident = s.scalars(select(Incident)).one()
+        opened = s.scalars(select(IncidentEvent).where(IncidentEvent.kind == "opened")).one()
+        assert [f["key"] for f in opened.data["signals"]] == [f"viral:{viral.id}"]
+        assert opened.data["signals"][0]["z_followers"] > 3
+        assert "spreading" in incident.title and incident.started_at == viral.created_at
+        assert s.get(FlaggedPost, viral.id).reason.endswith("viral")
+
+    with transaction(sessions) as session:  # then the volume moves: same brand, same incident
+        for i in range(15):
+            add_scored_post(session, start + timedelta(minutes=1, seconds=10 * i + 1), "negative")
+    clock.set(start + timedelta(minutes=4))
+    kinds = [c.kind for c in detect(sessions, config, clock)]
+    assert "opened" not in kinds and "signal" in kinds
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 1
+        signal_keys = [e.data["signal"]["key"] for e in s.scalars(
+            select(IncidentEvent).where(IncidentEvent.kind == "signal"))]
+        assert "volume:5m" in signal_keys
+
+
+def test_two_active_incidents_of_a_brand_are_merged_into_the_oldest(sessions, config) -> None:
+    _history(sessions)
+    now = T0 + HISTORY
+    with transaction(sessions) as session:
+        post = add_scored_post(session, now - timedelta(minutes=3), "negative")
+        older = Incident(brand="Acme", status="open", severity=1, title="a", started_at=now - timedelta(minutes=20),
+                         opened_at=now - timedelta(minutes=10), updated_at=now, escalation_level=0,
+                         detail={"firing": [], "last_signal_at": (now - timedelta(minutes=5)).isoformat()})
+        younger = Incident(brand="Acme", status="open", severity=2, title="b", started_at=now - timedelta(minutes=30),
+                           opened_at=now - timedelta(minutes=5), updated_at=now, escalation_level=0,
+                           detail={"firing": [], "last_signal_at": (now - timedelta(minutes=5)).isoformat()})
+        session.add_all([older, younger])
+        session.flush()
+        session.add(IncidentPost(incident_id=younger.id, post_id=post.id, added_at=now))
+        older_id, younger_id = older.id, younger.id
+    changes = detect(sessions, config, SimulatedClock(now))
+    assert sorted((c.incident_id, c.kind) for c in changes) == [(older_id, "merged"), (younger_id, "merged")]
+    with sessions() as s:
+        kept, gone = s.get(Incident, older_id), s.get(Incident, younger_id)
+        assert kept.status == "open" and kept.severity == 2 and kept.started_at == now - timedelta(minutes=30)
+        assert gone.status == "closed" and gone.detail["merged_into"] == older_id
+        assert s.scalar(select(IncidentPost.post_id).where(IncidentPost.incident_id == older_id)) == post.id
+        assert _alerted_kinds(s) == []  # neither was alerted anywhere before, so nobody new hears of it
+
+
+def test_per_brand_sensitivity_is_read_from_the_brand(sessions, config) -> None:
+    _history(sessions)
+    start = T0 + HISTORY
+    with transaction(sessions) as session:
+        for i in range(4):  # a small rise: 4 negatives in 5 minutes against ~0.5
+            add_scored_post(session, start + timedelta(minutes=i, seconds=3), "negative")
+    clock = SimulatedClock(start + timedelta(minutes=5))
+    config.brands[0].false_alarms_per_week = 0.001
+    assert detect(sessions, config, clock) == []
+    config.brands[0].false_alarms_per_week = 500
+    assert [c.kind for c in detect(sessions, config, clock)] == ["opened"]

@@ -1,0 +1,326 @@
+"""The REST API: every route under every role, error bodies, pagination, queue actions."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from itertools import count
+from typing import Any
+
+import httpx
+
+from monitor import accounts
+from monitor.storage.db import transaction
+from monitor.storage.schema import FlaggedPost, IncidentEvent, Source
+from tests.queue_seed import T0, add_flagged, add_incident
+from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture
+
+ROLES = {"alice": "agent", "mona": "manager", "ada": "admin"}
+LEVEL = {"agent": 0, "manager": 1, "admin": 2}
+_names = count()
+
+
+def _routes(env: WebEnv) -> list[tuple[str, Callable[[], str], str, Callable[[], Any] | None, int]]:
+    """(method, path maker, least role, body maker, success status); makers seed what they need."""
+    with transaction(env.sessions) as s:
+        incident = add_incident(s)
+        post = add_flagged(s, incident=incident)
+        s.add(IncidentEvent(incident_id=incident.id, at=T0, kind="opened", actor=None, data={"z": 4.2}))
+        s.add(Source(name="acme-hook", brand="acme", kind="webhook", consecutive_failures=0, posts_fetched=0,
+                     items_rejected=0))
+        incident_id, post_id = incident.id, post.id
+
+    def fresh_post() -> int:
+        return env.seed(add_flagged)
+
+    return [
+        ("GET", lambda: "/api/me", "agent", None, 200),
+        ("GET", lambda: "/api/posts", "agent", None, 200),
+        ("GET", lambda: f"/api/posts/{post_id}", "agent", None, 200),
+        ("GET", lambda: "/api/queue?mine=true", "agent", None, 200),
+        ("POST", lambda: f"/api/posts/{fresh_post()}/claim", "agent", None, 200),
+        ("POST", lambda: f"/api/posts/{fresh_post()}/answer", "agent",
+         lambda: {"url": "https://social.example/r/1", "note": "sorted"}, 200),
+        ("POST", lambda: f"/api/posts/{fresh_post()}/dismiss", "agent", lambda: {"reason": "spam"}, 200),
+        ("GET", lambda: "/api/incidents", "manager", None, 200),
+        ("GET", lambda: f"/api/incidents/{incident_id}", "manager", None, 200),
+        ("GET", lambda: f"/api/incidents/{incident_id}/events", "manager", None, 200),
+        ("GET", lambda: "/api/sources", "manager", None, 200),
+        ("GET", lambda: "/api/users", "admin", None, 200),
+        ("POST", lambda: "/api/users", "admin", lambda: {"name": f"new{next(_names)}", "role": "agent",
+                                                          "password": "long-enough"}, 201),
+        ("POST", lambda: "/api/users/alice/tokens", "admin", lambda: {"label": "script"}, 201),
+    ]
+
+
+def _assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert isinstance(error["message"], str) and error["message"]
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def test_every_route_under_every_role(web: WebEnv) -> None:  # noqa: F811
+    for method, path, least, body, ok in _routes(web):
+        payload = body() if body else None
+        _assert_error(web.client.request(method, path(), json=payload), 401, "unauthorized")
+        _assert_error(web.client.request(method, path(), json=payload, headers={"Authorization": "Bearer fw_nope"}),
+                      401, "unauthorized")
+        for user, role in ROLES.items():
+            response = web.client.request(method, path(), json=body() if body else None, headers=web.auth(user))
+            if LEVEL[role] >= LEVEL[least]:
+                assert response.status_code == ok, (method, path(), user, response.text)
+            else:
+                error = _assert_error(response, 403, "forbidden")
+                assert least in error["message"], (method, path(), user)
+
+
+def test_every_api_route_is_covered_and_documented(web: WebEnv) -> None:  # noqa: F811
+    spec = web.client.get("/api/openapi.json").json()
+    documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    expected = {
+        ("GET", "/api/me"), ("GET", "/api/posts"), ("GET", "/api/posts/{post_id}"), ("GET", "/api/queue"),
+        ("POST", "/api/posts/{post_id}/claim"), ("POST", "/api/posts/{post_id}/release"),
+        ("POST", "/api/posts/{post_id}/answer"), ("POST", "/api/posts/{post_id}/dismiss"),
+        ("GET", "/api/incidents"), ("GET", "/api/incidents/{incident_id}"),
+        ("GET", "/api/incidents/{incident_id}/events"), ("GET", "/api/sources"), ("GET", "/api/users"),
+        ("POST", "/api/users"), ("POST", "/api/users/{name}/tokens"), ("POST", "/api/ingest/{source}"),
+        ("GET", "/healthz"),
+    }
+    assert documented == expected  # a new route must be added here (and to the role matrix)
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert all(ops_security for p, ops in spec["paths"].items() if p.startswith("/api/")
+               for ops_security in [op.get("security") for op in ops.values()])
+
+
+def test_claim_conflict_release_and_answer(web: WebEnv) -> None:  # noqa: F811
+    post_id = web.seed(add_flagged)
+    won = web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("alice"))
+    assert won.status_code == 200 and won.json()["flag"]["claimed_by"] == "alice"
+    expires = datetime.fromisoformat(won.json()["flag"]["claim_expires_at"])
+    assert expires == T0 + timedelta(minutes=30)
+    lost = _assert_error(web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("bob")), 409, "conflict")
+    assert "alice" in lost["message"]
+    _assert_error(web.client.post(f"/api/posts/{post_id}/answer", headers=web.auth("bob"),
+                                  json={"url": "https://a.example/x"}), 409, "conflict")
+    _assert_error(web.client.post(f"/api/posts/{post_id}/release", headers=web.auth("bob")), 409)
+    _assert_error(web.client.post(f"/api/posts/{post_id}/release?force=true", headers=web.auth("bob")), 403)
+    assert web.client.post(f"/api/posts/{post_id}/release?force=true", headers=web.auth("mona")).json()["flag"][
+        "state"] == "open"
+    assert web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("bob")).status_code == 200
+    assert web.client.post(f"/api/posts/{post_id}/release", headers=web.auth("bob")).status_code == 200
+    answered = web.client.post(f"/api/posts/{post_id}/answer", headers=web.auth("alice"),
+                               json={"url": "https://social.example/reply/9", "note": "refund sent"})
+    assert answered.json()["flag"]["state"] == "answered"
+    assert web.client.get("/api/queue", headers=web.auth("alice")).json()["total"] == 0
+    detail = web.client.get(f"/api/posts/{post_id}", headers=web.auth("alice")).json()
+    assert [(e["kind"], e["actor"]) for e in detail["history"]] == [
+        ("flagged", None), ("claimed", "alice"), ("released", "mona"), ("claimed", "bob"), ("released", "bob"),
+        ("answered", "alice")]
+    assert detail["queue"]["flag"]["answer_url"] == "https://social.example/reply/9"
+    _assert_error(web.client.post("/api/posts/424242/claim", headers=web.auth("alice")), 404, "not_flagged")
+    _assert_error(web.client.get("/api/posts/424242", headers=web.auth("alice")), 404, "not_found")
+
+
+def test_lapsed_claim_shows_open_and_can_be_claimed(web: WebEnv) -> None:  # noqa: F811
+    post_id = web.seed(add_flagged)
+    assert web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("alice")).status_code == 200
+    web.clock.advance(timedelta(minutes=31))
+    item = web.client.get("/api/queue", headers=web.auth("bob")).json()["items"][0]
+    assert item["flag"]["state"] == "open" and item["flag"]["claimed_by"] is None
+    assert web.client.get("/api/queue?mine=true", headers=web.auth("alice")).json()["total"] == 0
+    assert web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("bob")).status_code == 200
+
+
+def test_queue_filters_and_pagination(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident = add_incident(s, severity=4)
+        ids = [add_flagged(s, urgency=float(u + 1)).id for u in range(5)]
+        severe = add_flagged(s, urgency=0.5, incident=incident, lang="zh").id
+        globex = add_flagged(s, brand="globex", source="globex-hook", urgency=0.1).id
+    first = web.client.get("/api/queue?limit=3", headers=web.auth("alice")).json()
+    assert (first["total"], first["next_offset"]) == (7, 3)
+    assert [i["post"]["id"] for i in first["items"]] == [ids[4], ids[3], ids[2]]
+    last = web.client.get("/api/queue?limit=3&offset=6", headers=web.auth("alice")).json()
+    assert (last["next_offset"], [i["post"]["id"] for i in last["items"]]) == (None, [globex])
+    assert [i["post"]["id"] for i in web.client.get("/api/queue?severity=3", headers=web.auth("alice")).json()[
+        "items"]] == [severe]
+    assert web.client.get("/api/queue?language=zh", headers=web.auth("alice")).json()["total"] == 1
+    assert web.client.get("/api/queue?brand=globex", headers=web.auth("alice")).json()["total"] == 1
+    assert web.client.get("/api/queue?source=acme-hook", headers=web.auth("alice")).json()["total"] == 6
+    posts = web.client.get("/api/posts?brand=acme&limit=2", headers=web.auth("alice")).json()
+    assert (posts["total"], len(posts["items"]), posts["next_offset"]) == (6, 2, 2)
+
+
+BAD_INPUT = [
+    ("GET", "/api/queue?limit=0", None),
+    ("GET", "/api/queue?limit=abc", None),
+    ("GET", "/api/queue?offset=-1", None),
+    ("GET", "/api/queue?severity=999999999999999999999", None),
+    ("GET", "/api/queue?brand=%00", None),
+    ("GET", "/api/posts?source=" + "x" * 300, None),
+    ("GET", "/api/posts/99999999999999999999999", None),
+    ("GET", "/api/posts/abc", None),
+    ("GET", "/api/posts/-1", None),
+    ("GET", "/api/incidents?status=bogus", None),
+    ("POST", "/api/posts/1/answer", {}),
+    ("POST", "/api/posts/1/answer", {"url": "javascript:alert(1)"}),
+    ("POST", "/api/posts/1/answer", {"url": "https://ok.example/x", "extra": 1}),
+    ("POST", "/api/posts/1/answer", {"url": "https://ok.example/\u0000"}),
+    ("POST", "/api/posts/1/answer", [1, 2]),
+    ("POST", "/api/posts/1/dismiss", {"reason": ""}),
+    ("POST", "/api/posts/1/dismiss", "not json"),
+    ("POST", "/api/users", {"name": "x", "role": "god"}),
+    ("POST", "/api/users", {"name": "\u0000", "role": "agent"}),
+    ("POST", "/api/users/%00/tokens", None),
+]
+
+
+def test_bad_input_gets_4xx_with_the_error_body(web: WebEnv) -> None:  # noqa: F811
+    web.seed(add_flagged)
+    for method, path, body in BAD_INPUT:
+        kwargs: dict[str, Any] = {"content": body} if isinstance(body, str) else {"json": body}
+        response = web.client.request(method, path, headers=web.auth("ada") | {"Content-Type": "application/json"},
+                                      **kwargs)
+        assert 400 <= response.status_code < 500, (method, path, body, response.text)
+        assert set(response.json()) == {"error"} and response.json()["error"]["code"], (method, path)
+
+
+def test_users_and_tokens_via_api(web: WebEnv) -> None:  # noqa: F811
+    created = web.client.post("/api/users", headers=web.auth("ada"), json={"name": "zoe", "role": "manager"})
+    assert created.status_code == 201
+    _assert_error(web.client.post("/api/users", headers=web.auth("ada"), json={"name": "zoe", "role": "agent"}), 409)
+    token = web.client.post("/api/users/zoe/tokens", headers=web.auth("ada")).json()["token"]
+    me = web.client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me == {"name": "zoe", "role": "manager"}
+    _assert_error(web.client.post("/api/users/nobody/tokens", headers=web.auth("ada")), 404)
+    with transaction(web.sessions) as s:  # a deactivated user's tokens stop working
+        accounts.get_user(s, "zoe").active = False
+    _assert_error(web.client.get("/api/me", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+def test_incidents_sources_and_healthz(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident = add_incident(s, title="Refunds stuck")
+        s.add_all([
+            IncidentEvent(incident_id=incident.id, at=T0 + timedelta(minutes=2), kind="escalated", actor=None, data={}),
+            IncidentEvent(incident_id=incident.id, at=T0, kind="opened", actor=None, data={"z": 5}),
+            Source(name="acme-hook", brand="acme", kind="webhook", consecutive_failures=0, posts_fetched=3,
+                   items_rejected=0, last_success_at=T0 - timedelta(minutes=1)),
+            Source(name="globex-hook", brand="globex", kind="webhook", consecutive_failures=2, posts_fetched=0,
+                   items_rejected=0, last_error="HTTP 503"),
+            Source(name="old-source", brand="acme", kind="rss", consecutive_failures=0, posts_fetched=0,
+                   items_rejected=0),
+        ])
+    listed = web.client.get("/api/incidents?status=open", headers=web.auth("mona")).json()
+    assert [i["title"] for i in listed["items"]] == ["Refunds stuck"]
+    events = web.client.get(f"/api/incidents/{incident.id}/events", headers=web.auth("mona")).json()
+    assert [e["kind"] for e in events["items"]] == ["opened", "escalated"]
+    _assert_error(web.client.get("/api/incidents/9999", headers=web.auth("mona")), 404)
+    _assert_error(web.client.get("/api/incidents/9999/events", headers=web.auth("mona")), 404)
+    sources = {s["name"]: s["status"] for s in web.client.get("/api/sources", headers=web.auth("mona")).json()["items"]}
+    assert sources == {"acme-hook": "ok", "globex-hook": "failing", "old-source": "unconfigured"}
+    health = web.client.get("/healthz")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["ok"] and body["database"]["ok"]
+    assert body["sources"]["counts"]["failing"] == 1 and body["sources"]["status"]["acme-hook"] == "ok"
+    assert body["daemon"] == {"jobs": {"poll": {"runs": 3, "failures": 0}}}
+    web.clock.advance(timedelta(hours=2))
+    assert web.client.get("/healthz").json()["sources"]["status"]["acme-hook"] == "stale"
+
+
+def test_many_clients_claim_through_the_api_and_one_wins(web: WebEnv) -> None:  # noqa: F811
+    post_id = web.seed(add_flagged)
+    with transaction(web.sessions) as s:
+        tokens = [accounts.issue_token(s, accounts.create_user(s, f"racer{i}", "agent", None, T0), "race", T0)
+                  for i in range(16)]
+
+    async def race() -> list[int]:
+        transport = httpx.ASGITransport(app=web.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*[
+                client.post(f"/api/posts/{post_id}/claim", headers={"Authorization": f"Bearer {t}"}) for t in tokens])
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(race())
+    assert sorted(statuses) == [200] + [409] * 15
+    with web.sessions() as s:
+        assert s.get(FlaggedPost, post_id).claimed_by.startswith("racer")
+
+
+def test_ingest_webhook(web: WebEnv) -> None:  # noqa: F811
+    good = {"id": "w1", "text": "acme lost my parcel", "created_at": "2026-07-04T11:59:00Z", "author": "pat"}
+    other = {"id": "w2", "text": "acme support is great", "created_at": "2026-07-04T11:59:30Z"}
+    bad = {"id": "w3", "text": "", "created_at": "yesterday"}
+    nul = {"id": "w4", "text": "acme", "created_at": "2026-07-04T11:59:30Z", "author": "a\u0000b"}
+    shared = {"Authorization": "Bearer shared-ingest-token"}
+    _assert_error(web.client.post("/api/ingest/acme-hook", json=[good]), 401)
+    _assert_error(web.client.post("/api/ingest/acme-hook", json=[good], headers={"Authorization": "Bearer no"}), 401)
+    _assert_error(web.client.post("/api/ingest/nope", json=[good], headers=shared), 404)
+    _assert_error(web.client.post("/api/ingest/nope", json=[good]), 401)  # no probing without the token
+    _assert_error(web.client.post("/api/ingest/acme-private", json=[good], headers=shared), 401)
+    _assert_error(web.client.post("/api/ingest/acme-hook", content=b"{not json", headers=shared), 400)
+    _assert_error(web.client.post("/api/ingest/acme-hook", json={"a": 1}, headers=shared), 400)
+    _assert_error(web.client.post("/api/ingest/acme-hook", json=[bad], headers=shared), 422)
+    mixed = web.client.post("/api/ingest/acme-hook", json=[good, bad, other, nul], headers=shared)
+    assert mixed.status_code == 207, mixed.text
+    assert mixed.json()["stored"] == 3 and len(mixed.json()["rejected"]) == 1  # the NUL is dropped, not fatal
+    assert mixed.json()["rejected"][0].startswith("item 1:")
+    again = web.client.post("/api/ingest/acme-hook", json=[good], headers=shared)
+    assert again.status_code == 200 and again.json()["already_seen"] == 1
+    private = web.client.post("/api/ingest/acme-private", json=[good],
+                              headers={"Authorization": "Bearer private-token"})
+    assert private.json()["duplicates"] == 1  # same text as w1 in the same brand: a re-post
+    posts = web.client.get("/api/posts?source=acme-hook", headers=web.auth("alice")).json()["items"]
+    assert sorted(p["external_id"] for p in posts) == ["w1", "w2", "w4"]
+    with web.sessions() as s:
+        source = s.get(Source, "acme-hook")
+        assert (source.posts_fetched, source.items_rejected, source.brand) == (3, 2, "acme")
+    web.config.web.ingest_token = None
+    _assert_error(web.client.post("/api/ingest/acme-hook", json=[good], headers=shared), 404)
+
+
+def test_slack_interactivity_is_mounted_and_checks_signatures(web: WebEnv) -> None:  # noqa: F811
+    assert web.client.post("/slack/actions", content=b"payload=%7B%7D").status_code == 404  # no signing secret
+    web.config.alerts.slack_signing_secret = "signing-secret"
+    response = web.client.post("/slack/actions", content=b"payload=%7B%7D",
+                               headers={"X-Slack-Signature": "v0=bad", "X-Slack-Request-Timestamp": "1"})
+    assert response.status_code == 401
+
+
+def test_random_input_never_gets_a_500(web: WebEnv) -> None:  # noqa: F811
+    from urllib.parse import quote_from_bytes
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    post_id = web.seed(add_flagged)
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["url", "note", "reason", "name",
+                                                                                   "role", "password", "x"]), inner,
+                                                                  max_size=4),
+        max_leaves=8,
+    )
+    routes = st.sampled_from([
+        ("GET", "/api/queue?{k}={v}"), ("GET", "/api/posts?{k}={v}"), ("GET", "/api/incidents?{k}={v}"),
+        ("GET", "/api/posts/{v}"), ("POST", "/api/posts/{v}/claim"), ("POST", f"/api/posts/{post_id}/answer"),
+        ("POST", f"/api/posts/{post_id}/dismiss"), ("POST", "/api/users"), ("POST", "/api/users/{v}/tokens"),
+        ("POST", "/api/ingest/acme-hook"),
+    ])
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(route=routes, key=st.sampled_from(["brand", "source", "language", "severity", "limit", "offset",
+                                               "status", "mine"]),
+           raw=st.binary(max_size=40), body=json_values)
+    def check(route: tuple[str, str], key: str, raw: bytes, body: Any) -> None:
+        method, template = route
+        path = template.format(k=key, v=quote_from_bytes(raw, safe=""))
+        ingest = {"Authorization": "Bearer shared-ingest-token"}
+        headers = ingest if "ingest" in path else web.auth("ada")
+        response = web.client.request(method, path, json=body if method == "POST" else None, headers=headers)
+        assert response.status_code < 500, (method, path, body, response.text)
+
+    check()

@@ -1,0 +1,169 @@
+"""The server-rendered pages: login, roles, CSRF, queue actions, escaping of hostile post text."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from monitor.storage.db import transaction
+from monitor.storage.schema import FlaggedPost, IncidentEvent, Source
+from tests.queue_seed import T0, add_flagged, add_incident
+from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture
+
+XSS_TEXT = 'acme <script>window.__xss=1</script><img src=x onerror="window.__xss=2"> "quoted" & done'
+XSS_AUTHOR = '<svg onload="window.__xss=3">mallory</svg>'
+XSS_URL = "javascript:window.__xss=4"
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def login(env: WebEnv, user: str, password: str | None = None) -> str:
+    """Log in through the form; returns the session's CSRF token."""
+    page = env.client.get("/login")
+    response = env.client.post("/login", data={"username": user, "password": password or f"{user}-password",
+                                               "csrf_token": _csrf(page.text), "next": "/queue"},
+                               follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return _csrf(env.client.get("/queue").text)
+
+
+def test_pages_need_login_and_the_right_role(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident_id = add_incident(s).id
+        post_id = add_flagged(s).id
+    pages = {"/queue": "agent", "/queue/rows": "agent", f"/posts/{post_id}": "agent", "/incidents": "manager",
+             f"/incidents/{incident_id}": "manager", "/sources": "manager"}
+    for path in pages:
+        response = web.client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login?next="), path
+    for user, role in (("alice", "agent"), ("mona", "manager"), ("ada", "admin")):
+        web.client.cookies.clear()
+        login(web, user)
+        for path, least in pages.items():
+            response = web.client.get(path)
+            allowed = least == "agent" or role in ("manager", "admin")
+            assert response.status_code == (200 if allowed else 403), (user, path)
+            assert response.headers["content-type"].startswith("text/html")
+    web.client.cookies.clear()
+    page = web.client.get("/login")
+    wrong = web.client.post("/login", data={"username": "alice", "password": "nope", "csrf_token": _csrf(page.text)})
+    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    forged = web.client.post("/login", data={"username": "alice", "password": "alice-password", "csrf_token": "x"})
+    assert forged.status_code == 403
+
+
+def test_forms_need_the_csrf_token(web: WebEnv) -> None:  # noqa: F811
+    post_id = web.seed(add_flagged)
+    login(web, "alice")
+    for action, data in (("claim", {}), ("answer", {"url": "https://a.example/r"}), ("dismiss", {"reason": "x"})):
+        response = web.client.post(f"/posts/{post_id}/{action}", data={**data, "csrf_token": "forged"})
+        assert response.status_code == 403, action
+    with web.sessions() as s:
+        assert s.get(FlaggedPost, post_id).state == "open"
+
+
+def test_claim_answer_and_dismiss_through_the_pages(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident = add_incident(s)
+        first = add_flagged(s, urgency=5, incident=incident, text="acme refund never came").id
+        second = add_flagged(s, urgency=3, text="acme app crashes").id
+    csrf = login(web, "alice")
+    queue_page = web.client.get("/queue").text
+    assert queue_page.index(f'data-post-id="{first}"') < queue_page.index(f'data-post-id="{second}"')
+    claimed = web.client.post(f"/posts/{first}/claim", data={"csrf_token": csrf, "next": "/queue"})
+    assert claimed.url.path == "/queue" and f"Post {first} is yours" in claimed.text
+    assert "Yours until 12:30 UTC" in claimed.text
+    rows = web.client.get("/queue/rows?mine=1").text
+    assert f'data-post-id="{first}"' in rows and f'data-post-id="{second}"' not in rows
+    bad = web.client.post(f"/posts/{first}/answer", data={"csrf_token": csrf, "url": "javascript:alert(1)"})
+    assert "Not done: url: Value error, must be an http(s) URL" in bad.text
+    done = web.client.post(f"/posts/{first}/answer",
+                           data={"csrf_token": csrf, "url": "https://social.example/r/1", "note": "refunded"})
+    assert done.status_code == 200 and f'data-post-id="{first}"' not in done.text
+    post_page = web.client.get(f"/posts/{first}").text
+    assert "answered" in post_page and "https://social.example/r/1" in post_page and "refunded" in post_page
+    web.client.cookies.clear()
+    csrf_bob = login(web, "bob")
+    taken = web.client.post(f"/posts/{second}/claim", data={"csrf_token": csrf_bob})
+    assert "Not done" not in taken.text
+    web.client.cookies.clear()
+    csrf = login(web, "alice")
+    refused = web.client.post(f"/posts/{second}/dismiss", data={"csrf_token": csrf, "reason": "spam"})
+    assert "Not done: post" in refused.text and "claimed by bob" in refused.text
+    web.clock.advance(timedelta(minutes=31))  # bob's claim lapses; alice may now dismiss it
+    web.client.post(f"/posts/{second}/dismiss", data={"csrf_token": csrf, "reason": "spam"})
+    with web.sessions() as s:
+        assert s.get(FlaggedPost, second).state == "dismissed"
+        kinds = s.scalars(select(IncidentEvent.kind).where(IncidentEvent.incident_id == incident.id)).all()
+        assert kinds == ["post_claimed", "post_answered"]
+    assert web.client.get("/queue/rows").text.count("data-post-id=") == 0
+
+
+def test_hostile_post_text_and_author_are_escaped(web: WebEnv) -> None:  # noqa: F811
+    post_id = web.seed(add_flagged, text=XSS_TEXT, author=XSS_AUTHOR, url=XSS_URL)
+    login(web, "mona")
+    for path in ("/queue", "/queue/rows", f"/posts/{post_id}"):
+        html = web.client.get(path).text
+        assert "<script>window.__xss" not in html and "<img src=x" not in html and "<svg" not in html, path
+        assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html, path
+        assert "&lt;svg onload=" in html, path
+        assert "javascript:" not in html, path
+    response = web.client.get(f"/posts/{post_id}")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "&#34;quoted&#34; &amp; done" in response.text
+
+
+def test_manager_pages_show_incidents_and_sources(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident = add_incident(s, title="<b>Outage</b>")
+        s.add(IncidentEvent(incident_id=incident.id, at=T0, kind="opened", actor=None, data={"z": 6.1}))
+        s.add(Source(name="globex-hook", brand="globex", kind="webhook", consecutive_failures=3, posts_fetched=0,
+                     items_rejected=0, last_error="<script>boom</script>"))
+    login(web, "mona")
+    listing = web.client.get("/incidents").text
+    assert "&lt;b&gt;Outage&lt;/b&gt;" in listing
+    detail = web.client.get(f"/incidents/{incident.id}").text
+    assert "opened" in detail and "z: 6.1" in detail
+    sources = web.client.get("/sources").text
+    assert "failing" in sources and "&lt;script&gt;boom" in sources
+
+
+def test_bad_page_input_is_4xx_and_redirects_stay_local(web: WebEnv) -> None:  # noqa: F811
+    csrf = login(web, "alice")
+    for path in ("/posts/abc", "/posts/99999999999999999999999", "/posts/424242", "/incidents/abc",
+                 "/queue?severity=%00&brand=%00&language=" + "x" * 500):
+        response = web.client.get(path)
+        assert response.status_code in (200, 400, 403, 404), (path, response.status_code)
+    assert web.client.get("/queue?severity=abc").status_code == 200
+    post_id = web.seed(add_flagged)
+    response = web.client.post(f"/posts/{post_id}/claim", data={"csrf_token": csrf, "next": "//evil.example/x"},
+                               follow_redirects=False)
+    assert response.headers["location"] == f"/posts/{post_id}"
+    page = web.client.get("/login?next=https://evil.example")
+    assert 'name="next" value="/queue"' in page.text
+
+
+def test_live_refresh_leaves_the_flash_message_for_the_page(web: WebEnv) -> None:  # noqa: F811
+    post_id = web.seed(add_flagged)
+    csrf = login(web, "alice")
+    web.client.post(f"/posts/{post_id}/claim", data={"csrf_token": csrf}, follow_redirects=False)
+    assert "is yours" not in web.client.get("/queue/rows").text
+    assert f"Post {post_id} is yours" in web.client.get("/queue").text
+    assert f"Post {post_id} is yours" not in web.client.get("/queue").text  # shown once
+
+
+def test_logout_ends_the_session(web: WebEnv) -> None:  # noqa: F811
+    csrf = login(web, "alice")
+    assert web.client.post("/logout", data={"csrf_token": csrf}).url.path == "/login"
+    assert web.client.get("/queue", follow_redirects=False).status_code == 303
+
+
+def test_static_files_and_the_api_are_separate_worlds(web: WebEnv) -> None:  # noqa: F811
+    login(web, "ada")  # a page session is not an API credential
+    assert web.client.get("/api/me").status_code == 401
+    assert web.client.get("/static/style.css").status_code == 200
