@@ -2,11 +2,12 @@
 and how many contested claims per second the database settles.
 
     python bench/bench_queue.py                      # 5,000 flagged posts, SQLite in a temp dir
-    python bench/bench_queue.py --flagged 50000 --db postgresql://postgres@127.0.0.1:5432/bench
+    python bench/bench_queue.py --flagged 20000 --db postgresql://postgres@127.0.0.1:5432/postgres
 
 Reports p50/p95 latency of `GET /api/queue` (a page of 50, filtered and not), of the live-refresh
 fragment `/queue/rows` (100 rows rendered), and claims/s with 8 threads racing for the same posts
-(exactly one winner each; the bench checks it).
+(exactly one winner each; the bench checks it). On PostgreSQL it creates and drops a database of
+its own on the given server; the named database is only used to connect.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from monitor import accounts, queue  # noqa: E402
 from monitor.clock import SimulatedClock  # noqa: E402
@@ -86,10 +89,14 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="fw-bench-queue-")
-    engine = make_engine(args.db or f"sqlite:///{tmp}/bench.db")
-    if args.db and engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    url, throwaway = args.db or f"sqlite:///{tmp}/bench.db", None
+    if make_url(url).get_backend_name() == "postgresql":  # a database of its own, dropped at the end
+        throwaway = f"flarewatch_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{throwaway}"'))
+        url = make_url(url).set(database=throwaway).render_as_string(hide_password=False)
+    engine = make_engine(url)
     migrate(engine)
     sessions = session_factory(engine)
     started = time.perf_counter()
@@ -140,6 +147,10 @@ def main() -> None:
     print(f"contested claims: {attempts} attempts on {len(contested)} posts by 8 threads in {elapsed:.2f}s "
           f"({attempts / elapsed:.0f} attempts/s), exactly one winner per post")
     engine.dispose()
+    if throwaway:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{throwaway}" WITH (FORCE)'))
+        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Does a post mention the brand? Case-insensitive terms with exclusions, in any script.
 
-* Latin-script terms match on word boundaries ("acme" does not match "acmeist"); the words of a
+* Latin-script terms match on word boundaries ("acme" does not match "acmeist", but Chinese
+  characters next to it are a boundary: "Acme的客服" matches); the words of a
   multi-word term may be separated by any whitespace ("Acme  Corp", "acme\\ncorp").
 * Hashtags and handles count when they start with the term, with the words run together:
   "#AcmeOutage", "@acme_support", "#AcmeCorp" all mention "Acme" / "Acme Corp".
@@ -14,7 +15,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-_SPACELESS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_SPACELESS_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_SPACELESS = re.compile(f"[{_SPACELESS_CHARS}]")
+# A word character that is not from a spaceless script: "Acme的客服" still mentions "Acme".
+_WORD = rf"[^\W{_SPACELESS_CHARS}]"
 
 
 def fold(text: str) -> str:
@@ -28,7 +32,7 @@ def _pattern(term: str) -> str:
         return re.escape(term)
     words = term.split()
     phrase = r"\s+".join(re.escape(w) for w in words)
-    options = [rf"(?<!\w){phrase}(?!\w)"]
+    options = [rf"(?<!{_WORD}){phrase}(?!{_WORD})"]
     joined = "".join(words).lstrip("#@")
     if joined and re.fullmatch(r"\w+", joined):  # only terms that can be written as a hashtag
         options.append(rf"(?<![\w#@])[#@]{re.escape(joined)}\w*")

@@ -13,6 +13,7 @@ import typer
 from alerts.cli import mount as mount_alert_commands
 from connectors.cli import app as sources_app
 from models.cli import app as model_app, score_command
+from monitor.demo import demo_command
 from monitor.detection.cli import backtest_command, replay_command
 from monitor.staff_cli import mount as mount_staff_commands
 
@@ -67,6 +68,7 @@ def run_command(config: ConfigOption = None) -> None:
 
 
 app.add_typer(config_app, name="config")
+app.command("demo")(demo_command)
 app.add_typer(model_app, name="model", help="Train, evaluate and inspect the sentiment model.")
 app.command("score")(score_command)
 app.command("replay")(replay_command)

@@ -65,11 +65,16 @@ class WebConfig(Strict):
     port: int = Field(default=8080, ge=0, le=65535)
     ingest_token: str | None = None
     claim_minutes: float = Field(default=30, gt=0)
-    # Signs the login cookie; unset means a random one per start (everyone logs in again after a restart).
+    # Signs the login cookie; unset or empty: one is generated once and kept in daemon.data_dir.
     session_secret: str | None = Field(default=None, min_length=16)
     session_hours: float = Field(default=12, gt=0)
     poll_seconds: float = Field(default=3, gt=0, description="how often open pages refresh the queue")
     secure_cookies: bool = Field(default=False, description="send the login cookie over HTTPS only")
+
+    @field_validator("session_secret", "ingest_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # "${VAR:-}" with VAR unset
 
 
 class DaemonConfig(Strict):

@@ -5,12 +5,10 @@ the demo needs no data download and shows the same story every time.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 BRAND = "Acme"
 START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
@@ -67,13 +65,19 @@ def _background_rate(t: datetime) -> float:
     return 12 * (0.25 + 0.75 * (0.5 + 0.5 * math.cos((t.hour + t.minute / 60 - 15) / 24 * 2 * math.pi)))
 
 
+def crisis_start(days: float = 2.0) -> datetime:
+    """When the injected complaint begins: 16:00 UTC on the last simulated day."""
+    return START + timedelta(days=math.ceil(days) - 1, hours=16)
+
+
 def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
     """Yield posts in time order, in the JSONL replay shape (id, source, created_at, author, ...)."""
     rng = random.Random(seed)
     end = START + timedelta(days=days)
-    launch = (START + timedelta(days=1, hours=10), START + timedelta(days=1, hours=12))
-    crisis_start = START + timedelta(days=1, hours=16)
-    crisis_end = crisis_start + timedelta(hours=3)
+    last_day = START + timedelta(days=math.ceil(days) - 1)
+    launch = (last_day + timedelta(hours=10), last_day + timedelta(hours=12))
+    crisis_at = crisis_start(days)
+    crisis_end = crisis_at + timedelta(hours=3)
     t, n = START, 0
     while True:
         t += timedelta(minutes=1)
@@ -89,8 +93,8 @@ def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
             if launch[0] <= t < launch[1]:
                 label = rng.choice(["neutral", "positive", "positive"])
             events.append((lang, label, None))
-        if crisis_start <= t < crisis_end:
-            minutes = (t - crisis_start).total_seconds() / 60
+        if crisis_at <= t < crisis_end:
+            minutes = (t - crisis_at).total_seconds() / 60
             crisis_rate = min(3 * 2 ** (minutes / 25), 240)  # per hour, doubling every 25 minutes
             for _ in range(_poisson(rng, crisis_rate / 60)):
                 text = _CRISIS_SEED if rng.random() < 0.3 else rng.choice(_CRISIS_TEXTS)
@@ -118,10 +122,3 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
-def write(path: Path, days: float = 2.0, seed: int = 7) -> int:
-    count = 0
-    with path.open("w", encoding="utf-8") as out:
-        for post in sorted(generate(days, seed), key=lambda p: str(p["created_at"])):
-            out.write(json.dumps(post, ensure_ascii=False) + "\n")
-            count += 1
-    return count

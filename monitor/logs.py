@@ -24,3 +24,5 @@ def setup_logging(level: str = "INFO", json_output: bool | None = None) -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A run skipped because the previous one is still going is the design (max_instances=1), not news.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

@@ -22,6 +22,8 @@ ACME = BrandMatcher(["Acme", "Acme Corp", "艾克米"], exclude=["acme anvil", "
     ("acme\n  corp", True),
     ("ＡＣＭＥ full-width", True),
     ("我讨厌艾克米的服务", True),
+    ("Acme的客服太差了", True),  # Chinese characters beside a Latin term are a boundary
+    ("刚买的Acme耳机就坏了", True),
     ("艾克米游戏很好玩", False),  # excluded
     ("the Acme Anvil broke", False),  # excluded, case-insensitive
     ("nothing here", False),

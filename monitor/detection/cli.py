@@ -53,7 +53,11 @@ def replay_command(
         loaded.brands.append(BrandConfig(name=brand, terms=[brand]))
     try:
         items = read_posts(posts)
-        scorer = load_scorer(loaded.model)
+        try:
+            scorer = load_scorer(loaded.model)
+        except (OSError, RuntimeError, ValueError) as exc:
+            typer.echo(f"error: cannot load the sentiment model {loaded.model.name!r}: {exc}", err=True)
+            raise typer.Exit(1) from None
         with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed}/{task.total} min"),
                       TimeRemainingColumn(), transient=True) as bar:
             task = bar.add_task("replay", total=None)

@@ -10,6 +10,9 @@ Per brand, in one transaction: learn the baseline up to the lag, evaluate the de
 - merge a brand's younger active incidents into its oldest (one brand, one active incident);
 - close it once nothing has fired for `quiet_minutes_to_close`.
 
+"Active" means not closed: an incident someone marked resolved stays the brand's active incident
+until detection closes it, so resolving it during a crisis does not open a new one a minute later.
+
 Every change is an incident event with the numbers that caused it, and the alerting ones
 (opened, severity up, closed, merged-away) queue their alerts through `alerts.routing.notify` in
 the same transaction. Everything is a function of the stored data and `now`: running detect

@@ -65,6 +65,22 @@ def _health(app: FastAPI) -> tuple[dict[str, Any], int]:
     return body, 200 if body["ok"] else 503
 
 
+def _session_secret(config: Config) -> str:
+    """The configured secret, else one generated once and kept in the data folder (so logins survive restarts)."""
+    if config.web.session_secret:
+        return config.web.session_secret
+    path = config.daemon.data_dir / "session.key"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(secret, encoding="utf-8")
+        log.info("generated a session secret", extra={"path": str(path)})
+        return secret
+
+
 def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
                health: HealthProvider | None = None) -> FastAPI:
     app = FastAPI(
@@ -74,11 +90,7 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
     )
     app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
     app.state.templates = _templates()
-    secret = config.web.session_secret
-    if secret is None:
-        secret = secrets.token_urlsafe(32)
-        log.warning("web.session_secret is not set: logins will not survive a restart")
-    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="flarewatch_session",
+    app.add_middleware(SessionMiddleware, secret_key=_session_secret(config), session_cookie="flarewatch_session",
                        max_age=int(config.web.session_hours * 3600), same_site="lax",
                        https_only=config.web.secure_cookies)
     install_error_handlers(app)
