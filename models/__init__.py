@@ -59,6 +59,7 @@ class ModelSettings(BaseModel):
     fallback: str | None = None  # model name used for other languages; None => those posts are unscored
     label_map: dict[str, Label] | None = None  # model label name -> our label, for unusual label sets
     revision: str | None = None  # hub revision (branch, tag or commit) for hub ids
+    max_unknown_fraction: float = Field(default=0.5, ge=0.0, le=1.0)  # more [UNK] tokens than this => unscored
 
     @field_validator("languages")
     @classmethod

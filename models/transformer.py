@@ -125,31 +125,45 @@ class TransformerScorer:
         if mine:
             for i, s in zip(mine, self.predict([texts[i] for i in mine], [resolved[i] for i in mine])):
                 out[i] = s
+            if self.fallback is not None:  # texts this model cannot represent go to the fallback
+                other.extend(i for i in mine if out[i] is None)
         if other and self.fallback is not None:
             for i, s in zip(other, self.fallback.score([texts[i] for i in other], [resolved[i] for i in other])):
                 out[i] = s
         return out
 
-    def predict(self, texts: Sequence[str], langs: Sequence[str]) -> list[Sentiment]:
-        """Score every text with this model (no language routing)."""
-        probs = self.predict_proba(texts)
+    def predict(self, texts: Sequence[str], langs: Sequence[str]) -> list[Sentiment | None]:
+        """Score every text with this model (no language routing). None where more than
+        ``max_unknown_fraction`` of a text's tokens are unknown to the tokenizer."""
+        probs, unknown = self._predict(texts)
         p3, sent = self.scheme.aggregate(probs)
         best = p3.argmax(-1)
+        limit = self.settings.max_unknown_fraction
         return [Sentiment(label=LABELS[int(b)], confidence=float(p3[i, b]), sentiment=float(sent[i]),
-                          lang=langs[i], model=self.model_id)
+                          lang=langs[i], model=self.model_id) if unknown[i] <= limit else None
                 for i, b in enumerate(best)]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, n_model_classes) class probabilities; batches are formed from texts of similar
         length (dynamic padding), and results come back in input order."""
+        return self._predict(texts)[0]
+
+    def _predict(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         n = len(texts)
         out = np.zeros((n, len(self.scheme.names)), dtype=np.float32)
+        unknown = np.zeros(n, dtype=np.float32)
         if n == 0:
-            return out
+            return out, unknown
         cap = self.settings.max_length * _CHARS_PER_TOKEN_CAP
         clipped = [t[:cap] for t in texts]
+        unk_id = self.tokenizer.unk_token_id
+        special = set(self.tokenizer.all_special_ids) - {unk_id}
         with self._lock:
             enc = self.tokenizer(clipped, truncation=True, max_length=self.settings.max_length)["input_ids"]
+            if unk_id is not None:
+                for i, ids in enumerate(enc):
+                    real = [t for t in ids if t not in special]
+                    unknown[i] = (sum(t == unk_id for t in real) / len(real)) if real else 0.0
             order = sorted(range(n), key=lambda i: len(enc[i]))
             bs = self.settings.batch_size
             with torch.inference_mode():
@@ -163,7 +177,7 @@ class TransformerScorer:
                         mask[r, : len(enc[i])] = 1
                     logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                     out[sel] = torch.softmax(logits.float(), -1).cpu().numpy()
-        return out
+        return out, unknown
 
     def info(self) -> dict[str, Any]:
         cfg = self.model.config

@@ -15,6 +15,7 @@ from connectors.cli import app as sources_app
 from models.cli import app as model_app, score_command
 from monitor.demo import demo_command
 from monitor.detection.cli import backtest_command, replay_command
+from monitor.reports.cli import app as report_app
 from monitor.staff_cli import mount as mount_staff_commands
 
 app = typer.Typer(
@@ -74,6 +75,7 @@ app.command("score")(score_command)
 app.command("replay")(replay_command)
 app.command("backtest")(backtest_command)
 app.add_typer(sources_app, name="sources", help="Inspect the configured sources and their health.")
+app.add_typer(report_app, name="report", help="Incident reports (html, md, csv) and weekly response figures.")
 mount_staff_commands(app)  # users, queue, claim, release, answer, dismiss, web
 mount_alert_commands(app)  # incident ack|snooze|resolve, silence
 

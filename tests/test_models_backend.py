@@ -101,7 +101,7 @@ def test_batching_equals_one_by_one(tiny_dirs):
 
 
 def test_edge_texts(tiny_dirs):
-    sc = scorer_for(tiny_dirs["3"], max_length=64)
+    sc = scorer_for(tiny_dirs["3"], max_length=64, max_unknown_fraction=1.0)
     res = sc.score(EDGE_TEXTS)
     assert len(res) == len(EDGE_TEXTS)
     by_text = dict(zip(EDGE_TEXTS, res))
@@ -143,6 +143,17 @@ def test_versions_differ_between_weights(tiny_dirs):
     q = scorer_for(tiny_dirs["3"], quantize=True)
     assert q.model_id.endswith("-int8") and q.quantized
     assert q.score(["good service"])[0] is not None
+
+
+def test_unknown_token_guard(tiny_dirs):
+    sc = scorer_for(tiny_dirs["3"])  # default: more than half [UNK] => unscored
+    res = sc.score(["qwerty asdfgh zxcvb", "good qwerty service", "Очень плохо"])
+    assert res[0] is None and res[2] is None
+    assert res[1] is not None
+    fb = TransformerScorer(ModelSettings(name=str(tiny_dirs["3"]), quantize=False, languages=["*"],
+                                         device="cpu"), fallback=scorer_for(tiny_dirs["2"], max_unknown_fraction=1.0))
+    out = fb.score(["qwerty asdfgh zxcvb"])
+    assert out[0] is not None and out[0].model == fb.fallback.model_id
 
 
 def test_bad_model_name():
@@ -197,3 +208,24 @@ def test_info_cli(tiny_dirs):
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["labels"]["1 star"] == "negative" and info["labels"]["5 stars"] == "positive"
+
+
+def test_eval_cli_on_tiny_data(tiny_dirs, tmp_path):
+    from monitor.cli import app
+
+    data = tmp_path / "sentiment"
+    (data / "tweeteval").mkdir(parents=True)
+    (data / "tweeteval" / "val_text.txt").write_text("good service \nawful food \nthe food \n", encoding="utf-8")
+    (data / "tweeteval" / "val_labels.txt").write_text("2\n0\n1\n", encoding="utf-8")
+    (data / "waimai_10k").mkdir()
+    (data / "waimai_10k" / "val.csv").write_text("label,text\n1,很快很好\n0,太慢了\n", encoding="utf-8")
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(app, ["model", "eval", "--data", str(data), "--model", str(tiny_dirs["3"]),
+                                 "--no-quantize", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.read_text(encoding="utf-8"))
+    assert set(m["datasets"]) == {"tweeteval", "waimai_10k"}
+    assert 0 <= m["datasets"]["tweeteval"]["macro_recall"] <= 1
+    assert m["datasets"]["waimai_10k"]["n"] == 2 and "zh_combined_accuracy" in m["summary"]
+    r = CliRunner().invoke(app, ["model", "eval", "--data", str(tmp_path / "missing")])
+    assert r.exit_code == 2

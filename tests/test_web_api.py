@@ -46,6 +46,9 @@ def _routes(env: WebEnv) -> list[tuple[str, Callable[[], str], str, Callable[[],
         ("GET", lambda: f"/api/incidents/{incident_id}", "manager", None, 200),
         ("GET", lambda: f"/api/incidents/{incident_id}/events", "manager", None, 200),
         ("GET", lambda: "/api/sources", "manager", None, 200),
+        ("GET", lambda: f"/api/incidents/{incident_id}/timeline", "manager", None, 200),
+        ("GET", lambda: f"/api/incidents/{incident_id}/report?format=md", "manager", None, 200),
+        ("GET", lambda: "/api/reports/weekly", "manager", None, 200),
         ("GET", lambda: "/api/users", "admin", None, 200),
         ("POST", lambda: "/api/users", "admin", lambda: {"name": f"new{next(_names)}", "role": "agent",
                                                           "password": "long-enough"}, 201),
@@ -88,6 +91,8 @@ def test_every_api_route_is_covered_and_documented(web: WebEnv) -> None:  # noqa
         ("GET", "/api/incidents/{incident_id}/events"), ("GET", "/api/sources"), ("GET", "/api/users"),
         ("POST", "/api/users"), ("POST", "/api/users/{name}/tokens"), ("POST", "/api/ingest/{source}"),
         ("GET", "/healthz"),
+        ("GET", "/api/incidents/{incident_id}/timeline"), ("GET", "/api/incidents/{incident_id}/report"),
+        ("GET", "/api/reports/weekly"),
     }
     assert documented == expected  # a new route must be added here (and to the role matrix)
     assert "HTTPBearer" in spec["components"]["securitySchemes"]

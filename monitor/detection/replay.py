@@ -95,12 +95,14 @@ def _database(url: str | None) -> Iterator[sessionmaker[Session]]:
 def replay(
     posts: list[FetchedPost], config: Config, scorer: Scorer, db_url: str | None = None,
     step: timedelta = timedelta(minutes=1), progress: Callable[[int, int], None] | None = None,
+    on_tick: Callable[[sessionmaker[Session], SimulatedClock], None] | None = None,
 ) -> ReplayResult:
     """Replay `posts` through ingest, scoring and detection; returns the incidents as dicts.
 
     The clock starts at the first post's minute and runs until every incident has had the
     chance to close (the quiet period after the last post). Deterministic: the same posts,
-    config and scorer give the same incidents.
+    config and scorer give the same incidents. `on_tick` runs after detection at every tick
+    (the demo delivers and escalates alerts there).
     """
     if not config.brands:
         raise ReplayError("the configuration has no brands to match posts against")
@@ -127,6 +129,8 @@ def replay(
                 while score_pending(sessions, scorer, now, SCORE_BATCH) == SCORE_BATCH:
                     pass
             detect(sessions, config, clock)
+            if on_tick is not None:
+                on_tick(sessions, clock)
             ticks += 1
             if progress is not None:
                 progress(ticks, total_ticks)

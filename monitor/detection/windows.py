@@ -6,6 +6,7 @@ boundaries compares like with like.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +46,14 @@ def tests_per_week(window_minutes: int, bucket_minutes: int) -> float:
 
 def window_alpha(settings: DetectionSettings, false_alarms_per_week: float, detector: str,
                  window_minutes: int, bucket_minutes: int = 1) -> float:
-    share = detector_share(settings, detector) / len(settings.windows_minutes)
+    return _alpha(tuple(settings.detectors), len(settings.windows_minutes), false_alarms_per_week, detector,
+                  window_minutes, bucket_minutes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _alpha(detectors: tuple[str, ...], windows: int, false_alarms_per_week: float, detector: str,
+           window_minutes: int, bucket_minutes: int) -> float:
+    share = (1.0 / len(detectors) if detector in detectors else 0.0) / windows
     return per_test_alpha(false_alarms_per_week, share, tests_per_week(window_minutes, bucket_minutes))
 
 
@@ -57,27 +65,33 @@ def window_signals(
     signals: list[Signal] = []
     if baseline.hours < settings.warmup_hours:
         return signals
-    for w in settings.windows_minutes:
-        start = now - timedelta(minutes=w)
-        negative = volume = 0
-        has_volume = True
-        for row in rows:
-            if start <= row.start < now:
-                negative += row.negative
-                if row.volume is None:
-                    has_volume = False
-                else:
-                    volume += row.volume
-        window_start = _first_bucket_start(start, now, bucket_minutes)
+    windows = settings.windows_minutes
+    starts = [now - timedelta(minutes=w) for w in windows]
+    negative = [0] * len(windows)
+    volume = [0] * len(windows)
+    has_volume = True
+    for row in rows:  # one pass: each row adds to every window that holds it
+        if row.start >= now:
+            continue
+        if row.volume is None:
+            has_volume = False
+        for i, start in enumerate(starts):
+            if row.start >= start:
+                negative[i] += row.negative
+                if row.volume is not None:
+                    volume[i] += row.volume
+    with_share = "share" in settings.detectors and has_volume and "volume" in baseline.metrics
+    for i, w in enumerate(windows):
+        window_start = _first_bucket_start(starts[i], now, bucket_minutes)
         if "volume" in settings.detectors:
             alpha = window_alpha(settings, false_alarms_per_week, "volume", w, bucket_minutes)
             signals.append(check_negative_volume(
-                baseline, window_start, now, w, negative, volume if has_volume else None, alpha,
+                baseline, window_start, now, w, negative[i], volume[i] if has_volume else None, alpha,
                 settings.min_negative_posts))
-        if "share" in settings.detectors and has_volume and "volume" in baseline.metrics:
+        if with_share:
             alpha = window_alpha(settings, false_alarms_per_week, "share", w, bucket_minutes)
             signals.append(check_negative_share(
-                baseline, window_start, now, w, negative, volume, alpha, settings.min_negative_posts,
+                baseline, window_start, now, w, negative[i], volume[i], alpha, settings.min_negative_posts,
                 settings.share_concentration))
     return signals
 

@@ -8,6 +8,7 @@ Each series is a `<polyline data-series="...">`, each marker a `<g class="marker
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
@@ -111,16 +112,16 @@ def render_svg(t: Timeline, width: int = WIDTH, height: int = HEIGHT) -> str:
     return "\n".join(out)
 
 
-def _x_axis(t: Timeline, x: object, plot_h: int) -> list[str]:
+def _x_axis(t: Timeline, x: Callable[[datetime], float], plot_h: int) -> list[str]:
     span_min = (t.until - t.since).total_seconds() / 60
     every = next((m for m in TICK_MINUTES if span_min / m <= 8), TICK_MINUTES[-1])
     first = t.since.replace(second=0, microsecond=0)
-    offset = (-(first.hour * 60 + first.minute)) % every if every < 1440 else (-(first.hour * 60 + first.minute)) % 1440
+    offset = -(first.hour * 60 + first.minute) % min(every, 1440)  # ticks on round times of day
     tick = first + timedelta(minutes=offset)
     out, last_day = [], None
     base = TOP + plot_h
     while tick <= t.until:
-        xx = x(tick)  # type: ignore[operator]
+        xx = x(tick)
         label = tick.strftime("%H:%M")
         if tick.date() != last_day:
             label = tick.strftime("%d %b %H:%M")
@@ -133,11 +134,11 @@ def _x_axis(t: Timeline, x: object, plot_h: int) -> list[str]:
     return out
 
 
-def _markers(t: Timeline, x: object, plot_h: int) -> list[str]:
+def _markers(t: Timeline, x: Callable[[datetime], float], plot_h: int) -> list[str]:
     out = []
     rows_end = [-1e9, -1e9, -1e9, -1e9]  # right edge of the last label on each row
     for m in t.markers:
-        xx = x(m.at)  # type: ignore[operator]
+        xx = x(m.at)
         color = MARKER_COLORS.get(m.kind, "#333")
         width = len(m.label) * CHAR_WIDTH + 8
         row = next((i for i, end in enumerate(rows_end) if end < xx), min(range(len(rows_end)), key=rows_end.__getitem__))

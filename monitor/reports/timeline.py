@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from monitor.config import Config
 from monitor.detection import aggregates
 from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.baseline_store import new_baseline
@@ -148,6 +149,13 @@ def build_timeline(session: Session, incident_id: int, settings: DetectionSettin
         points=points, markers=_markers(figures, events), events=[_event_row(e) for e in events],
         posts=_posts(session, incident_id, now), generated_at=now, notes=notes,
     )
+
+
+def load_timeline(session: Session, config: Config, incident_id: int, now: datetime) -> Timeline:
+    """`build_timeline` with the configured detection settings and the brand's own false-alarm budget."""
+    brand = session.scalar(select(Incident.brand).where(Incident.id == incident_id))
+    budget = next((b.false_alarms_per_week for b in config.brands if b.name == brand), None)
+    return build_timeline(session, incident_id, config.detection, now, budget)
 
 
 def _stored_baseline(session: Session, brand: str, settings: DetectionSettings) -> SeasonalBaseline | None:

@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from alerts.interactivity import make_slack_router
 from monitor.clock import Clock
 from monitor.config import Config
+from monitor.reports.routes import make_reports_router
 from monitor.storage.db import transaction
 from monitor.storage.schema import Source
 from monitor.web import api, ingest_hook, pages
@@ -117,5 +118,6 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
     app.include_router(api.router)
     app.include_router(ingest_hook.router)
     app.include_router(make_slack_router(sessions, config.alerts, clock))  # POST /slack/actions (signed)
+    app.include_router(make_reports_router())  # incident timelines, reports and weekly figures (managers)
     app.include_router(pages.router)
     return app

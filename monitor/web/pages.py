@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import accounts, queue
+from monitor.reports.routes import incident_section
 from monitor.storage.db import transaction
 from monitor.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.api import MAX_ID, AnswerBody, DismissBody
@@ -221,7 +222,8 @@ def incident_page(request: Request, incident_id: int, staff: Staff = Depends(man
             raise ApiError(404, f"incident {incident_id} does not exist")
         events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
                                       .order_by(IncidentEvent.at, IncidentEvent.id)))
-    return render(request, "incident.html", staff, incident=incident, events=events)
+        report = incident_section(session, request.app.state.config, incident_id, request.app.state.clock.now())
+    return render(request, "incident.html", staff, incident=incident, events=events, report=report)
 
 
 @router.get("/sources", response_class=HTMLResponse)

@@ -1,0 +1,98 @@
+"""`flarewatch report incident ID` and `flarewatch report weekly`: the managers' reports from a terminal."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Incident reports and weekly response figures.", no_args_is_help=True)
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: the shipped one)")]
+
+
+def _open(config_path: Path | None):  # noqa: ANN202 - (config, engine, sessions)
+    from monitor.cli import load_or_exit
+    from monitor.storage.db import make_engine, migrate, session_factory
+
+    config = load_or_exit(config_path)
+    engine = make_engine(config.database_url)
+    migrate(engine)
+    return config, engine, session_factory(engine)
+
+
+def _write(body: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(body, nl=not body.endswith("\n"))
+        return
+    try:
+        out.write_text(body, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"cannot write {out}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command("incident")
+def incident_report(
+    incident_id: Annotated[int, typer.Argument(help="the incident's id")],
+    format: Annotated[str, typer.Option("--format", "-f", help="html (chart included), md or csv")] = "html",
+    table: Annotated[str, typer.Option("--table", help="for csv: events or posts")] = "events",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """One incident's report: chart, response figures, timeline and posts."""
+    from monitor.clock import SystemClock
+    from monitor.reports.export import render
+    from monitor.reports.timeline import IncidentNotFound, load_timeline
+    from monitor.storage.db import transaction
+
+    if format not in ("html", "md", "csv") or table not in ("events", "posts"):
+        typer.echo("--format must be html, md or csv; --table events or posts", err=True)
+        raise typer.Exit(2)
+    loaded, engine, sessions = _open(config)
+    try:
+        with transaction(sessions) as session:
+            timeline = load_timeline(session, loaded, incident_id, SystemClock().now())
+        body, _, _ = render(timeline, format, table)
+    except IncidentNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    _write(body, out)
+
+
+@app.command("weekly")
+def weekly_report(
+    brand: Annotated[Optional[str], typer.Option("--brand", "-b", help="one brand (default: every brand)")] = None,
+    weeks: Annotated[int, typer.Option("--weeks", "-w", min=1, max=104, help="how many ISO weeks, this one included")] = 4,
+    format: Annotated[str, typer.Option("--format", "-f", help="md or json")] = "md",
+    slack: Annotated[bool, typer.Option("--slack", help="also post the digest to alerts.default_channel")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Response figures per brand and ISO week, with the change against the week before."""
+    import json
+
+    from monitor.clock import SystemClock
+    from monitor.reports.digest import DigestError, digest_message, post_digest
+    from monitor.reports.export import weekly_json, weekly_markdown
+    from monitor.reports.figures import weekly_figures
+    from monitor.storage.db import transaction
+
+    if format not in ("md", "json"):
+        typer.echo("--format must be md or json", err=True)
+        raise typer.Exit(2)
+    loaded, engine, sessions = _open(config)
+    try:
+        with transaction(sessions) as session:
+            rows = weekly_figures(session, brand, weeks, SystemClock().now())
+    finally:
+        engine.dispose()
+    typer.echo(weekly_markdown(rows) if format == "md" else json.dumps(weekly_json(rows), indent=2, ensure_ascii=False))
+    if slack:
+        try:
+            ts = post_digest(loaded.alerts, digest_message(rows, loaded.alerts.web_base_url))
+        except DigestError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"posted the digest to {loaded.alerts.default_channel} (ts {ts})", err=True)
