@@ -122,6 +122,9 @@ class AlertSettings(Strict):
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
     email: EmailSettings | None = None
     max_attempts: int = Field(default=10, ge=1, description="delivery attempts before a message is marked failed")
+    weekly_digest: bool = Field(
+        default=False, description="post the weekly response figures to default_channel on Mondays at 09:00 UTC"
+    )
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "web_base_url")
     @classmethod

@@ -118,6 +118,9 @@ class Daemon:
         self._schedule("escalate", d.escalate_interval_seconds, self.escalate)
         self._schedule("lapse-claims", 30, self.lapse_claims)
         self._schedule("retention", 3600, self.retention)
+        if self.config.alerts.weekly_digest and self.config.alerts.slack_enabled:
+            self.scheduler.add_job(self._guarded("weekly-digest", self.weekly_digest), "cron", day_of_week="mon",
+                                   hour=9, id="weekly-digest", name="weekly-digest")
 
     async def score(self) -> None:
         """Score until nothing is pending, in batches, off the event loop (torch is CPU-bound)."""
@@ -155,6 +158,18 @@ class Daemon:
                 lapse_expired(session, self.clock.now())
 
         await asyncio.to_thread(lapse)
+
+    async def weekly_digest(self) -> None:
+        """The managers' weekly response figures, posted to Slack."""
+        from monitor.reports.digest import digest_message, post_digest
+        from monitor.reports.figures import weekly_figures
+
+        def post() -> None:
+            with transaction(self.sessions) as session:
+                weeks = weekly_figures(session, None, 2, self.clock.now())
+            post_digest(self.config.alerts, digest_message(weeks, self.config.alerts.web_base_url))
+
+        await asyncio.to_thread(post)
 
     async def retention(self) -> None:
         """Drop posts and buckets past the retention period; posts of incidents are kept."""

@@ -204,6 +204,9 @@ def test_cli_weekly_and_slack_digest(sqlite_engine: Engine, tmp_path: Path) -> N
                       slack_bot_token="xoxb-wrong", slack_base_url=server.base_url)
         result = CliRunner().invoke(app, ["report", "weekly", "--slack", "--config", str(bad)])
         assert result.exit_code == 1 and "invalid_auth" in result.output
+    unconfigured = _config(tmp_path, sqlite_engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["report", "weekly", "--slack", "--config", str(unconfigured)])
+    assert result.exit_code == 2 and "alerts.slack_bot_token" in result.output
 
 
 def test_digest_lists_each_brand_and_escapes_names(sessions: sessionmaker[Session]) -> None:

@@ -101,8 +101,9 @@ def test_weekly_page(web: WebEnv) -> None:  # noqa: F811
     login(web, "mona")
     page = web.client.get("/reports/weekly?brand=acme&weeks=2")
     assert page.status_code == 200, page.text
-    assert "Weekly response figures" in page.text and "2026-W28" in page.text and "4m 30s" in page.text
-    assert page.text.index("2026-W28") < page.text.index("2026-W27")  # newest first
+    w28, w27 = "2026\u2011W28", "2026\u2011W27"  # non-breaking hyphens keep the label on one line
+    assert "Weekly response figures" in page.text and w28 in page.text and "4m 30s" in page.text
+    assert page.text.index(w28) < page.text.index(w27)  # newest first
     assert web.client.get("/reports/weekly?weeks=0").status_code in (400, 422)
     assert 'href="/reports/weekly"' in web.client.get("/incidents").text
     login(web, "alice")

@@ -83,6 +83,10 @@ def weekly_report(
         typer.echo("--format must be md or json", err=True)
         raise typer.Exit(2)
     loaded, engine, sessions = _open(config)
+    if slack and not loaded.alerts.slack_enabled:
+        engine.dispose()
+        typer.echo("--slack needs Slack configured: set alerts.slack_bot_token", err=True)
+        raise typer.Exit(2)
     try:
         with transaction(sessions) as session:
             rows = weekly_figures(session, brand, weeks, SystemClock().now())

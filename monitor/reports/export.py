@@ -192,7 +192,9 @@ def weekly_rows(weeks: list[WeekFigures]) -> list[list[str]]:
              "posts answered", "answered per agent"]]
     for w in weeks:
         rows.append([
-            w.brand, w.label, f"{w.incidents}{trend_text(w.trend['incidents'], 'count')}", str(w.acknowledged),
+            w.brand, w.label,
+            f"{w.incidents}{trend_text(w.trend['incidents'], 'count') if w.incidents or w.trend['incidents'] else ''}",
+            str(w.acknowledged),
             *[format_duration(w.medians[d]) + trend_text(w.trend[d], "duration") for d in DURATIONS],
             f"{format_share(w.posts.share_answered)}{trend_text(w.trend['share_answered'], 'share')} "
             f"({w.posts.answered}/{w.posts.flagged})",

@@ -238,19 +238,19 @@ def _signal(s: dict[str, Any]) -> str:
 
 
 def describe(kind: str, data: dict[str, Any]) -> str:
-    """The numbers behind an event, in one line."""
-    if kind == "opened":
+    """The numbers behind an event, in one line (generic `key: value` when the shape is unknown)."""
+    if kind == "opened" and "signals" in data:
         signals = "; ".join(_signal(s) for s in data.get("signals", []) if isinstance(s, dict))
         return f"severity S{data.get('severity')}" + (f"; {signals}" if signals else "")
     if kind == "signal" and isinstance(data.get("signal"), dict):
         return _signal(data["signal"])
-    if kind == "severity_changed":
+    if kind == "severity_changed" and "to" in data:
         return f"S{data.get('from')} → S{data.get('to')} (excess {data.get('excess')} negative posts)"
-    if kind == "escalated":
+    if kind == "escalated" and "level" in data:
         targets = ", ".join(map(str, data.get("targets", [])))
         return f"level {data.get('level')} after {data.get('after_minutes')} min unacknowledged" + (
             f"; {targets}" if targets else "")
-    if kind == "closed":
+    if kind == "closed" and "quiet_minutes" in data:
         return f"quiet for {data.get('quiet_minutes')} min since {data.get('last_signal_at')}; peak severity S{data.get('severity')}"
     if kind.startswith("post_"):
         rest = {k: v for k, v in data.items() if k not in ("post_id", "expires_at")}

@@ -25,6 +25,7 @@ from alerts.interactivity import make_slack_router
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.reports.routes import make_reports_router
+from monitor.reports.timeline import describe
 from monitor.storage.db import transaction
 from monitor.storage.schema import Source
 from monitor.web import api, ingest_hook, pages
@@ -39,6 +40,7 @@ HealthProvider = Callable[[], dict[str, Any]]
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)  # post text is hostile
     env.filters["safe_url"] = safe_url
+    env.filters["event_numbers"] = lambda event: describe(event.kind, event.data or {})
     env.filters["hm"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
     env.filters["num"] = lambda value: "—" if value is None else f"{value:,}"
     return Jinja2Templates(env=env)
