@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from monitor.cli_common import ConfigOption, open_store
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: the shipped one)")]
 UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER", help="who is acting (env FLAREWATCH_USER)")]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 
@@ -39,18 +40,11 @@ def parse_until(value: str, now: datetime) -> datetime:
 
 @contextmanager
 def _session(config_path: Path | None) -> Iterator[tuple[Any, Session, datetime]]:
-    from monitor.cli import load_or_exit
     from monitor.clock import SystemClock
-    from monitor.storage.db import make_engine, migrate, session_factory, transaction
+    from monitor.storage.db import transaction
 
-    config = load_or_exit(config_path)
-    engine = make_engine(config.database_url)
-    try:
-        migrate(engine)
-        with transaction(session_factory(engine)) as session:
-            yield config, session, SystemClock().now()
-    finally:
-        engine.dispose()
+    with open_store(config_path) as (config, sessions), transaction(sessions) as session:
+        yield config, session, SystemClock().now()
 
 
 def _run(config_path: Path | None, action: Any) -> None:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
+
+from monitor.cli_common import ConfigOption
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -16,7 +16,7 @@ def _when(value: datetime | None) -> str:
 
 @app.command("status")
 def status_command(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default: the shipped one).")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Table of sources: last success, last error, consecutive failures, posts fetched."""
     from rich.console import Console
@@ -24,25 +24,15 @@ def status_command(
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from monitor.config import ConfigError, load_config
-    from monitor.storage.db import make_engine, session_factory
+    from monitor.cli_common import open_store
     from monitor.storage.schema import Source
 
     try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    engine = make_engine(cfg.database_url)
-    try:
-        with session_factory(engine)() as session:
+        with open_store(config) as (cfg, sessions), sessions() as session:
             rows = {row.name: row for row in session.scalars(select(Source))}
     except SQLAlchemyError as exc:
-        typer.echo(f"error: cannot read sources from the database ({type(exc).__name__}); "
-                   "has the daemon run yet?", err=True)
+        typer.echo(f"error: cannot read sources from the database: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
 
     table = Table(title="Sources")
     for column in ("name", "brand", "kind", "last success", "last error", "failures", "posts fetched"):

@@ -6,13 +6,15 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from alerts.cli import mount as mount_alert_commands
 from connectors.cli import app as sources_app
 from models.cli import app as model_app, score_command
+from monitor.backfill import backfill_command
+from monitor.cli_common import ConfigOption, load_or_exit
 from monitor.demo import demo_command
 from monitor.detection.cli import backtest_command, replay_command
 from monitor.reports.cli import app as report_app
@@ -24,23 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-ConfigOption = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="Configuration file (default: the shipped config/default.toml)."),
-]
-
-
-def load_or_exit(path: Path | None):  # noqa: ANN201 - returns monitor.config.Config
-    """Load the configuration or print why not and exit with status 2."""
-    from monitor.config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"configuration error:\n{exc}", err=True)
-        raise typer.Exit(2) from None
-
 
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 
@@ -70,6 +55,7 @@ def run_command(config: ConfigOption = None) -> None:
 
 app.add_typer(config_app, name="config")
 app.command("demo")(demo_command)
+app.command("backfill")(backfill_command)
 app.add_typer(model_app, name="model", help="Train, evaluate and inspect the sentiment model.")
 app.command("score")(score_command)
 app.command("replay")(replay_command)

@@ -13,36 +13,25 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from monitor.cli_common import ConfigOption, open_store
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from monitor.config import Config
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: the shipped one)")]
 UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER", help="who is acting")]
 
 users_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=True)
 
 
-def _config(path: Path | None) -> Config:
-    from monitor.cli import load_or_exit  # imported late: monitor.cli mounts this module
-
-    return load_or_exit(path)
-
-
 @contextmanager
 def _database(path: Path | None) -> Iterator[tuple[Config, Session]]:
     """The config and one transaction on its database (committed when the command succeeds)."""
-    from monitor.storage.db import make_engine, migrate, session_factory, transaction
+    from monitor.storage.db import transaction
 
-    config = _config(path)
-    engine = make_engine(config.database_url)
-    try:
-        migrate(engine)
-        with transaction(session_factory(engine)) as session:
-            yield config, session
-    finally:
-        engine.dispose()
+    with open_store(path) as (config, sessions), transaction(sessions) as session:
+        yield config, session
 
 
 def _now():  # noqa: ANN202 - a datetime; kept lazy like the other imports
@@ -205,14 +194,12 @@ def web_command(
     import uvicorn
 
     from monitor.clock import SystemClock
-    from monitor.storage.db import make_engine, migrate, session_factory
     from monitor.web.app import create_app
 
-    cfg = _config(config)
-    engine = make_engine(cfg.database_url)
-    migrate(engine)
-    app = create_app(cfg, session_factory(engine), SystemClock())
-    uvicorn.run(app, host=host or cfg.web.host, port=port if port is not None else cfg.web.port, log_level="info")
+    with open_store(config) as (cfg, sessions):
+        app = create_app(cfg, sessions, SystemClock())
+        uvicorn.run(app, host=host or cfg.web.host, port=port if port is not None else cfg.web.port,
+                    log_level="info")
 
 
 def mount(app: typer.Typer) -> None:

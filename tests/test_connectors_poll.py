@@ -178,12 +178,18 @@ kind = "hackernews"
     assert "mastodon" in result.output and "hackernews" in result.output
 
 
-def test_sources_status_without_a_database(tmp_path):
+def test_sources_status_on_a_new_database_and_an_unreachable_one(tmp_path):
     from monitor.cli import app
 
     config = tmp_path / "c.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["sources", "status", "--config", str(config)])
-    assert result.exit_code == 1 and "has the daemon run yet" in result.output
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n'
+                      '[[brands]]\nname = "Acme"\nterms = ["acme"]\n'
+                      '[[brands.sources]]\nname = "acme-hn"\nkind = "hackernews"\n', encoding="utf-8")
+    fresh = CliRunner().invoke(app, ["sources", "status", "--config", str(config)])
+    assert fresh.exit_code == 0 and "acme-hn" in fresh.output and "never polled" in fresh.output
+    down = tmp_path / "down.toml"
+    down.write_text('[database]\nurl = "postgresql://nobody@127.0.0.1:1/none"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["sources", "status", "--config", str(down)])
+    assert result.exit_code == 1 and "cannot read sources from the database" in result.output
     bad = CliRunner().invoke(app, ["sources", "status", "--config", str(tmp_path / "missing.toml")])
     assert bad.exit_code == 2 and "file not found" in bad.output

@@ -74,6 +74,6 @@ def replay_command(
 
 
 def _load_config(path: Path):  # noqa: ANN202 - monitor.config.Config
-    from monitor.cli import load_or_exit
+    from monitor.cli_common import load_or_exit
 
     return load_or_exit(path)

@@ -6,18 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from monitor.cli_common import ConfigOption, open_store
+
 app = typer.Typer(help="Incident reports and weekly response figures.", no_args_is_help=True)
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: the shipped one)")]
-
-
-def _open(config_path: Path | None):  # noqa: ANN202 - (config, engine, sessions)
-    from monitor.cli import load_or_exit
-    from monitor.storage.db import make_engine, migrate, session_factory
-
-    config = load_or_exit(config_path)
-    engine = make_engine(config.database_url)
-    migrate(engine)
-    return config, engine, session_factory(engine)
 
 
 def _write(body: str, out: Path | None) -> None:
@@ -49,16 +40,13 @@ def incident_report(
     if format not in ("html", "md", "csv") or table not in ("events", "posts"):
         typer.echo("--format must be html, md or csv; --table events or posts", err=True)
         raise typer.Exit(2)
-    loaded, engine, sessions = _open(config)
     try:
-        with transaction(sessions) as session:
+        with open_store(config) as (loaded, sessions), transaction(sessions) as session:
             timeline = load_timeline(session, loaded, incident_id, SystemClock().now())
         body, _, _ = render(timeline, format, table)
     except IncidentNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
     _write(body, out)
 
 
@@ -82,16 +70,12 @@ def weekly_report(
     if format not in ("md", "json"):
         typer.echo("--format must be md or json", err=True)
         raise typer.Exit(2)
-    loaded, engine, sessions = _open(config)
-    if slack and not loaded.alerts.slack_enabled:
-        engine.dispose()
-        typer.echo("--slack needs Slack configured: set alerts.slack_bot_token", err=True)
-        raise typer.Exit(2)
-    try:
+    with open_store(config) as (loaded, sessions):
+        if slack and not loaded.alerts.slack_enabled:
+            typer.echo("--slack needs Slack configured: set alerts.slack_bot_token", err=True)
+            raise typer.Exit(2)
         with transaction(sessions) as session:
             rows = weekly_figures(session, brand, weeks, SystemClock().now())
-    finally:
-        engine.dispose()
     typer.echo(weekly_markdown(rows) if format == "md" else json.dumps(weekly_json(rows), indent=2, ensure_ascii=False))
     if slack:
         try:
