@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Scorer
@@ -16,9 +16,14 @@ from monitor.storage.db import transaction
 from monitor.storage.schema import Post, Score
 
 
-def pending_posts(session: Session, model_id: str, limit: int) -> list[Post]:
-    """Original (non-duplicate) posts that the given model has not scored yet, oldest first."""
-    scored = select(Score.id).where(and_(Score.post_id == Post.id, Score.model == model_id)).exists()
+def pending_posts(session: Session, limit: int) -> list[Post]:
+    """Original (non-duplicate) posts no model has scored yet, oldest first.
+
+    A post is scored and counted in the buckets once. After a model change, new posts get the new
+    model's scores (each score row names its model) and older posts keep theirs: re-scoring the
+    whole history would delay the newest posts, whose scores detection is waiting for.
+    """
+    scored = select(Score.id).where(Score.post_id == Post.id).exists()
     return list(
         session.scalars(
             select(Post).where(Post.duplicate_of.is_(None), ~scored).order_by(Post.created_at, Post.id).limit(limit)
@@ -29,7 +34,7 @@ def pending_posts(session: Session, model_id: str, limit: int) -> list[Post]:
 def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime, limit: int = 256) -> int:
     """Score one batch of pending posts and add them to the aggregates; returns how many."""
     with transaction(sessions) as session:
-        posts = pending_posts(session, scorer.model_id, limit)
+        posts = pending_posts(session, limit)
         if not posts:
             return 0
         results = scorer.score([p.text for p in posts], langs=[p.lang for p in posts])

@@ -1,0 +1,74 @@
+"""Scoring stage: every original post scored and counted once, a crash mid-batch loses nothing."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import FetchedPost
+from models import Sentiment
+from monitor.detection.aggregates import recount, stored
+from monitor.ingest import store_posts
+from monitor.pipeline import score_pending
+from monitor.storage.db import transaction
+from monitor.storage.schema import Bucket, Score
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+
+
+class KeywordScorer:
+    """A deterministic Scorer for pipeline tests: 'late' is negative, everything else neutral."""
+
+    def __init__(self, model_id: str = "keywords@1", fail: bool = False) -> None:
+        self.model_id, self.fail, self.calls = model_id, fail, 0
+
+    def score(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Sentiment | None]:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("model crashed mid-batch")
+        return [Sentiment("negative", 0.9, -0.9, "en", self.model_id) if "late" in t
+                else None if not t.isascii() else Sentiment("neutral", 0.8, 0.0, "en", self.model_id)
+                for t in texts]
+
+
+def _posts(n: int) -> list[FetchedPost]:
+    return [FetchedPost(source="s", external_id=str(i), text=f"Acme parcel {i} late" if i % 3 == 0 else f"Acme {i}",
+                        created_at=T0 + timedelta(seconds=20 * i), author=f"u{i}") for i in range(n)]
+
+
+def test_each_post_is_scored_and_counted_once_even_after_a_model_change(sessions) -> None:
+    with transaction(sessions) as s:
+        store_posts(s, "Acme", None, _posts(30) + [FetchedPost(source="s", external_id="copy", text="Acme 1",
+                                                               created_at=T0, author="x")], T0)
+    scorer = KeywordScorer()
+    assert score_pending(sessions, scorer, T0, limit=8) == 8
+    while score_pending(sessions, scorer, T0, limit=8):
+        pass
+    assert score_pending(sessions, KeywordScorer("keywords@2"), T0) == 0  # a new model does not re-count
+    with sessions() as s:
+        assert s.scalar(select(func.count(Score.id))) == 30  # the re-post is folded, not scored
+        assert s.scalar(select(func.sum(Bucket.volume))) == 30
+        assert s.scalar(select(func.sum(Bucket.negative))) == 10
+        assert stored(s, "Acme") == recount(s, "Acme")
+
+
+def test_a_crash_mid_batch_leaves_the_whole_batch_pending(sessions) -> None:
+    with transaction(sessions) as s:
+        store_posts(s, "Acme", None, _posts(5), T0)
+    with pytest.raises(RuntimeError):
+        score_pending(sessions, KeywordScorer(fail=True), T0)
+    with sessions() as s:
+        assert s.scalar(select(func.count(Score.id))) == 0 and s.scalar(select(func.count(Bucket.id))) == 0
+    assert score_pending(sessions, KeywordScorer(), T0) == 5
+
+
+def test_unscored_posts_are_stored_as_unscored_not_guessed(sessions) -> None:
+    with transaction(sessions) as s:
+        store_posts(s, "Acme", None, [FetchedPost(source="s", external_id="ru", text="Acme очень плохо",
+                                                  created_at=T0, author="u", lang="ru")], T0)
+    score_pending(sessions, KeywordScorer(), T0)
+    with sessions() as s:
+        score = s.scalars(select(Score)).one()
+        assert score.label is None and score.lang == "ru"
