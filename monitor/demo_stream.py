@@ -48,12 +48,22 @@ _TEXTS = {
     ],
 }
 _CRISIS_SEED = "@Acme your update bricked my router and support hung up on me. Avoid Acme!"
-_CRISIS_TEXTS = [
-    "Same here, the Acme update killed my router too. @Acme fix this now!",
-    "@Acme my internet has been down since your update this morning. Unacceptable.",
-    "Acme路由器更新后直接无法使用，客服也不管，太气人了！",
-    "Is anyone else's Acme router dead after the update? Mine won't even boot. Terrible.",
-]
+_CRISIS_PARTS = (
+    ["Same here:", "Is anyone else's", "Day two and", "@Acme seriously,", "Unbelievable,", "Just a heads up:"],
+    ["the Acme update killed my router", "my Acme router is dead after the update",
+     "the Acme firmware update bricked our router", "Acme's update took my internet down"],
+    ["and support hung up on me.", "and nobody at Acme answers.", "fix this now!", "Unacceptable.",
+     "three hours on hold so far.", "my whole family is offline."],
+)
+_CRISIS_ZH = ["Acme路由器更新后直接无法使用，客服也不管，太气人了！", "Acme更新把我的路由器搞坏了，打客服没人接。",
+              "Acme的更新让全家断网一整天，太差了！"]
+
+
+def _crisis_text(rng: random.Random) -> str:
+    """A new complaint each time: people describe the same failure in their own words."""
+    if rng.random() < 0.15:
+        return rng.choice(_CRISIS_ZH)
+    return " ".join(rng.choice(part) for part in _CRISIS_PARTS)
 
 
 def _pick(rng: random.Random, lang: str, label: str) -> str:
@@ -97,17 +107,20 @@ def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
             minutes = (t - crisis_at).total_seconds() / 60
             crisis_rate = min(3 * 2 ** (minutes / 25), 240)  # per hour, doubling every 25 minutes
             for _ in range(_poisson(rng, crisis_rate / 60)):
-                text = _CRISIS_SEED if rng.random() < 0.3 else rng.choice(_CRISIS_TEXTS)
-                events.append(("zh" if "路由器" in text else "en", "negative", text))
+                text = _CRISIS_SEED if rng.random() < 0.2 else _crisis_text(rng)
+                events.append(("zh" if text in _CRISIS_ZH else "en", "negative", text))
         for lang, label, text in events:
             n += 1
             created = t + timedelta(seconds=rng.uniform(0, 59))
             followers = int(rng.paretovariate(1.2) * 40)
+            reposts = rng.randrange(3)
+            if text == _CRISIS_SEED:  # the complaint comes from a well-followed account and spreads
+                followers, reposts = 48_000, rng.randrange(5, 30)
             yield {
                 "id": f"demo-{n:06d}", "source": "demo", "created_at": created.isoformat().replace("+00:00", "Z"),
                 "author": f"user{rng.randrange(10**6):06d}", "author_followers": followers,
                 "text": text or _pick(rng, lang, label), "lang": lang,
-                "likes": rng.randrange(5), "reposts": rng.randrange(3), "replies": rng.randrange(3),
+                "likes": rng.randrange(5), "reposts": reposts, "replies": rng.randrange(3),
                 "url": f"https://social.example/acme/{n}",
             }
 

@@ -156,6 +156,12 @@ def test_unknown_token_guard(tiny_dirs):
     assert out[0] is not None and out[0].model == fb.fallback.model_id
 
 
+def test_default_languages_come_from_the_model(tiny_dirs):
+    sc = TransformerScorer(ModelSettings(name=str(tiny_dirs["3"]), quantize=False, device="cpu"))
+    assert sc.languages == {"en"}  # no flarewatch.json: English only
+    assert sc.score(["外卖太慢了"])[0] is None and sc.score(["good service"])[0] is not None
+
+
 def test_bad_model_name():
     with pytest.raises(FileNotFoundError):
         TransformerScorer(ModelSettings(name="./no/such/dir", device="cpu"))
