@@ -40,7 +40,7 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
         results = scorer.score([p.text for p in posts], langs=[p.lang for p in posts])
         for post, result in zip(posts, results, strict=True):
             score = Score(
-                post_id=post.id, model=scorer.model_id, scored_at=now,
+                post_id=post.id, model=result.model if result else scorer.model_id, scored_at=now,
                 label=result.label if result else None,
                 confidence=result.confidence if result else None,
                 sentiment=result.sentiment if result else None,

@@ -186,8 +186,10 @@ def test_score_cli(tiny_dirs, tmp_path):
     ]
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     dst = tmp_path / "out" / "scored.jsonl"
+    cfg = tmp_path / "daemon.toml"
+    cfg.write_text('[model]\nlanguages = ["en", "zh"]\n', encoding="utf-8")
     r = CliRunner().invoke(app, ["score", "--in", str(src), "--out", str(dst), "--model", str(tiny_dirs["3"]),
-                                 "--no-quantize", "--no-progress"])
+                                 "--config", str(cfg), "--no-quantize", "--no-progress"])
     assert r.exit_code == 1, r.output
     err = r.stderr if hasattr(r, "stderr") else r.output
     assert ":2:" in err and ":4:" in err and ":7:" in err
