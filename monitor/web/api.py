@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from monitor import accounts, queue
@@ -85,6 +85,12 @@ def me(staff: Staff = Depends(agent)) -> Me:
     return Me(name=staff.name, role=staff.role)
 
 
+def _page(session: Session, query: Select[Any], order: tuple[Any, ...], limit: int, offset: int) -> tuple[list[Any], int]:
+    """One page of a query's rows in the given order, and how many rows there are in all."""
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return list(session.scalars(query.order_by(*order).limit(limit).offset(offset))), total
+
+
 @router.get("/posts", tags=["posts"], summary="Stored posts, newest first")
 def list_posts(request: Request, brand: Filter = None, source: Filter = None, limit: Limit = 50,
                offset: Offset = 0, staff: Staff = Depends(agent)) -> PageOf[PostOut]:
@@ -94,8 +100,7 @@ def list_posts(request: Request, brand: Filter = None, source: Filter = None, li
     if source:
         query = query.where(Post.source == source)
     with transaction(_state(request).sessions) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        posts = session.scalars(query.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit).offset(offset))
+        posts, total = _page(session, query, (Post.created_at.desc(), Post.id.desc()), limit, offset)
         return PageOf[PostOut].build([PostOut.of(p) for p in posts], total, limit, offset)
 
 
@@ -184,9 +189,7 @@ def list_incidents(
     if status:
         query = query.where(Incident.status == status)
     with transaction(_state(request).sessions) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        newest_first = query.order_by(Incident.opened_at.desc(), Incident.id.desc())
-        rows = session.scalars(newest_first.limit(limit).offset(offset))
+        rows, total = _page(session, query, (Incident.opened_at.desc(), Incident.id.desc()), limit, offset)
         return PageOf[IncidentOut].build([IncidentOut.of(i) for i in rows], total, limit, offset)
 
 
@@ -206,8 +209,7 @@ def incident_events(request: Request, incident_id: IncidentId, limit: Limit = 10
         if session.get(Incident, incident_id) is None:
             raise ApiError(404, f"incident {incident_id} does not exist")
         query = select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        events = session.scalars(query.order_by(IncidentEvent.at, IncidentEvent.id).limit(limit).offset(offset))
+        events, total = _page(session, query, (IncidentEvent.at, IncidentEvent.id), limit, offset)
         return PageOf[EventOut].build([EventOut.of(e) for e in events], total, limit, offset)
 
 
