@@ -69,7 +69,9 @@ class TransformerScorer:
 
     def __init__(self, settings: ModelSettings, fallback: Any | None = None) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a daemon's logs and the demo's output are not a terminal UI
         self.settings = settings
         self.fallback = fallback
         path, local = resolve_model(settings.name)
