@@ -19,11 +19,6 @@ def _load_builtin() -> None:
     import connectors.builtin  # noqa: F401  (registers every shipped connector)
 
 
-def connector_kinds() -> list[str]:
-    _load_builtin()
-    return sorted(CONNECTORS)
-
-
 def validate_source_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Return the params with defaults filled in, or raise ValueError naming what is wrong."""
     _load_builtin()

@@ -10,6 +10,8 @@ import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+from monitor.detection.stats import poisson_sample
+
 BRAND = "Acme"
 START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
 
@@ -97,7 +99,7 @@ def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
         rate = _background_rate(t)
         if launch[0] <= t < launch[1]:
             rate += 60  # a product launch: loud but happy
-        for _ in range(_poisson(rng, rate / 60)):
+        for _ in range(poisson_sample(rng, rate / 60)):
             lang = "zh" if rng.random() < 0.25 else "en"
             label = rng.choices(["negative", "neutral", "positive"], [0.15, 0.45, 0.4])[0]
             if launch[0] <= t < launch[1]:
@@ -106,7 +108,7 @@ def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
         if crisis_at <= t < crisis_end:
             minutes = (t - crisis_at).total_seconds() / 60
             crisis_rate = min(3 * 2 ** (minutes / 25), 240)  # per hour, doubling every 25 minutes
-            for _ in range(_poisson(rng, crisis_rate / 60)):
+            for _ in range(poisson_sample(rng, crisis_rate / 60)):
                 text = _CRISIS_SEED if rng.random() < 0.2 else _crisis_text(rng)
                 events.append(("zh" if text in _CRISIS_ZH else "en", "negative", text))
         for lang, label, text in events:
@@ -123,15 +125,3 @@ def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
                 "likes": rng.randrange(5), "reposts": reposts, "replies": rng.randrange(3),
                 "url": f"https://social.example/acme/{n}",
             }
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    """Knuth's method: fine for the small means here."""
-    limit, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-

@@ -11,7 +11,7 @@ from scipy import stats as reference
 from monitor.detection.backtest import Point, run_backtest
 from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.settings import DetectionSettings
-from monitor.detection.stats import binomial_tail, negative_binomial_tail, normal_tail
+from monitor.detection.stats import binomial_tail, negative_binomial_tail, normal_tail, poisson_sample
 from monitor.detection.windows import BucketRow, window_signals
 from tests.detection_helpers import T0, daily_rate
 
@@ -23,20 +23,11 @@ def seasonal(t) -> float:
     return daily_rate(t, 120) * (0.6 if t.weekday() >= 5 else 1.0)
 
 
-def poisson(rng: random.Random, lam: float) -> int:
-    k, p, limit = 0, 1.0, math.exp(-lam)
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-
 def learn(baseline: SeasonalBaseline, hours: int, rng: random.Random, start=T0, rate=seasonal) -> None:
     for h in range(hours):
         hour = start + h * HOUR
         minute_rate = rate(hour + timedelta(minutes=30)) / 60
-        baseline.learn_hour(hour, {"negative": [poisson(rng, minute_rate) for _ in range(60)]}, 1)
+        baseline.learn_hour(hour, {"negative": [poisson_sample(rng, minute_rate) for _ in range(60)]}, 1)
 
 
 def test_tail_probabilities_match_scipy() -> None:
@@ -103,7 +94,7 @@ def _series(days: int, spike_at: int | None, seed: int) -> list[Point]:
         lam = daily_rate(t, 120) / 12
         if spike_at is not None and spike_at <= i < spike_at + 6:
             lam *= 3
-        points.append(Point(t.isoformat(), t, float(poisson(rng, lam))))
+        points.append(Point(t.isoformat(), t, float(poisson_sample(rng, lam))))
     return points
 
 

@@ -7,10 +7,21 @@ detect tick runs a dozen tests per brand.
 from __future__ import annotations
 
 import math
+import random
 
 from scipy.special import betainc, gammainc, ndtr
 
 MINUTES_PER_WEEK = 7 * 24 * 60
+
+
+def poisson_sample(rng: random.Random, mean: float) -> int:
+    """One Poisson draw by Knuth's method (fine for small means), for synthetic streams and tests."""
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
 
 
 def negative_binomial_tail(k: float, mean: float, size: float) -> float:
