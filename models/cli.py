@@ -35,21 +35,15 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 def build_settings(model: str | None = None, config: Path | None = None, threads: int | None = None,
                    batch_size: int | None = None, quantize: bool | None = None,
                    device: str | None = None) -> "ModelSettings":
-    """ModelSettings from an optional TOML file's [model] table, overridden by CLI options."""
-    import tomllib
-
+    """ModelSettings from an optional daemon config's [model] table, overridden by CLI options."""
     from pydantic import ValidationError
 
     from models import ModelSettings
+    from monitor.cli_common import load_or_exit  # the same validation and errors as every command
 
     base: dict[str, Any] = {}
     if config is not None:
-        if not config.is_file():
-            raise _fail(f"config file not found: {config}")
-        try:
-            base = dict(tomllib.loads(config.read_text(encoding="utf-8")).get("model", {}))
-        except tomllib.TOMLDecodeError as e:
-            raise _fail(f"{config}: {e}") from e
+        base = load_or_exit(config).model.model_dump(exclude_unset=True)
     for k, v in (("name", model), ("threads", threads), ("batch_size", batch_size), ("quantize", quantize),
                  ("device", device)):
         if v is not None:
