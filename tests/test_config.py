@@ -45,6 +45,11 @@ def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
     assert "web.port" in message and "integer" in message and "eighty" in message
 
 
+def test_a_rate_that_is_not_one_says_what_is_expected(tmp_path: Path) -> None:
+    message = error_for(tmp_path, '[web]\nlogin_failures_per_account = "lots"\n' + GOOD_BRAND)
+    assert "web.login_failures_per_account" in message and "10 per 15 minutes" in message and "lots" in message
+
+
 def test_unknown_key_is_an_error_not_silently_ignored(tmp_path: Path) -> None:
     message = error_for(tmp_path, "[daemon]\nlog_levle = 'DEBUG'\n" + GOOD_BRAND)
     assert "daemon.log_levle" in message and "not a known setting" in message

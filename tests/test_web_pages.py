@@ -4,11 +4,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.clock import SimulatedClock
 from monitor.storage.db import transaction
 from monitor.storage.schema import FlaggedPost, IncidentEvent, Source
-from tests.queue_seed import T0, add_flagged, add_incident
+from monitor.web.app import create_app
+from tests.queue_seed import T0, add_flagged, add_incident, add_staff, web_config
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture
 
 XSS_TEXT = 'acme <script>window.__xss=1</script><img src=x onerror="window.__xss=2"> "quoted" & done'
@@ -167,3 +171,41 @@ def test_static_files_and_the_api_are_separate_worlds(web: WebEnv) -> None:  # n
     login(web, "ada")  # a page session is not an API credential
     assert web.client.get("/api/me").status_code == 401
     assert web.client.get("/static/style.css").status_code == 200
+
+
+def test_wrong_passwords_lock_the_account_for_a_while(web: WebEnv) -> None:  # noqa: F811
+    def attempt(user: str, password: str) -> object:
+        page = web.client.get("/login")
+        return web.client.post("/login", data={"username": user, "password": password, "csrf_token": _csrf(page.text)},
+                               follow_redirects=False)
+
+    limit = int(web.config.web.login_failures_per_account.split()[0])
+    for _ in range(limit):
+        assert attempt("alice", "guess").status_code == 401
+    locked = attempt("alice", "alice-password")  # the right password is refused too: no oracle for guessers
+    assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert attempt("ALICE", "alice-password").status_code == 429  # same account, other spelling
+    assert attempt("mona", "mona-password").status_code == 303  # other accounts are unaffected
+    web.client.cookies.clear()
+    # A successful login clears its account's count.
+    for _ in range(limit - 1):
+        assert attempt("mona", "guess").status_code == 401
+    assert attempt("mona", "mona-password").status_code == 303
+    web.client.cookies.clear()
+    assert attempt("mona", "guess").status_code == 401
+    assert attempt("mona", "mona-password").status_code == 303
+
+
+def test_one_address_cannot_spray_passwords_over_accounts(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        add_staff(session)
+    app = create_app(web_config(login_failures_per_address="3 per hour"), sessions, SimulatedClock(T0))
+    with TestClient(app) as client:
+        def attempt(user: str, password: str) -> int:
+            page = client.get("/login")
+            return client.post("/login", data={"username": user, "password": password, "csrf_token": _csrf(page.text)},
+                               follow_redirects=False).status_code
+
+        assert [attempt(user, "guess") for user in ("alice", "mona", "ada")] == [401, 401, 401]
+        assert attempt("bob", "bob-password") == 429

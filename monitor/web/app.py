@@ -31,6 +31,7 @@ from monitor.storage.schema import Source
 from monitor.web import api, ingest_hook, pages
 from monitor.web.errors import install_error_handlers
 from monitor.web.views import SOURCE_STATES, safe_url, source_intervals, source_status
+from monitor.web.throttle import LoginThrottle
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("flarewatch.web")
@@ -93,6 +94,7 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
     )
     app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
     app.state.templates = _templates()
+    app.state.login_throttle = LoginThrottle(config.web.login_failures_per_account, config.web.login_failures_per_address)
     app.add_middleware(SessionMiddleware, secret_key=_session_secret(config), session_cookie="flarewatch_session",
                        max_age=int(config.web.session_hours * 3600), same_site="lax",
                        https_only=config.web.secure_cookies)

@@ -5,6 +5,7 @@ flash message; the queue list refreshes itself by fetching `/queue/rows` every f
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -81,14 +82,23 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
           next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
     state = request.app.state
+    throttle, address = state.login_throttle, request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(username, address)
+    if wait is not None:
+        response = render(request, "login.html", None, status_code=429, next=_local(next), username=username,
+                          error=f"Too many wrong passwords. Try again in {math.ceil(wait / 60)} min.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     user = None
     if username and password and "\x00" not in username:
         with transaction(state.sessions) as session:
             found = accounts.authenticate(session, username, password)
             user = Staff(found.name, found.role) if found is not None else None
     if user is None:
+        throttle.failed(username, address)
         return render(request, "login.html", None, status_code=401, next=_local(next),
                       error="Wrong user name or password.", username=username)
+    throttle.succeeded(username)
     request.session.clear()  # a fresh session and CSRF token at each login
     request.session["user"] = user.name
     session_csrf(request)  # now, so concurrent first requests cannot mint two different tokens
