@@ -32,6 +32,7 @@ class ActionResult:
     incident_id: int | None
     changed: bool
     message: str
+    post_id: int | None = None  # the post a claim is about
 
 
 def _incident(session: Session, incident_id: int) -> Incident:
@@ -144,7 +145,7 @@ def claim_top_post(session: Session, incident_id: int, actor: str, now: datetime
         return ActionResult(incident_id, False, str(exc))
     if not won:
         holder = session.scalar(select(FlaggedPost.claimed_by).where(FlaggedPost.post_id == post_id))
-        return ActionResult(incident_id, False, f"post {post_id} is already claimed by {holder}")
+        return ActionResult(incident_id, False, f"post {post_id} is already claimed by {holder}", post_id)
     # monitor.queue put the claim on the incident's timeline; tell the incident's places about that event.
     event = session.scalar(
         select(IncidentEvent)
@@ -158,7 +159,7 @@ def claim_top_post(session: Session, incident_id: int, actor: str, now: datetime
     else:
         event.data = {**(event.data or {}), **extra}  # the thread note names the post's author
         notify(session, settings or AlertSettings(), incident, event, now)
-    return ActionResult(incident_id, True, f"post {post_id} claimed by {actor} for {minutes:g} min")
+    return ActionResult(incident_id, True, f"post {post_id} claimed by {actor} for {minutes:g} min", post_id)
 
 
 def snooze_for(session: Session, incident_id: int, actor: str, minutes: float, now: datetime,

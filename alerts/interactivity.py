@@ -9,7 +9,9 @@ with the signing secret, with an `X-Slack-Request-Timestamp` within 5 minutes of
 
 The clicking Slack user acts as the flarewatch user whose `users.slack_user_id` matches, else as
 "slack:<id>"; a deactivated user's clicks are refused. Every action is recorded on the incident
-timeline with that actor and `via: slack`.
+timeline with that actor and `via: slack`. Everyone sees the result in the edited parent message;
+only the clicker gets an ephemeral reply when a click changed nothing (and why: "already claimed
+by grace") or when they claimed a post (which one, with a link when `web_base_url` is set).
 """
 from __future__ import annotations
 
@@ -24,13 +26,16 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import actions
 from alerts.actions import ActionError, ActionResult
 from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
+from alerts.escape import escape_mrkdwn, link
 from alerts.settings import AlertSettings
+from alerts.slack import make_client
 from monitor.clock import Clock
 from monitor.storage.db import transaction
 from monitor.storage.schema import SlackThread, User
@@ -161,8 +166,23 @@ def dispatch(sessions: sessionmaker[Session], settings: AlertSettings, clock: Cl
         except ActionError as exc:
             result = ActionResult(None, False, str(exc))
         log.info("Slack %s by %s: %s", click.action_id, click.user_id, result.message)
+        if not result.changed or click.action_id == CLAIM:
+            reply_to_clicker(settings, click, result)
         results.append(result)
     return results
+
+
+def reply_to_clicker(settings: AlertSettings, click: Click, result: ActionResult) -> None:
+    """An ephemeral message only the clicker sees. Best effort: the action has already happened."""
+    if not settings.slack_bot_token or not click.channel_id:
+        return
+    text = (":white_check_mark: " if result.changed else ":warning: ") + escape_mrkdwn(result.message)
+    if result.changed and result.post_id is not None and settings.web_base_url:
+        text += " · " + link(f"{settings.web_base_url.rstrip('/')}/posts/{result.post_id}", "open the post")
+    try:
+        make_client(settings).chat_postEphemeral(channel=click.channel_id, user=click.user_id, text=text)
+    except (SlackApiError, OSError) as exc:
+        log.warning("could not reply to Slack user %s: %s", click.user_id, exc)
 
 
 def make_slack_router(sessions: sessionmaker[Session], settings: AlertSettings, clock: Clock) -> APIRouter:
@@ -194,8 +214,6 @@ def start_socket_mode(sessions: sessionmaker[Session], settings: AlertSettings, 
     from slack_sdk.socket_mode import SocketModeClient
     from slack_sdk.socket_mode.request import SocketModeRequest
     from slack_sdk.socket_mode.response import SocketModeResponse
-
-    from alerts.slack import make_client
 
     if not settings.slack_app_token:
         raise ValueError("Socket Mode needs alerts.slack_app_token (an xapp-… app-level token)")

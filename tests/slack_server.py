@@ -1,7 +1,7 @@
 """A local Slack-compatible Web API server for tests (real sockets, real slack_sdk client).
 
 It keeps channels and messages like Slack does for the methods flarewatch uses (auth.test,
-chat.postMessage, chat.update, conversations.history/replies/list/open), records every call, and can
+chat.postMessage, chat.postEphemeral, chat.update, conversations.history/replies/list/open), records every call, and can
 be scripted per method to answer an error, a 429 with Retry-After, a 5xx, or to be slow — either
 before acting (the request never landed) or after acting (it landed but the client timed out).
 """
@@ -41,6 +41,7 @@ class SlackServer:
     def __init__(self, channels: dict[str, str] | None = None, now: Callable[[], float] = time.time) -> None:
         self.channels = channels or {"C0ALERTS01": "alerts"}  # id -> name
         self.messages: dict[str, list[dict[str, Any]]] = {}  # conversation -> messages (parents and replies)
+        self.ephemeral: list[dict[str, Any]] = []  # chat.postEphemeral: channel, user, text
         self.calls: list[Call] = []
         self.scripts: dict[str, list[Scripted]] = {}
         self._lock = threading.Lock()
@@ -190,6 +191,11 @@ class SlackServer:
                 message["reply_broadcast"] = bool(args.get("reply_broadcast"))
             self.messages.setdefault(conversation, []).append(message)
             return {"ok": True, "channel": conversation, "ts": message["ts"], "message": message}
+        if method == "chat.postEphemeral":  # seen only by `user`; Slack keeps no copy in the history
+            if self._conversation(str(args.get("channel", ""))) is None:
+                return {"ok": False, "error": "channel_not_found"}
+            self.ephemeral.append({"channel": args["channel"], "user": args.get("user"), "text": args.get("text", "")})
+            return {"ok": True, "message_ts": self._next_ts()}
         if method == "chat.update":
             conversation = str(args.get("channel", ""))
             for message in self.messages.get(conversation, []):

@@ -22,6 +22,7 @@ from tests.alerts_support import (  # noqa: F401 - fixtures
     POSTS_FOR_CLAIM, T0, clock, drain, open_incident, slack, slack_senders, slack_settings,
 )
 from tests.conftest import FIXTURES
+from tests.slack_server import Scripted
 
 SLACK = FIXTURES / "slack"
 SECRET = "flarewatch-test-signing-secret-not-real"
@@ -181,10 +182,19 @@ def test_snooze_resolve_and_unknown_users(sessions, slack, clock, posted) -> Non
     drain(sessions, slack_senders(settings), clock)
     notes = [r["text"] for r in slack.replies(ts)]
     assert notes == ["Snoozed by <@U0NEWBIE1> until 2026-11-23T10:00+00:00.", "Resolved by grace."]
+    # Clicks that changed something show in the parent message; the refused ones are explained to the clicker.
+    assert [(e["user"], e["text"].split(" ", 1)[0]) for e in slack.ephemeral] == [
+        ("U0GONE001", ":warning:"), ("U0NEWBIE1", ":warning:")]
+    assert "deactivated" in slack.ephemeral[0]["text"] and "does not belong" in slack.ephemeral[1]["text"]
+    slack.script("chat.postEphemeral", Scripted(body={"ok": False, "error": "user_not_in_channel"}))
+    [again] = dispatch(sessions, settings, clock, _click(RESOLVE, str(incident_id), "U0NEWBIE1", "C0ALERTS01", ts))
+    assert not again.changed and "already resolved" in again.message  # a failed reply loses nothing
+    assert len(slack.calls_to("chat.postEphemeral")) == 3
 
 
 def test_claim_top_post_uses_the_claim_queue(sessions, slack, clock, posted) -> None:
     settings, incident_id, parent = posted
+    settings = settings.model_copy(update={"web_base_url": "https://fw.example"})
     with transaction(sessions) as session:
         links = session.scalars(select(IncidentPost.post_id).where(IncidentPost.incident_id == incident_id)).all()
         for urgency, post_id in enumerate(sorted(links)):
@@ -197,6 +207,12 @@ def test_claim_top_post_uses_the_claim_queue(sessions, slack, clock, posted) -> 
     [second] = dispatch(sessions, settings, clock, _click(CLAIM, f"{incident_id}:{top}", "U0NEWBIE1", "C0ALERTS01",
                                                           parent["ts"]))
     assert not second.changed and "claimed by grace" in second.message
+    # Only the clickers hear about their own clicks: the winner gets the post, the loser who holds it.
+    assert [(e["user"], e["channel"]) for e in slack.ephemeral] == [("U08REALUSER1", "C0ALERTS01"),
+                                                                      ("U0NEWBIE1", "C0ALERTS01")]
+    won, lost = (e["text"] for e in slack.ephemeral)
+    assert won.startswith(":white_check_mark:") and f"<https://fw.example/posts/{top}|open the post>" in won
+    assert lost.startswith(":warning:") and f"post {top} is already claimed by grace" in lost
     with sessions() as session:
         flag = session.get(FlaggedPost, top)
         assert flag.state == "claimed" and flag.claimed_by == "grace"
