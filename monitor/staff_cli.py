@@ -79,13 +79,101 @@ def users_add(
 
 @users_app.command("list")
 def users_list(config: ConfigOption = None) -> None:
-    """List staff accounts."""
+    """List staff accounts (name, role, flags, Slack id)."""
     from monitor.accounts import list_users
 
     with _database(config) as (_, session):
         for user in list_users(session):
             flags = ("" if user.password_hash else " no-password") + ("" if user.active else " inactive")
-            typer.echo(f"{user.name}\t{user.role}{flags}")
+            slack = f"\t{user.slack_user_id}" if user.slack_user_id else ""
+            typer.echo(f"{user.name}\t{user.role}{flags}{slack}")
+
+
+@users_app.command("set")
+def users_set(
+    name: str,
+    role: Annotated[Optional[str], typer.Option("--role", "-r", help="agent, manager or admin")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read a new password from stdin")] = False,
+    prompt_password: Annotated[bool, typer.Option("--prompt-password", help="ask for a new password")] = False,
+    no_password: Annotated[bool, typer.Option("--no-password", help="turn page login off (API tokens only)")] = False,
+    slack_id: Annotated[Optional[str], typer.Option("--slack-id", help='Slack user id (U…); "" clears it')] = None,
+    deactivate: Annotated[bool, typer.Option("--deactivate", help="a leaver: no login, tokens or Slack; "
+                                                                  "their claims go back to the queue")] = False,
+    activate: Annotated[bool, typer.Option("--activate", help="undo --deactivate")] = False,
+    user: Annotated[Optional[str], typer.Option("--user", "-u", envvar="FLAREWATCH_USER",
+                                                help="who is acting (needed by --deactivate)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Change a staff account: role, password, Slack id, or deactivate a leaver."""
+    from monitor.accounts import KEEP, AccountError, Keep, update_user
+
+    if password_stdin + prompt_password + no_password > 1:
+        raise _fail("choose one of --password-stdin, --prompt-password and --no-password", 2)
+    if deactivate and activate:
+        raise _fail("choose --deactivate or --activate, not both", 2)
+    if deactivate and not user:
+        raise _fail("--deactivate needs --user (or FLAREWATCH_USER): who gives their claims back", 2)
+    if not (role is not None or password_stdin or prompt_password or no_password or slack_id is not None or deactivate
+            or activate):
+        raise _fail("nothing to change; see `flarewatch users set --help`", 2)
+    password: str | None | Keep = KEEP
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif prompt_password:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    elif no_password:
+        password = None
+    with _database(config) as (_, session):
+        if user:
+            _known_user(session, user)
+        try:
+            # Only deactivating records an actor (on the released posts), and it needs --user.
+            changed = update_user(session, name, _now(), actor=user or "cli", role=KEEP if role is None else role,
+                                  password=password, active=True if activate else False if deactivate else KEEP,
+                                  slack_user_id=KEEP if slack_id is None else slack_id)
+        except AccountError as exc:
+            raise _fail(str(exc)) from None
+    released = f"; released posts {', '.join(map(str, changed.released))}" if changed.released else ""
+    typer.echo(f"updated {name}{released}")
+
+
+@users_app.command("tokens")
+def users_tokens(name: str, config: ConfigOption = None) -> None:
+    """List a user's API tokens: id, label, created, last used (the tokens themselves are not kept)."""
+    from monitor.accounts import AccountError, list_tokens
+
+    with _database(config) as (_, session):
+        try:
+            tokens = list_tokens(session, name)
+        except AccountError as exc:
+            raise _fail(str(exc)) from None
+    for token in tokens:
+        used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never used"
+        typer.echo(f"{token.id}\t{token.label or '-'}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{used}")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: str,
+    token_id: Annotated[Optional[int], typer.Option("--token-id", help="the id from `users tokens NAME`")] = None,
+    all_tokens: Annotated[bool, typer.Option("--all", help="every token of the user")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke API tokens: requests carrying them are refused from now on."""
+    from monitor.accounts import AccountError, revoke_all_tokens, revoke_token
+
+    if (token_id is None) == (not all_tokens):
+        raise _fail("give --token-id N or --all", 2)
+    with _database(config) as (_, session):
+        try:
+            if token_id is not None:
+                revoke_token(session, name, token_id)
+                count = 1
+            else:
+                count = revoke_all_tokens(session, name)
+        except AccountError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"revoked {count} token{'' if count == 1 else 's'} of {name}")
 
 
 @users_app.command("token")

@@ -7,11 +7,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from alerts.interactivity import actor_for
 from monitor.accounts import authenticate, user_for_token
 from monitor.cli import app
 from monitor.storage.db import make_engine, migrate, session_factory, transaction
-from monitor.storage.schema import FlaggedPost, PostEvent
-from tests.queue_seed import T0, add_flagged
+from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, PostEvent
+from tests.queue_seed import T0, add_flagged, add_incident
 
 
 @pytest.fixture
@@ -82,4 +83,93 @@ def test_queue_claim_answer_release_dismiss(cli: tuple[CliRunner, Path, str]) ->
         assert session.get(FlaggedPost, first).answer_url == "https://s.example/r/1"
         kinds = session.scalars(select(PostEvent.kind).where(PostEvent.post_id == second).order_by(PostEvent.id)).all()
         assert kinds == ["flagged", "claimed", "released", "dismissed"]
+    engine.dispose()
+
+
+def test_users_set_changes_role_password_slack_id_and_status(cli: tuple[CliRunner, Path, str]) -> None:
+    runner, config, url = cli
+    for name, role in (("ada", "admin"), ("bob", "agent")):
+        assert run(runner, config, "users", "add", name, "--role", role, "--password-stdin",
+                   stdin="first password\n")[0] == 0
+    assert run(runner, config, "users", "set", "bob", "--role", "manager", "--slack-id", "U0BOB0001") == (
+        0, "updated bob\n")
+    assert run(runner, config, "users", "list") == (0, "ada\tadmin\nbob\tmanager\tU0BOB0001\n")
+    assert run(runner, config, "users", "set", "bob", "--password-stdin", stdin="second password\n")[0] == 0
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        assert authenticate(session, "bob", "second password") is not None
+        assert authenticate(session, "bob", "first password") is None
+        assert actor_for(session, "U0BOB0001") == "bob"
+    typed = "third password\nthird password\n"  # and its confirmation
+    assert run(runner, config, "users", "set", "bob", "--prompt-password", stdin=typed)[0] == 0
+    with transaction(sessions) as session:
+        assert authenticate(session, "bob", "third password") is not None
+    assert run(runner, config, "users", "set", "bob", "--no-password", "--slack-id", "")[0] == 0
+    assert run(runner, config, "users", "list")[1].splitlines()[1] == "bob\tmanager no-password"
+    for args, code, message in (
+        (("bob",), 2, "nothing to change"),
+        (("bob", "--no-password", "--password-stdin"), 2, "choose one of"),
+        (("bob", "--deactivate", "--activate"), 2, "not both"),
+        (("nobody", "--role", "agent"), 1, "no user named 'nobody'"),
+        (("bob", "--role", ""), 1, "unknown role ''"),
+        (("bob", "--slack-id", "bob"), 1, "not a Slack user id"),
+        (("ada", "--role", "agent"), 1, "ada is the last active admin"),
+        (("ada", "--deactivate", "--user", "ada"), 1, "ada is the last active admin"),
+        (("bob", "--deactivate", "--user", "ghost"), 1, "no active user named 'ghost'"),
+    ):
+        got, out = run(runner, config, "users", "set", *args)
+        assert got == code and message in out, (args, out)
+    result = runner.invoke(app, ["users", "set", "bob", "--deactivate", "--config", str(config)],
+                           env={"FLAREWATCH_USER": ""})
+    assert result.exit_code == 2 and "--deactivate needs --user" in result.output
+    assert run(runner, config, "users", "set", "ada", "--slack-id", "U0BOB0001")[0] == 0  # bob cleared his
+    code, out = run(runner, config, "users", "set", "bob", "--slack-id", "U0BOB0001")
+    assert code == 1 and "already belongs to ada" in out
+    engine.dispose()
+
+
+def test_users_deactivate_releases_claims_and_tokens_can_be_revoked(cli: tuple[CliRunner, Path, str]) -> None:
+    runner, config, url = cli
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        incident_id = add_incident(session).id
+        post_id = add_flagged(session, incident=session.get(Incident, incident_id)).id
+    for name, role in (("ada", "admin"), ("bob", "agent")):
+        assert run(runner, config, "users", "add", name, "--role", role, "--no-password")[0] == 0
+    first = run(runner, config, "users", "token", "bob")[1].strip()
+    second = run(runner, config, "users", "token", "bob", "--label", "crm sync")[1].strip()
+    with transaction(sessions) as session:
+        assert user_for_token(session, second, T0) is not None
+    code, out = run(runner, config, "users", "tokens", "bob")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and first not in out and second not in out
+    assert lines[0].split("\t")[1:2] == ["cli"] and lines[0].endswith("never used")
+    assert lines[1].split("\t")[1] == "crm sync" and "never used" not in lines[1]
+    second_id = lines[1].split("\t")[0]
+    assert run(runner, config, "users", "revoke", "bob", "--token-id", second_id) == (0, "revoked 1 token of bob\n")
+    code, out = run(runner, config, "users", "revoke", "bob", "--token-id", second_id)
+    assert code == 1 and f"bob has no API token {second_id}" in out
+    assert run(runner, config, "users", "revoke", "bob")[0] == 2
+    assert run(runner, config, "users", "revoke", "bob", "--all", "--token-id", "1")[0] == 2
+    assert run(runner, config, "users", "tokens", "nobody")[0] == 1
+    with transaction(sessions) as session:
+        assert user_for_token(session, second, T0) is None and user_for_token(session, first, T0) is not None
+
+    assert run(runner, config, "claim", str(post_id), "--user", "bob")[0] == 0
+    assert run(runner, config, "users", "set", "bob", "--deactivate", "--user", "ada") == (
+        0, f"updated bob; released posts {post_id}\n")
+    assert run(runner, config, "users", "list")[1].splitlines()[1] == "bob\tagent no-password inactive"
+    code, out = run(runner, config, "claim", str(post_id), "--user", "bob")
+    assert code == 1 and "no active user named 'bob'" in out
+    with transaction(sessions) as session:
+        assert user_for_token(session, first, T0) is None
+        assert session.get(FlaggedPost, post_id).state == "open"
+        event = session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+                                .order_by(IncidentEvent.id.desc())).first()
+        assert (event.kind, event.actor) == ("post_released", "ada")
+    assert run(runner, config, "users", "revoke", "bob", "--all") == (0, "revoked 1 token of bob\n")
+    assert run(runner, config, "users", "revoke", "bob", "--all") == (0, "revoked 0 tokens of bob\n")
     engine.dispose()

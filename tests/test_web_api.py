@@ -33,6 +33,13 @@ def _routes(env: WebEnv) -> list[tuple[str, Callable[[], str], str, Callable[[],
     def fresh_post() -> int:
         return env.seed(add_flagged)
 
+    def fresh_token() -> int:
+        def issue(s: Any) -> int:
+            accounts.issue_token(s, accounts.get_user(s, "alice"), "to revoke", T0)
+            return accounts.list_tokens(s, "alice")[-1].id
+
+        return env.seed(issue)
+
     return [
         ("GET", lambda: "/api/me", "agent", None, 200),
         ("GET", lambda: "/api/posts", "agent", None, 200),
@@ -53,6 +60,9 @@ def _routes(env: WebEnv) -> list[tuple[str, Callable[[], str], str, Callable[[],
         ("POST", lambda: "/api/users", "admin", lambda: {"name": f"new{next(_names)}", "role": "agent",
                                                           "password": "long-enough"}, 201),
         ("POST", lambda: "/api/users/alice/tokens", "admin", lambda: {"label": "script"}, 201),
+        ("PATCH", lambda: "/api/users/alice", "admin", lambda: {"slack_user_id": ""}, 200),
+        ("GET", lambda: "/api/users/alice/tokens", "admin", None, 200),
+        ("DELETE", lambda: f"/api/users/alice/tokens/{fresh_token()}", "admin", None, 204),
     ]
 
 
@@ -90,6 +100,8 @@ def test_every_api_route_is_covered_and_documented(web: WebEnv) -> None:  # noqa
         ("GET", "/api/incidents"), ("GET", "/api/incidents/{incident_id}"),
         ("GET", "/api/incidents/{incident_id}/events"), ("GET", "/api/sources"), ("GET", "/api/users"),
         ("POST", "/api/users"), ("POST", "/api/users/{name}/tokens"), ("POST", "/api/ingest/{source}"),
+        ("PATCH", "/api/users/{name}"), ("GET", "/api/users/{name}/tokens"),
+        ("DELETE", "/api/users/{name}/tokens/{token_id}"),
         ("GET", "/healthz"),
         ("GET", "/api/incidents/{incident_id}/timeline"), ("GET", "/api/incidents/{incident_id}/report"),
         ("GET", "/api/reports/weekly"),
@@ -180,6 +192,18 @@ BAD_INPUT = [
     ("POST", "/api/users", {"name": "x", "role": "god"}),
     ("POST", "/api/users", {"name": "\u0000", "role": "agent"}),
     ("POST", "/api/users/%00/tokens", None),
+    ("PATCH", "/api/users/alice", {"role": "agent", "extra": 1}),
+    ("PATCH", "/api/users/alice", {"role": None}),
+    ("PATCH", "/api/users/alice", {"active": None}),
+    ("PATCH", "/api/users/alice", {"role": "god"}),
+    ("PATCH", "/api/users/alice", {"password": "short"}),
+    ("PATCH", "/api/users/alice", {"slack_user_id": "not-a-slack-id"}),
+    ("PATCH", "/api/users/alice", {"slack_user_id": "U" + "1" * 60}),
+    ("PATCH", "/api/users/alice", [1]),
+    ("GET", "/api/users/%00/tokens", None),
+    ("DELETE", "/api/users/alice/tokens/abc", None),
+    ("DELETE", "/api/users/alice/tokens/0", None),
+    ("DELETE", "/api/users/alice/tokens/99999999999999999999999", None),
 ]
 
 
@@ -204,6 +228,75 @@ def test_users_and_tokens_via_api(web: WebEnv) -> None:  # noqa: F811
     with transaction(web.sessions) as s:  # a deactivated user's tokens stop working
         accounts.get_user(s, "zoe").active = False
     _assert_error(web.client.get("/api/me", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+def _patch(web: WebEnv, name: str, body: Any) -> httpx.Response:
+    return web.client.patch(f"/api/users/{name}", headers=web.auth("ada"), json=body)
+
+
+def test_change_users_via_api(web: WebEnv) -> None:  # noqa: F811
+    _assert_error(web.client.get("/api/incidents", headers=web.auth("alice")), 403)
+    changed = _patch(web, "alice", {"role": "manager", "slack_user_id": "U0ALICE01"})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["role"], body["slack_user_id"], body["active"], body["has_password"]) == (
+        "manager", "U0ALICE01", True, True)
+    assert web.client.get("/api/incidents", headers=web.auth("alice")).status_code == 200  # at once
+    listed = {u["name"]: u for u in web.client.get("/api/users", headers=web.auth("ada")).json()["items"]}
+    assert listed["alice"]["slack_user_id"] == "U0ALICE01" and listed["bob"]["slack_user_id"] is None
+    conflict = _assert_error(_patch(web, "bob", {"slack_user_id": "U0ALICE01"}), 409, "conflict")
+    assert "already belongs to alice" in conflict["message"]
+    _assert_error(_patch(web, "bob", {"slack_user_id": "u0bob"}), 422, "invalid_request")
+    _assert_error(_patch(web, "nobody", {"role": "agent"}), 404, "not_found")
+    last = _assert_error(_patch(web, "ada", {"role": "manager"}), 409, "conflict")
+    assert "last active admin" in last["message"]
+    _assert_error(_patch(web, "ada", {"active": False}), 409)
+    assert _patch(web, "alice", {"password": None, "slack_user_id": None}).json()["has_password"] is False
+    assert _patch(web, "alice", {}).json()["slack_user_id"] is None
+    with transaction(web.sessions) as s:
+        assert accounts.authenticate(s, "alice", "alice-password") is None
+        assert accounts.get_user(s, "alice").role == "manager"
+    assert _patch(web, "alice", {"password": "brand new pw"}).json()["has_password"] is True
+    with transaction(web.sessions) as s:
+        assert accounts.authenticate(s, "alice", "brand new pw") is not None
+
+
+def test_deactivation_via_api_releases_claims(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident = add_incident(s)
+        incident_id, post_id = incident.id, add_flagged(s, incident=incident).id
+    assert web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("bob")).status_code == 200
+    gone = _patch(web, "bob", {"active": False})
+    assert gone.status_code == 200 and gone.json()["active"] is False
+    _assert_error(web.client.get("/api/me", headers=web.auth("bob")), 401, "unauthorized")
+    item = web.client.get(f"/api/posts/{post_id}", headers=web.auth("alice")).json()
+    assert item["queue"]["flag"]["state"] == "open"
+    assert [(e["kind"], e["actor"], e["data"]) for e in item["history"]][-1] == ("released", "ada", {"holder": "bob"})
+    events = web.client.get(f"/api/incidents/{incident_id}/events", headers=web.auth("mona")).json()["items"]
+    assert (events[-1]["kind"], events[-1]["actor"]) == ("post_released", "ada")
+    assert web.client.post(f"/api/posts/{post_id}/claim", headers=web.auth("alice")).status_code == 200
+    assert _patch(web, "bob", {"active": True}).json()["active"] is True
+    assert web.client.get("/api/me", headers=web.auth("bob")).json()["name"] == "bob"
+
+
+def test_list_and_revoke_tokens_via_api(web: WebEnv) -> None:  # noqa: F811
+    extra = web.client.post("/api/users/alice/tokens", headers=web.auth("ada"), json={"label": "<b>crm</b>"})
+    extra_token = extra.json()["token"]
+    assert web.client.get("/api/me", headers={"Authorization": f"Bearer {extra_token}"}).status_code == 200
+    listed = web.client.get("/api/users/alice/tokens", headers=web.auth("ada")).json()
+    assert listed["total"] == 2 and [t["label"] for t in listed["items"]] == ["tests", "<b>crm</b>"]
+    assert set(listed["items"][0]) == {"id", "label", "created_at", "last_used_at"}
+    assert extra_token not in str(listed) and web.tokens["alice"] not in str(listed)
+    assert listed["items"][0]["last_used_at"] is None and listed["items"][1]["last_used_at"] is not None
+    extra_id = listed["items"][1]["id"]
+    bob_token_id = web.client.get("/api/users/bob/tokens", headers=web.auth("ada")).json()["items"][0]["id"]
+    _assert_error(web.client.delete(f"/api/users/alice/tokens/{bob_token_id}", headers=web.auth("ada")), 404)
+    revoked = web.client.delete(f"/api/users/alice/tokens/{extra_id}", headers=web.auth("ada"))
+    assert revoked.status_code == 204 and revoked.content == b""
+    _assert_error(web.client.get("/api/me", headers={"Authorization": f"Bearer {extra_token}"}), 401)
+    assert web.client.get("/api/me", headers=web.auth("alice")).status_code == 200
+    _assert_error(web.client.delete(f"/api/users/alice/tokens/{extra_id}", headers=web.auth("ada")), 404)
+    _assert_error(web.client.get("/api/users/nobody/tokens", headers=web.auth("ada")), 404)
 
 
 def test_incidents_sources_and_healthz(web: WebEnv) -> None:  # noqa: F811
@@ -313,6 +406,8 @@ def test_random_input_never_gets_a_500(web: WebEnv) -> None:  # noqa: F811
         ("GET", "/api/queue?{k}={v}"), ("GET", "/api/posts?{k}={v}"), ("GET", "/api/incidents?{k}={v}"),
         ("GET", "/api/posts/{v}"), ("POST", "/api/posts/{v}/claim"), ("POST", f"/api/posts/{post_id}/answer"),
         ("POST", f"/api/posts/{post_id}/dismiss"), ("POST", "/api/users"), ("POST", "/api/users/{v}/tokens"),
+        ("PATCH", "/api/users/{v}"), ("PATCH", "/api/users/bob"), ("GET", "/api/users/{v}/tokens"),
+        ("DELETE", "/api/users/bob/tokens/{v}"),
         ("POST", "/api/ingest/acme-hook"),
     ])
 
@@ -325,7 +420,8 @@ def test_random_input_never_gets_a_500(web: WebEnv) -> None:  # noqa: F811
         path = template.format(k=key, v=quote_from_bytes(raw, safe=""))
         ingest = {"Authorization": "Bearer shared-ingest-token"}
         headers = ingest if "ingest" in path else web.auth("ada")
-        response = web.client.request(method, path, json=body if method == "POST" else None, headers=headers)
+        response = web.client.request(method, path, json=body if method in ("POST", "PATCH") else None,
+                                      headers=headers)
         assert response.status_code < 500, (method, path, body, response.text)
 
     check()

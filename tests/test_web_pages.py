@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.interactivity import actor_for
 from monitor.clock import SimulatedClock
 from monitor.storage.db import transaction
-from monitor.storage.schema import FlaggedPost, IncidentEvent, Source
+from monitor.storage.schema import FlaggedPost, IncidentEvent, Source, User
 from monitor.web.app import create_app
 from tests.queue_seed import T0, add_flagged, add_incident, add_staff, web_config
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture
@@ -41,7 +43,8 @@ def test_pages_need_login_and_the_right_role(web: WebEnv) -> None:  # noqa: F811
         incident_id = add_incident(s).id
         post_id = add_flagged(s).id
     pages = {"/queue": "agent", "/queue/rows": "agent", f"/posts/{post_id}": "agent", "/incidents": "manager",
-             f"/incidents/{incident_id}": "manager", "/sources": "manager"}
+             f"/incidents/{incident_id}": "manager", "/sources": "manager", "/admin/users": "admin"}
+    levels = ("agent", "manager", "admin")
     for path in pages:
         response = web.client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login?next="), path
@@ -50,7 +53,7 @@ def test_pages_need_login_and_the_right_role(web: WebEnv) -> None:  # noqa: F811
         login(web, user)
         for path, least in pages.items():
             response = web.client.get(path)
-            allowed = least == "agent" or role in ("manager", "admin")
+            allowed = levels.index(role) >= levels.index(least)
             assert response.status_code == (200 if allowed else 403), (user, path)
             assert response.headers["content-type"].startswith("text/html")
     web.client.cookies.clear()
@@ -209,3 +212,102 @@ def test_one_address_cannot_spray_passwords_over_accounts(sessions: sessionmaker
 
         assert [attempt(user, "guess") for user in ("alice", "mona", "ada")] == [401, 401, 401]
         assert attempt("bob", "bob-password") == 429
+
+
+def _users_form(env: WebEnv, csrf: str, name: str, **fields: str) -> object:
+    """Submit one row of the users page, with the row's current values unless given."""
+    with env.sessions() as s:
+        user = s.scalar(select(User).where(User.name == name))
+        current = {"role": user.role, "slack_user_id": user.slack_user_id or "",
+                   "status": "active" if user.active else "deactivated"}
+    return env.client.post("/admin/users/update", data={"csrf_token": csrf, "name": name, **current, **fields})
+
+
+def test_users_page_is_for_admins_only(web: WebEnv) -> None:  # noqa: F811
+    csrf = login(web, "mona")
+    assert 'href="/admin/users"' not in web.client.get("/queue").text
+    assert web.client.get("/admin/users").status_code == 403
+    for path, data in (("/admin/users", {"name": "sneaky", "role": "admin", "password": "long enough"}),
+                       ("/admin/users/update", {"name": "mona", "role": "admin", "status": "active"})):
+        assert web.client.post(path, data={"csrf_token": csrf, **data}).status_code == 403, path
+    web.client.cookies.clear()
+    csrf = login(web, "ada")
+    page = web.client.get("/admin/users")
+    assert page.status_code == 200 and 'href="/admin/users"' in page.text
+    forged = web.client.post("/admin/users/update", data={"csrf_token": "forged", "name": "bob", "role": "admin",
+                                                          "status": "active"})
+    assert forged.status_code == 403
+    with web.sessions() as s:
+        assert s.scalar(select(User.role).where(User.name == "mona")) == "manager"
+        assert s.scalar(select(User.role).where(User.name == "bob")) == "agent"
+        assert s.scalar(select(User).where(User.name == "sneaky")) is None
+
+
+def test_admin_changes_roles_passwords_and_slack_ids(web: WebEnv) -> None:  # noqa: F811
+    csrf = login(web, "ada")
+    hostile = '<script>window.__xss=5</script>'
+    added = web.client.post("/admin/users", data={"csrf_token": csrf, "name": hostile, "role": "agent"})
+    assert added.url.path == "/admin/users" and "It has no password" in added.text
+    assert "&lt;script&gt;window.__xss=5&lt;/script&gt;" in added.text and hostile not in added.text
+    assert "Not done: user &#39;alice&#39; already exists" in web.client.post(
+        "/admin/users", data={"csrf_token": csrf, "name": "alice", "role": "agent"}).text
+    assert "Not done: a password needs 8" in web.client.post(
+        "/admin/users", data={"csrf_token": csrf, "name": "zoe", "role": "agent", "password": "short"}).text
+
+    saved = _users_form(web, csrf, "alice", role="manager", slack_user_id="U0ALICE01")
+    assert "Saved alice." in saved.text
+    taken = _users_form(web, csrf, "bob", slack_user_id="U0ALICE01")
+    assert "Not done: Slack id U0ALICE01 already belongs to alice" in taken.text
+    assert "New password set" in _users_form(web, csrf, "bob", password="bob-new-password").text
+    with web.sessions() as s:
+        assert actor_for(s, "U0ALICE01") == "alice"
+    web.client.cookies.clear()
+    assert web.client.get("/incidents", follow_redirects=False).status_code == 303
+    login(web, "alice")
+    assert web.client.get("/incidents").status_code == 200  # the new role counts at once
+    web.client.cookies.clear()
+    page = web.client.get("/login")
+    old = web.client.post("/login", data={"username": "bob", "password": "bob-password",
+                                          "csrf_token": _csrf(page.text)})
+    assert old.status_code == 401
+    login(web, "bob", "bob-new-password")
+
+
+def test_admin_deactivates_a_leaver_and_cannot_lock_everyone_out(web: WebEnv) -> None:  # noqa: F811
+    with transaction(web.sessions) as s:
+        incident = add_incident(s)
+        post_id = add_flagged(s, incident=incident).id
+    bob = TestClient(web.app)
+    bob_csrf = login(replace(web, client=bob), "bob")  # bob's own browser
+    assert bob.post(f"/posts/{post_id}/claim", data={"csrf_token": bob_csrf}).status_code == 200
+    csrf = login(web, "ada")
+    done = _users_form(web, csrf, "bob", status="deactivated")
+    assert f"Saved bob. Posts {post_id} went back to the queue." in done.text
+    row = re.search(r"<tr>\s*<td class=\"author\">bob</td>.*?</tr>", done.text, re.S)
+    assert row and "<td>deactivated</td>" in row.group(0)
+    assert bob.get("/queue", follow_redirects=False).status_code == 303  # the open session ends too
+    with web.sessions() as s:
+        assert s.get(FlaggedPost, post_id).state == "open"
+        event = s.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
+                          .order_by(IncidentEvent.id.desc())).first()
+        assert (event.kind, event.actor, event.data) == ("post_released", "ada", {"post_id": post_id, "holder": "bob"})
+    refused = _users_form(web, csrf, "ada", role="manager")
+    assert "Not done: ada is the last active admin" in refused.text and refused.url.path == "/admin/users"
+    _users_form(web, csrf, "mona", role="admin")
+    demoted = _users_form(web, csrf, "ada", role="manager")  # allowed now; her own page is no longer hers
+    assert demoted.url.path == "/queue" and "Saved ada." in demoted.text
+    assert web.client.get("/admin/users").status_code == 403
+
+
+def test_users_form_without_role_or_status_changes_nothing(web: WebEnv) -> None:  # noqa: F811
+    csrf = login(web, "ada")
+    with transaction(web.sessions) as s:
+        s.scalar(select(User).where(User.name == "bob")).active = False
+    for missing in ("role", "status"):
+        data = {"csrf_token": csrf, "name": "bob", "role": "agent", "status": "active"}
+        del data[missing]
+        assert web.client.post("/admin/users/update", data=data).status_code == 400, missing
+    assert web.client.post("/admin/users/update", data={"csrf_token": csrf, "name": "bob", "role": "agent",
+                                                        "status": "gone"}).status_code == 400
+    with web.sessions() as s:
+        assert s.scalar(select(User.active).where(User.name == "bob")) is False

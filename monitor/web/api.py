@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -17,10 +17,10 @@ from monitor import accounts, queue
 from monitor.storage.db import transaction
 from monitor.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.auth import Staff, api_role
-from monitor.web.errors import ERROR_RESPONSES, ApiError
+from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (
-    EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut, UserOut,
-    safe_url, source_intervals, source_status,
+    ApiTokenOut, EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut,
+    UserOut, safe_url, source_intervals, source_status,
 )
 
 MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow PostgreSQL's bigint
@@ -35,6 +35,8 @@ def _no_nul(value: str) -> str:
 CleanStr = Annotated[str, AfterValidator(_no_nul)]
 PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID)]
+UserName = Annotated[CleanStr, Path(max_length=200, description="the user's name")]
+TokenId = Annotated[int, Path(ge=1, le=MAX_ID, description="the token's id, from the token list")]
 Filter = Annotated[CleanStr | None, Query(max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10**9, description="rows to skip; use the previous page's next_offset")]
@@ -67,6 +69,22 @@ class NewUserBody(Body):
     name: Annotated[CleanStr, Field(min_length=1, max_length=200)]
     role: Literal["agent", "manager", "admin"]
     password: Annotated[CleanStr | None, Field(min_length=8, max_length=1000)] = None
+
+
+class UserChangeBody(Body):
+    """Only the fields sent change. `password: null` turns page login off; `slack_user_id` null or "" clears it."""
+
+    role: Literal["agent", "manager", "admin"] | None = None
+    password: Annotated[CleanStr | None, Field(min_length=8, max_length=1000)] = None
+    active: bool | None = None
+    slack_user_id: Annotated[CleanStr | None, Field(max_length=50)] = None
+
+    @field_validator("role", "active", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave the field out to keep it")
+        return value
 
 
 class TokenBody(Body):
@@ -230,6 +248,12 @@ def list_users(request: Request, staff: Staff = Depends(admin)) -> ListOf[UserOu
     return ListOf[UserOut](items=items, total=len(items))
 
 
+def _account_error(exc: accounts.AccountError) -> ApiError:
+    if isinstance(exc, accounts.AccountNotFound):
+        return ApiError(404, str(exc))
+    return ApiError(409 if isinstance(exc, accounts.AccountConflict) else 422, str(exc))
+
+
 @router.post("/users", tags=["accounts"], status_code=201, summary="Add a staff account")
 def add_user(request: Request, body: NewUserBody, staff: Staff = Depends(admin)) -> UserOut:
     state = _state(request)
@@ -238,12 +262,50 @@ def add_user(request: Request, body: NewUserBody, staff: Staff = Depends(admin))
             user = accounts.create_user(session, body.name, body.role, body.password, state.clock.now())
             return UserOut.of(user)
     except accounts.AccountError as exc:
-        raise ApiError(409 if "already exists" in str(exc) else 422, str(exc)) from None
+        raise _account_error(exc) from None
+
+
+@router.patch(
+    "/users/{name}", tags=["accounts"],
+    summary="Change a user's role, password, Slack id or active flag (deactivating releases their claims)",
+    responses={409: {"model": ErrorOut,
+                      "description": "the Slack id is someone else's, or no active admin would be left"}},
+)
+def change_user(request: Request, name: UserName, body: UserChangeBody, staff: Staff = Depends(admin)) -> UserOut:
+    state = _state(request)
+    try:
+        with transaction(state.sessions) as session:
+            changed = accounts.update_user(session, name, state.clock.now(), actor=staff.name,
+                                           **body.model_dump(exclude_unset=True))
+            return UserOut.of(changed.user)
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+
+
+@router.get("/users/{name}/tokens", tags=["accounts"], summary="A user's API tokens (labels and use, not the tokens)")
+def list_tokens(request: Request, name: UserName, staff: Staff = Depends(admin)) -> ListOf[ApiTokenOut]:
+    try:
+        with transaction(_state(request).sessions) as session:
+            items = [ApiTokenOut.of(t) for t in accounts.list_tokens(session, name)]
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+    return ListOf[ApiTokenOut](items=items, total=len(items))
+
+
+@router.delete("/users/{name}/tokens/{token_id}", tags=["accounts"], status_code=204,
+               summary="Revoke an API token: requests carrying it get 401 from now on")
+def revoke_token(request: Request, name: UserName, token_id: TokenId, staff: Staff = Depends(admin)) -> Response:
+    try:
+        with transaction(_state(request).sessions) as session:
+            accounts.revoke_token(session, name, token_id)
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+    return Response(status_code=204)
 
 
 @router.post("/users/{name}/tokens", tags=["accounts"], status_code=201,
              summary="Issue an API token (shown once)")
-def add_token(request: Request, name: Annotated[CleanStr, Path(max_length=200)], body: TokenBody | None = None,
+def add_token(request: Request, name: UserName, body: TokenBody | None = None,
               staff: Staff = Depends(admin)) -> TokenOut:
     state = _state(request)
     with transaction(state.sessions) as session:

@@ -1,4 +1,4 @@
-"""Server-rendered pages: login, the queue (with live refresh), a post, incidents, sources.
+"""Server-rendered pages: login, the queue (with live refresh), a post, incidents, sources, staff accounts.
 
 Forms post back with a CSRF token and redirect (303) to where the person was, with a one-line
 flash message; the queue list refreshes itself by fetching `/queue/rows` every few seconds.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -28,6 +28,7 @@ from monitor.web.views import source_intervals, source_status
 router = APIRouter(include_in_schema=False)
 agent = page_role("agent")
 manager = page_role("manager")
+admin = page_role("admin")
 FILTER_KEYS = ("brand", "source", "language", "severity", "mine")
 PAGE_SIZE = 100
 
@@ -244,3 +245,61 @@ def sources_page(request: Request, staff: Staff = Depends(manager)) -> Response:
         rows = [(s, source_status(s, intervals.get(s.name), now))
                 for s in session.scalars(select(Source).order_by(Source.brand, Source.name))]
     return render(request, "sources.html", staff, sources=rows)
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, staff: Staff = Depends(admin)) -> Response:
+    with transaction(request.app.state.sessions) as session:
+        users = accounts.list_users(session)
+        tokens = accounts.token_counts(session)
+    return render(request, "admin_users.html", staff, users=users, token_counts=tokens, roles=accounts.ROLES)
+
+
+def _account_act(request: Request, action: Callable[[Session, Any], tuple[str, str]]) -> Response:
+    """Run an account change; `action` returns the flash message and where to go next."""
+    state = request.app.state
+    target = "/admin/users"
+    try:
+        with transaction(state.sessions) as session:
+            request.session["flash"], target = action(session, state.clock.now())
+    except accounts.AccountError as exc:
+        request.session["flash"] = f"Not done: {exc}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/admin/users")
+def add_user(request: Request, csrf_token: Annotated[str, Form()] = "",
+             name: Annotated[str, Form(max_length=200)] = "", role: Annotated[str, Form(max_length=20)] = "agent",
+             password: Annotated[str, Form(max_length=1000)] = "", staff: Staff = Depends(admin)) -> Response:
+    verify_csrf(request, csrf_token)
+
+    def act(session: Session, now: Any) -> tuple[str, str]:
+        user = accounts.create_user(session, name, role, password or None, now)
+        login = "" if password else " It has no password: API tokens only."
+        return f"Added {user.name} ({user.role}).{login}", "/admin/users"
+
+    return _account_act(request, act)
+
+
+@router.post("/admin/users/update")
+def change_user(request: Request, role: Annotated[str, Form(max_length=20)],
+                status: Annotated[Literal["active", "deactivated"], Form()],
+                csrf_token: Annotated[str, Form()] = "", name: Annotated[str, Form(max_length=200)] = "",
+                slack_user_id: Annotated[str, Form(max_length=50)] = "",
+                password: Annotated[str, Form(max_length=1000)] = "", staff: Staff = Depends(admin)) -> Response:
+    """The whole row's form: role, Slack id (empty clears it), status, and a new password when one is typed.
+
+    Role and status have no defaults, so a form that leaves one out is refused rather than read as a change."""
+    verify_csrf(request, csrf_token)
+
+    def act(session: Session, now: Any) -> tuple[str, str]:
+        changed = accounts.update_user(session, name, now, actor=staff.name, role=role, active=status == "active",
+                                       slack_user_id=slack_user_id, password=password or accounts.KEEP)
+        user = changed.user
+        message = f"Saved {user.name}." + (" New password set." if password else "")
+        if changed.released:
+            message += f" Posts {', '.join(map(str, changed.released))} went back to the queue."
+        still_admin = user.active and accounts.has_role(user.role, "admin")
+        return message, "/admin/users" if user.name != staff.name or still_admin else "/queue"
+
+    return _account_act(request, act)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from monitor.accounts import TokenInfo
 from monitor.config import Config
 from monitor.queue import QueueItem, effective_state
 from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
@@ -159,11 +160,27 @@ class UserOut(BaseModel):
     name: str
     role: str
     active: bool
+    has_password: bool  # false: no page login, API tokens only
+    slack_user_id: str | None  # Slack clicks by this id act as this user
     created_at: datetime
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(name=user.name, role=user.role, active=user.active, created_at=user.created_at)
+        return cls(name=user.name, role=user.role, active=user.active, has_password=user.password_hash is not None,
+                   slack_user_id=user.slack_user_id, created_at=user.created_at)
+
+
+class ApiTokenOut(BaseModel):
+    """A token as listed: never the token itself (shown once, at issue) nor its hash."""
+
+    id: int
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None  # to the minute
+
+    @classmethod
+    def of(cls, token: TokenInfo) -> ApiTokenOut:
+        return cls(id=token.id, label=token.label, created_at=token.created_at, last_used_at=token.last_used_at)
 
 
 class Me(BaseModel):
