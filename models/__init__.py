@@ -53,7 +53,7 @@ class ModelSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1)  # torch CPU threads (process-wide); None = torch default
     batch_size: int = Field(default=64, ge=1)
-    max_length: int = Field(default=128, ge=8, le=4096)  # tokens; longer texts are truncated
+    max_length: int = Field(default=256, ge=8, le=4096)  # tokens; longer texts are truncated (padding is per batch)
     quantize: bool = True  # dynamic int8 quantisation of Linear layers, CPU only
     # Languages the model is trusted for ("*" = all). None = the model's own declaration
     # (flarewatch.json; the bundled model says ["en", "zh"]), or ["en"] for a model without one.

@@ -168,6 +168,7 @@ def train_command(
     init: Annotated[Optional[Path], typer.Option(help="Continue from this exported model directory (stage 2).")] = None,
     sets: Annotated[Optional[str], typer.Option(help="Comma-separated training sets (default: all).")] = None,
     english_subset: Annotated[Optional[int], typer.Option(help="Seeded random subset of N TweetEval examples.")] = None,
+    model_version: Annotated[str, typer.Option(help="Version recorded in flarewatch.json (part of every score's model id).")] = "1.0.0",
     limit: Annotated[Optional[int], typer.Option(hidden=True, help="Use the first N examples per set (smoke test).")] = None,
 ) -> None:
     """Fine-tune the bundled 3-class sentiment model (reproducible; CPU is enough).
@@ -183,7 +184,7 @@ def train_command(
                       embed_lr=embed_lr, max_length=max_length, max_new_tokens=max_new_tokens, seed=seed,
                       threads=threads, resume=resume, limit=limit, init=init,
                       sets=[x.strip() for x in sets.split(",") if x.strip()] if sets else None,
-                      english_subset=english_subset)
+                      english_subset=english_subset, version=model_version)
     train(cfg, log=lambda line: typer.echo(line))
 
 
