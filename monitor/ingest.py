@@ -2,8 +2,9 @@
 
 A post already stored (same source and external id) is skipped, so re-polls never double-count.
 An exact re-post of a post the brand already has (same normalised text) is stored pointing at the
-original (`duplicate_of`), is neither scored nor counted again, and adds its engagement to the
-original so the signal is kept.
+original (`duplicate_of`) and adds its engagement to the original. It is not scored, queued or
+linked to incidents on its own; one by another author still counts as a mention in the volume,
+with the original's verdict (`pipeline.pending_copies`).
 """
 from __future__ import annotations
 

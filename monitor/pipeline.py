@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from models import Scorer
 from monitor.detection import aggregates
@@ -31,13 +31,32 @@ def pending_posts(session: Session, limit: int) -> list[Post]:
     )
 
 
+def pending_copies(session: Session, limit: int) -> list[tuple[Post, Score]]:
+    """Re-posts by another author whose original is scored, oldest first, each with the original's first score.
+
+    The same text from someone else is one more person saying it (a copy-paste complaint campaign is
+    a crisis), so it counts in the buckets with the original's verdict, without a model run. Ingest
+    folded it into the original, so it is never queued or linked to an incident on its own. A copy
+    by the original's own author (the same post seen through a second source) does not count.
+    """
+    original, inner = aliased(Post), aliased(Score)
+    first_score = select(func.min(inner.id)).where(inner.post_id == original.id).scalar_subquery()
+    counted = select(inner.id).where(inner.post_id == Post.id).exists()
+    query = (
+        select(Post, Score)
+        .join(original, original.id == Post.duplicate_of)
+        .join(Score, Score.id == first_score)
+        .where(~counted, Post.author.is_distinct_from(original.author))
+        .order_by(Post.created_at, Post.id).limit(limit)
+    )
+    return [(copy, score) for copy, score in session.execute(query)]
+
+
 def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime, limit: int = 256) -> int:
-    """Score one batch of pending posts and add them to the aggregates; returns how many."""
+    """Score one batch of pending posts (and count pending copies) into the aggregates; returns how many."""
     with transaction(sessions) as session:
         posts = pending_posts(session, limit)
-        if not posts:
-            return 0
-        results = scorer.score([p.text for p in posts], langs=[p.lang for p in posts])
+        results = scorer.score([p.text for p in posts], langs=[p.lang for p in posts]) if posts else []
         for post, result in zip(posts, results, strict=True):
             score = Score(
                 post_id=post.id, model=result.model if result else scorer.model_id, scored_at=now,
@@ -48,4 +67,11 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
             )
             session.add(score)
             aggregates.record(session, post, score)
-        return len(posts)
+        session.flush()  # copies of the posts just scored count in the same run
+        copies = pending_copies(session, limit)
+        for copy, verdict in copies:
+            score = Score(post_id=copy.id, model=verdict.model, scored_at=now, label=verdict.label,
+                          confidence=verdict.confidence, sentiment=verdict.sentiment, lang=verdict.lang)
+            session.add(score)
+            aggregates.record(session, copy, score)
+        return len(posts) + len(copies)

@@ -1,4 +1,4 @@
-"""Scoring stage: every original post scored and counted once, a crash mid-batch loses nothing."""
+"""Scoring stage: every post scored and counted once (copies by other authors too), a crash mid-batch loses nothing."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from connectors.base import FetchedPost
 from models import Sentiment
-from monitor.detection.aggregates import recount, stored
+from monitor.detection.aggregates import reach_weight, recount, stored
 from monitor.ingest import store_posts
 from monitor.pipeline import score_pending
 from monitor.storage.db import transaction
@@ -40,17 +40,38 @@ def _posts(n: int) -> list[FetchedPost]:
 
 def test_each_post_is_scored_and_counted_once_even_after_a_model_change(sessions) -> None:
     with transaction(sessions) as s:
-        store_posts(s, "Acme", None, _posts(30) + [FetchedPost(source="s", external_id="copy", text="Acme 1",
-                                                               created_at=T0, author="x")], T0)
+        store_posts(s, "Acme", None, _posts(30), T0)
     scorer = KeywordScorer()
     assert score_pending(sessions, scorer, T0, limit=8) == 8
     while score_pending(sessions, scorer, T0, limit=8):
         pass
     assert score_pending(sessions, KeywordScorer("keywords@2"), T0) == 0  # a new model does not re-count
     with sessions() as s:
-        assert s.scalar(select(func.count(Score.id))) == 30  # the re-post is folded, not scored
+        assert s.scalar(select(func.count(Score.id))) == 30
         assert s.scalar(select(func.sum(Bucket.volume))) == 30
         assert s.scalar(select(func.sum(Bucket.negative))) == 10
+        assert stored(s, "Acme") == recount(s, "Acme")
+
+
+def test_a_copy_by_another_author_counts_as_a_mention_with_the_originals_verdict(sessions) -> None:
+    with transaction(sessions) as s:
+        store_posts(s, "Acme", None, _posts(3), T0)  # post 0, by u0, is negative
+    score_pending(sessions, KeywordScorer(), T0)
+    later = T0 + timedelta(minutes=5)
+    copies = [
+        FetchedPost(source="s", external_id="c1", text="ACME  parcel 0 late", created_at=later, author="x",
+                    author_followers=10_000),
+        FetchedPost(source="other", external_id="0", text="Acme parcel 0 late", created_at=T0, author="u0"),
+    ]  # a copy-paste complaint by someone else, and the same post seen through a second source
+    with transaction(sessions) as s:
+        assert store_posts(s, "Acme", None, copies, later).duplicates == 2
+    scorer = KeywordScorer()
+    assert score_pending(sessions, scorer, later) == 1 and scorer.calls == 0  # no model run for a copy
+    assert score_pending(sessions, scorer, later) == 0
+    with sessions() as s:
+        bucket = s.scalars(select(Bucket).where(Bucket.start == later)).one()
+        assert (bucket.volume, bucket.negative) == (1, 1) and bucket.reach_negative == pytest.approx(reach_weight(10_000))
+        assert s.scalar(select(func.sum(Bucket.volume))) == 4
         assert stored(s, "Acme") == recount(s, "Acme")
 
 

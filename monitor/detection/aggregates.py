@@ -84,14 +84,16 @@ def _upsert(dialect: str) -> Any:
 
 
 def record(session: Session, post: Post, score: Score) -> None:
-    """Add one scored original post to its (brand, source, minute) bucket: one upsert."""
+    """Add one scored post (or a counted copy, see `pipeline.pending_copies`) to its (brand, source,
+    minute) bucket: one upsert."""
     stmt = _upsert(session.get_bind().dialect.name)
     session.connection().execute(
         stmt, {"brand": post.brand, "source": post.source, "start": floor_minute(post.created_at), **_increments(post, score)})
 
 
 def recount(session: Session, brand: str | None = None) -> list[BucketCounts]:
-    """The buckets recomputed from posts and their scores (one score per post: the first model's).
+    """The buckets recomputed from posts and their scores (one score per post: the first model's;
+    counted copies have a score row of their own).
 
     This is the reference the incremental buckets must equal; it rescans posts, so it is for
     checks and repairs, not for detection.
@@ -103,7 +105,6 @@ def recount(session: Session, brand: str | None = None) -> list[BucketCounts]:
         select(Post, Score)
         .join(first_score, first_score.c.post_id == Post.id)
         .join(Score, Score.id == first_score.c.score_id)
-        .where(Post.duplicate_of.is_(None))
     )
     if brand is not None:
         query = query.where(Post.brand == brand)
