@@ -46,7 +46,7 @@ def pending_copies(session: Session, limit: int) -> list[tuple[Post, Score]]:
         select(Post, Score)
         .join(original, original.id == Post.duplicate_of)
         .join(Score, Score.id == first_score)
-        .where(~counted, Post.author.is_distinct_from(original.author))
+        .where(Post.duplicate_of.is_not(None), ~counted, Post.author.is_distinct_from(original.author))
         .order_by(Post.created_at, Post.id).limit(limit)
     )
     return [(copy, score) for copy, score in session.execute(query)]

@@ -86,6 +86,7 @@ class Post(Base):
         UniqueConstraint("source", "external_id"),
         Index("ix_posts_brand_created", "brand", "created_at"),
         Index("ix_posts_content_hash", "brand", "content_hash"),
+        Index("ix_posts_duplicate_of", "duplicate_of"),  # the scoring stage looks up uncounted copies
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(100))
