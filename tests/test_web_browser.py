@@ -1,5 +1,6 @@
 """End to end in a real browser (Debian's chromium via playwright): log in, see a flagged post
-arrive live, claim it, answer it, see it leave the queue; hostile text never runs as script."""
+arrive live, claim it, answer it, see it leave the queue; hostile text never runs as script; an
+admin manages accounts on the users page."""
 from __future__ import annotations
 
 import os
@@ -114,3 +115,45 @@ def test_log_in_claim_answer_and_see_it_leave_the_queue(served: tuple[str, objec
             page.screenshot(path=str(SHOTS / "flarewatch-post-phone.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_an_admin_adds_a_user_and_changes_a_role_in_the_users_page(served: tuple[str, object]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from monitor import accounts
+
+    base, sessions = served
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            blocked: list[str] = []  # a CSP violation (an inline script or style) shows up here
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(f"{base}/login?next=/admin/users")
+            page.fill("input[name=username]", "ada")
+            page.fill("input[name=password]", "ada-password")
+            page.click("button[type=submit]")
+            expect(page).to_have_url(f"{base}/admin/users")
+            expect(page.get_by_role("link", name="Users")).to_be_visible()
+
+            add = page.locator("form[action='/admin/users']")
+            add.locator("input[name=name]").fill("<b>nina</b>")
+            add.locator("select[name=role]").select_option("manager")
+            add.locator("input[name=password]").fill("nina-password")
+            add.get_by_role("button", name="Add").click()
+            expect(page.locator(".flash")).to_contain_text("Added <b>nina</b> (manager).")
+
+            row = page.locator("tr", has=page.locator("td.author", has_text="bob"))
+            row.locator("select[name=role]").select_option("manager")
+            row.locator("input[name=slack_user_id]").fill("U0BOB0001")
+            row.get_by_role("button", name="Save").click()
+            expect(page.locator(".flash")).to_contain_text("Saved bob.")
+            page.screenshot(path=str(SHOTS / "flarewatch-admin-users.png"), full_page=True)
+            assert not blocked, blocked
+        finally:
+            browser.close()
+    with sessions() as session:  # type: ignore[operator]
+        bob, nina = accounts.get_user(session, "bob"), accounts.get_user(session, "<b>nina</b>")
+        assert bob is not None and (bob.role, bob.slack_user_id) == ("manager", "U0BOB0001")
+        assert nina is not None and nina.role == "manager"
+        assert accounts.authenticate(session, "<b>nina</b>", "nina-password") is not None
