@@ -128,6 +128,12 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     return user
 
 
+def login_fingerprint(user: User) -> str:
+    """Kept in a page login's cookie; it changes with the password, so a password reset (or turning
+    page login off) ends every browser session that was opened with the old one."""
+    return hashlib.sha256((user.password_hash or "").encode("utf-8")).hexdigest()[:16]
+
+
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 

@@ -258,7 +258,11 @@ def test_admin_changes_roles_passwords_and_slack_ids(web: WebEnv) -> None:  # no
     assert "Saved alice." in saved.text
     taken = _users_form(web, csrf, "bob", slack_user_id="U0ALICE01")
     assert "Not done: Slack id U0ALICE01 already belongs to alice" in taken.text
+    bob = TestClient(web.app)
+    login(replace(web, client=bob), "bob")  # bob's own browser, logged in with the old password
+    assert bob.get("/queue").status_code == 200
     assert "New password set" in _users_form(web, csrf, "bob", password="bob-new-password").text
+    assert bob.get("/queue", follow_redirects=False).status_code == 303  # a reset ends the old sessions
     with web.sessions() as s:
         assert actor_for(s, "U0ALICE01") == "alice"
     web.client.cookies.clear()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from monitor.accounts import get_user, has_role, user_for_token
+from monitor.accounts import get_user, has_role, login_fingerprint, user_for_token
 from monitor.storage.db import transaction
 from monitor.web.errors import ApiError, LoginRequired
 
@@ -57,7 +57,9 @@ def page_role(needed: str) -> Callable[..., Staff]:
             raise LoginRequired()
         with transaction(request.app.state.sessions) as session:
             user = get_user(session, name)
-            staff = Staff(user.name, user.role) if user is not None and user.active else None
+            current = (user is not None and user.active
+                       and hmac.compare_digest(str(request.session.get("login", "")), login_fingerprint(user)))
+            staff = Staff(user.name, user.role) if user is not None and current else None
         if staff is None:
             request.session.clear()
             raise LoginRequired()

@@ -90,18 +90,19 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
                           error=f"Too many wrong passwords. Try again in {math.ceil(wait / 60)} min.")
         response.headers["Retry-After"] = str(wait)
         return response
-    user = None
+    user, fingerprint = None, ""
     if username and password and "\x00" not in username:
         with transaction(state.sessions) as session:
             found = accounts.authenticate(session, username, password)
-            user = Staff(found.name, found.role) if found is not None else None
+            if found is not None:
+                user, fingerprint = Staff(found.name, found.role), accounts.login_fingerprint(found)
     if user is None:
         throttle.failed(username, address)
         return render(request, "login.html", None, status_code=401, next=_local(next),
                       error="Wrong user name or password.", username=username)
     throttle.succeeded(username)
     request.session.clear()  # a fresh session and CSRF token at each login
-    request.session["user"] = user.name
+    request.session["user"], request.session["login"] = user.name, fingerprint
     session_csrf(request)  # now, so concurrent first requests cannot mint two different tokens
     return RedirectResponse(_local(next), status_code=303)
 
