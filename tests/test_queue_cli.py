@@ -1,10 +1,12 @@
 """`flarewatch users/queue/claim/release/answer/dismiss` against a real database file."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from alerts.interactivity import actor_for
@@ -14,13 +16,19 @@ from monitor.storage.db import make_engine, migrate, session_factory, transactio
 from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, PostEvent
 from tests.queue_seed import T0, add_flagged, add_incident
 
+CliEnv = tuple[CliRunner, Path, sessionmaker[Session]]
+
 
 @pytest.fixture
-def cli(tmp_path: Path) -> tuple[CliRunner, Path, str]:
+def cli(tmp_path: Path) -> Iterator[CliEnv]:
+    """The runner, a config file naming a database file, and sessions on that database for checks."""
     db = tmp_path / "cli.db"
     config = tmp_path / "flarewatch.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{db}"\n\n[web]\nclaim_minutes = 15\n', encoding="utf-8")
-    return CliRunner(), config, f"sqlite:///{db}"
+    engine = make_engine(f"sqlite:///{db}")
+    migrate(engine)
+    yield CliRunner(), config, session_factory(engine)
+    engine.dispose()
 
 
 def run(runner: CliRunner, config: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
@@ -28,8 +36,8 @@ def run(runner: CliRunner, config: Path, *args: str, stdin: str | None = None) -
     return result.exit_code, result.output
 
 
-def test_users_add_list_and_token(cli: tuple[CliRunner, Path, str]) -> None:
-    runner, config, url = cli
+def test_users_add_list_and_token(cli: CliEnv) -> None:
+    runner, config, sessions = cli
     assert run(runner, config, "users", "add", "alice", "--role", "manager", "--password-stdin",
                stdin="correct horse battery\n") == (0, "added alice (manager)\n")
     code, out = run(runner, config, "users", "add", "alice", "--role", "agent", "--password-stdin", stdin="x" * 9)
@@ -40,20 +48,15 @@ def test_users_add_list_and_token(cli: tuple[CliRunner, Path, str]) -> None:
     assert run(runner, config, "users", "list") == (0, "alice\tmanager\nbot\tagent no-password\n")
     code, token = run(runner, config, "users", "token", "bot")
     assert code == 0 and token.startswith("fw_")
-    engine = make_engine(url)
-    with transaction(session_factory(engine)) as session:
+    with transaction(sessions) as session:
         assert authenticate(session, "alice", "correct horse battery") is not None
         assert authenticate(session, "alice", "wrong") is None
         assert authenticate(session, "bot", "") is None
         assert user_for_token(session, token.strip(), T0).name == "bot"
-    engine.dispose()
 
 
-def test_queue_claim_answer_release_dismiss(cli: tuple[CliRunner, Path, str]) -> None:
-    runner, config, url = cli
-    engine = make_engine(url)
-    migrate(engine)
-    sessions = session_factory(engine)
+def test_queue_claim_answer_release_dismiss(cli: CliEnv) -> None:
+    runner, config, sessions = cli
     with transaction(sessions) as session:
         first = add_flagged(session, urgency=4.0, text="acme ate my\nparcel", author="pat").id
         second = add_flagged(session, urgency=2.0).id
@@ -83,11 +86,10 @@ def test_queue_claim_answer_release_dismiss(cli: tuple[CliRunner, Path, str]) ->
         assert session.get(FlaggedPost, first).answer_url == "https://s.example/r/1"
         kinds = session.scalars(select(PostEvent.kind).where(PostEvent.post_id == second).order_by(PostEvent.id)).all()
         assert kinds == ["flagged", "claimed", "released", "dismissed"]
-    engine.dispose()
 
 
-def test_users_set_changes_role_password_slack_id_and_status(cli: tuple[CliRunner, Path, str]) -> None:
-    runner, config, url = cli
+def test_users_set_changes_role_password_slack_id_and_status(cli: CliEnv) -> None:
+    runner, config, sessions = cli
     for name, role in (("ada", "admin"), ("bob", "agent")):
         assert run(runner, config, "users", "add", name, "--role", role, "--password-stdin",
                    stdin="first password\n")[0] == 0
@@ -95,8 +97,6 @@ def test_users_set_changes_role_password_slack_id_and_status(cli: tuple[CliRunne
         0, "updated bob\n")
     assert run(runner, config, "users", "list") == (0, "ada\tadmin\nbob\tmanager\tU0BOB0001\n")
     assert run(runner, config, "users", "set", "bob", "--password-stdin", stdin="second password\n")[0] == 0
-    engine = make_engine(url)
-    sessions = session_factory(engine)
     with transaction(sessions) as session:
         assert authenticate(session, "bob", "second password") is not None
         assert authenticate(session, "bob", "first password") is None
@@ -126,14 +126,10 @@ def test_users_set_changes_role_password_slack_id_and_status(cli: tuple[CliRunne
     assert run(runner, config, "users", "set", "ada", "--slack-id", "U0BOB0001")[0] == 0  # bob cleared his
     code, out = run(runner, config, "users", "set", "bob", "--slack-id", "U0BOB0001")
     assert code == 1 and "already belongs to ada" in out
-    engine.dispose()
 
 
-def test_users_deactivate_releases_claims_and_tokens_can_be_revoked(cli: tuple[CliRunner, Path, str]) -> None:
-    runner, config, url = cli
-    engine = make_engine(url)
-    migrate(engine)
-    sessions = session_factory(engine)
+def test_users_deactivate_releases_claims_and_tokens_can_be_revoked(cli: CliEnv) -> None:
+    runner, config, sessions = cli
     with transaction(sessions) as session:
         incident_id = add_incident(session).id
         post_id = add_flagged(session, incident=session.get(Incident, incident_id)).id
@@ -172,4 +168,3 @@ def test_users_deactivate_releases_claims_and_tokens_can_be_revoked(cli: tuple[C
         assert (event.kind, event.actor) == ("post_released", "ada")
     assert run(runner, config, "users", "revoke", "bob", "--all") == (0, "revoked 1 token of bob\n")
     assert run(runner, config, "users", "revoke", "bob", "--all") == (0, "revoked 0 tokens of bob\n")
-    engine.dispose()
