@@ -86,9 +86,27 @@ def _upsert(dialect: str) -> Any:
 def record(session: Session, post: Post, score: Score) -> None:
     """Add one scored post (or a counted copy, see `pipeline.pending_copies`) to its (brand, source,
     minute) bucket: one upsert."""
+    record_batch(session, [(post, score)])
+
+
+def record_batch(session: Session, counted: list[tuple[Post, Score]]) -> None:
+    """Add a scoring batch to its buckets: increments summed per bucket, then one upsert per bucket.
+
+    The upserts go in key order, so concurrent scorers lock shared buckets in the same order and
+    never deadlock.
+    """
+    totals: dict[tuple[str, str, datetime], dict[str, float | int]] = {}
+    for post, score in counted:
+        row = totals.setdefault((post.brand, post.source, floor_minute(post.created_at)), dict.fromkeys(_FIELDS, 0))
+        for name, value in _increments(post, score).items():
+            row[name] += value
+    if not totals:
+        return
     stmt = _upsert(session.get_bind().dialect.name)
-    session.connection().execute(
-        stmt, {"brand": post.brand, "source": post.source, "start": floor_minute(post.created_at), **_increments(post, score)})
+    session.connection().execute(stmt, [
+        {"brand": brand, "source": source, "start": start, **values}
+        for (brand, source, start), values in sorted(totals.items())
+    ])
 
 
 def recount(session: Session, brand: str | None = None) -> list[BucketCounts]:

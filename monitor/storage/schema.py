@@ -23,6 +23,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -86,7 +88,10 @@ class Post(Base):
         UniqueConstraint("source", "external_id"),
         Index("ix_posts_brand_created", "brand", "created_at"),
         Index("ix_posts_content_hash", "brand", "content_hash"),
-        Index("ix_posts_duplicate_of", "duplicate_of"),  # the scoring stage looks up uncounted copies
+        Index("ix_posts_duplicate_of", "duplicate_of"),  # copies of a post, for counting and the SET NULL cascade
+        # Only the posts still waiting for the scoring stage are in it, so a scoring tick finds its
+        # work at the same cost with 10k or 2M stored posts.
+        Index("ix_posts_pending", "created_at", "id", postgresql_where=text("pending"), sqlite_where=text("pending")),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(100))
@@ -107,6 +112,9 @@ class Post(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
     raw: Mapped[dict[str, Any] | None]
+    # True from ingest until the scoring stage has scored (or, for a copy, counted) it; a copy by
+    # the original's own author is never counted, so it is stored False.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     scores: Mapped[list[Score]] = relationship(back_populates="post", cascade="all, delete-orphan")
 
@@ -284,6 +292,32 @@ class User(Base):
     slack_user_id: Mapped[str | None] = mapped_column(String(50), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+
+
+class Lease(Base):
+    """Who does a piece of shared work (poll a source, detect a brand) until when (monitor.leases).
+
+    Times are the database's clock in epoch seconds, so replicas on machines with skewed clocks
+    agree on when a lease has expired.
+    """
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Replica(Base):
+    """A running `flarewatch run` process and its roles; `seen_at` is its last heartbeat (database clock)."""
+
+    __tablename__ = "replicas"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    roles: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)
 
 
 class ApiToken(Base):

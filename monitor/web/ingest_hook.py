@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from connectors.matching import BrandMatcher
 from connectors.webhook import parse_pushed
-from monitor.ingest import IngestResult, ensure_source, store_posts
+from monitor.ingest import IngestResult, count_on_source, ensure_source, store_posts
 from monitor.storage.db import transaction
 from monitor.web.errors import ERROR_RESPONSES, ApiError
 from monitor.web.views import IngestOut
@@ -62,8 +62,7 @@ async def ingest(request: Request, source: Annotated[str, Path(max_length=100, p
             row = ensure_source(session, source, brand.name, source_config.kind)
             now = state.clock.now()
             result = store_posts(session, brand.name, matcher, posts, now)
-            row.posts_fetched += result.stored + result.duplicates
-            row.items_rejected += len(errors)
+            count_on_source(session, source, result.stored + result.duplicates, len(errors))
             row.last_attempt_at = row.last_success_at = now
             row.consecutive_failures = 0
             return result
