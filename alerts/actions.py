@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from alerts.routing import notify
 from alerts.settings import AlertSettings
-from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, Silence
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, Silence
 
 
 class ActionError(Exception):
@@ -126,7 +126,7 @@ def claim_top_post(session: Session, incident_id: int, actor: str, now: datetime
                    post_id: int | None = None, settings: AlertSettings | None = None,
                    via: str | None = None) -> ActionResult:
     """Claim the incident's most urgent open queue item (or `post_id`) for `actor` to answer."""
-    from monitor import queue
+    from monitor.core import queue
 
     incident = _incident(session, incident_id)
     if post_id is None:
@@ -146,7 +146,7 @@ def claim_top_post(session: Session, incident_id: int, actor: str, now: datetime
     if not won:
         holder = session.scalar(select(FlaggedPost.claimed_by).where(FlaggedPost.post_id == post_id))
         return ActionResult(incident_id, False, f"post {post_id} is already claimed by {holder}", post_id)
-    # monitor.queue put the claim on the incident's timeline; tell the incident's places about that event.
+    # monitor.core.queue put the claim on the incident's timeline; tell the incident's places about that event.
     event = session.scalar(
         select(IncidentEvent)
         .where(IncidentEvent.kind == "post_claimed", IncidentEvent.actor == actor, IncidentEvent.at == now)

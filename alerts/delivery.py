@@ -38,9 +38,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, Sender, ThreadRef
 from alerts.settings import AlertSettings
 from alerts.view import event_view, incident_view
-from monitor.clock import Clock
-from monitor.storage.db import transaction
-from monitor.storage.schema import Incident, IncidentEvent, OutboxMessage, SlackThread
+from monitor.core.clock import Clock
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, SlackThread
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.routing import NOT_YET_ALERTED, active_silence, notify, start_escalation
 from alerts.settings import AlertSettings, EscalationLevel
-from monitor.clock import Clock
-from monitor.storage.db import transaction
-from monitor.storage.schema import Incident, IncidentEvent
+from monitor.core.clock import Clock
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Incident, IncidentEvent
 
 log = logging.getLogger(__name__)
 ACTOR = "escalation"

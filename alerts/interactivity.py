@@ -36,9 +36,9 @@ from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
 from alerts.escape import escape_mrkdwn, link
 from alerts.settings import AlertSettings
 from alerts.slack import make_client
-from monitor.clock import Clock
-from monitor.storage.db import transaction
-from monitor.storage.schema import SlackThread, User
+from monitor.core.clock import Clock
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import SlackThread, User
 
 log = logging.getLogger(__name__)
 

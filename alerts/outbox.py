@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.storage.schema import Incident, IncidentEvent, OutboxMessage
+from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage
 
 
 def event_key(incident: Incident, event: IncidentEvent, channel: str, target: str, kind: str | None = None) -> str:

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from alerts.outbox import enqueue, event_key, parent_key
 from alerts.settings import AlertSettings, EscalationLevel, EscalationPolicy
-from monitor.storage.schema import Incident, IncidentEvent, OutboxMessage, Silence
+from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, Silence
 
 OPENING_KINDS = frozenset({"opened"})
-# People's actions (alerts.actions, monitor.queue): always told, never start an alert by themselves.
+# People's actions (alerts.actions, monitor.core.queue): always told, never start an alert by themselves.
 HUMAN_KINDS = frozenset({"acknowledged", "snoozed", "resolved", "silenced", "reopened", "post_claimed"})
 TERMINAL_STATUSES = frozenset({"resolved", "closed"})
 NOT_YET_ALERTED = -1

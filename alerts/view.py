@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.storage.schema import Bucket, Incident, IncidentEvent, IncidentPost, Post
+from monitor.core.storage.schema import Bucket, Incident, IncidentEvent, IncidentPost, Post
 
 TREND_MINUTES = 30
 

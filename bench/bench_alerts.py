@@ -28,9 +28,9 @@ from alerts.delivery import Senders, deliver_pending  # noqa: E402
 from alerts.settings import AlertSettings  # noqa: E402
 from alerts.slack import SlackSender  # noqa: E402
 from alerts.view import incident_view  # noqa: E402
-from monitor.clock import SystemClock  # noqa: E402
-from monitor.storage.db import make_engine, migrate, session_factory  # noqa: E402
-from monitor.storage.schema import Incident  # noqa: E402
+from monitor.core.clock import SystemClock  # noqa: E402
+from monitor.core.storage.db import make_engine, migrate, session_factory  # noqa: E402
+from monitor.core.storage.schema import Incident  # noqa: E402
 from tests.alerts_support import TOKEN, open_incident  # noqa: E402
 from tests.slack_server import SlackServer  # noqa: E402
 

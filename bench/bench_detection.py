@@ -74,7 +74,7 @@ def make_replay(seed: int, days: float, out: Path, extra: list[str]) -> None:
 
 def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
     from monitor.config import BrandConfig, Config
-    from monitor.detection.replay import read_posts, replay, write_incidents
+    from monitor.replay import read_posts, replay, write_incidents
 
     folder = work / f"replay-{seed}"
     make_replay(seed, args.days, folder, args.make_args)

@@ -50,10 +50,10 @@ def synthetic(path: Path, count: int, seed: int = 1) -> None:
 async def bench_replay(db_url: str, path: Path, lines_per_page: int) -> dict[str, float]:
     import httpx
 
-    from connectors.poll import poll_source
-    from monitor.clock import SystemClock
+    from monitor.polling import poll_source
+    from monitor.core.clock import SystemClock
     from monitor.config import BrandConfig, SourceConfig
-    from monitor.storage.db import make_engine, migrate, session_factory
+    from monitor.core.storage.db import make_engine, migrate, session_factory
 
     engine = make_engine(db_url)
     migrate(engine)

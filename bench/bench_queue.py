@@ -29,12 +29,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from monitor import accounts, queue  # noqa: E402
-from monitor.clock import SimulatedClock  # noqa: E402
+from monitor.core import accounts, queue  # noqa: E402
+from monitor.core.clock import SimulatedClock  # noqa: E402
 from monitor.config import parse_config  # noqa: E402
-from monitor.ingest import content_hash  # noqa: E402
-from monitor.storage.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from monitor.storage.schema import FlaggedPost, Incident, Post, Score  # noqa: E402
+from monitor.core.ingest import content_hash  # noqa: E402
+from monitor.core.storage.db import make_engine, migrate, session_factory, transaction  # noqa: E402
+from monitor.core.storage.schema import FlaggedPost, Incident, Post, Score  # noqa: E402
 from monitor.web.app import create_app  # noqa: E402
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)

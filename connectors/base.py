@@ -1,49 +1,15 @@
-"""The shape every connector produces, and the interface the daemon polls.
-
-A connector turns one platform's API into pages of `FetchedPost`. The daemon stores each page's
-posts and the page's cursor in one transaction, so a crash between pages loses nothing and a
-restart resumes from the last stored cursor.
+"""The interface the daemon polls: a connector turns one platform's API into `Page`s of
+`FetchedPost` (both in `monitor.core.posts`), and validates its own `params` table.
 """
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-
-@dataclass(frozen=True)
-class FetchedPost:
-    """One public post, normalised. `created_at` is timezone-aware UTC."""
-
-    source: str
-    external_id: str
-    text: str
-    created_at: datetime
-    author: str
-    url: str | None = None
-    author_followers: int | None = None
-    lang: str | None = None
-    likes: int = 0
-    reposts: int = 0
-    replies: int = 0
-    score: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Page:
-    """Posts from one request and the cursor to store once they are saved.
-
-    `errors` counts items that were malformed and skipped (already logged by the connector).
-    """
-
-    posts: list[FetchedPost]
-    cursor: str | None
-    errors: int = 0
+from monitor.core.posts import Page
 
 
 class SourceParams(BaseModel):

@@ -20,10 +20,11 @@ import websockets
 from pydantic import Field
 from websockets.asyncio.client import connect
 
-from connectors.base import FetchedPost, Page, SourceParams
+from connectors.base import SourceParams
+from monitor.core.posts import FetchedPost, Page
 from connectors.bluesky import lookup_profiles, permalink, with_profiles
 from connectors.http import MalformedPayload, NetworkError
-from connectors.matching import BrandMatcher
+from monitor.core.brands import BrandMatcher
 from connectors.normal import (
     InvalidItem, bounded_id, clean_post, parse_time, require_dict, short_text, text_field, tidy,
 )

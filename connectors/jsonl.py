@@ -17,7 +17,8 @@ from typing import ClassVar
 import httpx
 from pydantic import Field
 
-from connectors.base import FetchedPost, Page, SourceParams
+from connectors.base import SourceParams
+from monitor.core.posts import FetchedPost, Page
 from connectors.http import MalformedPayload, SourceError
 from connectors.normal import InvalidItem
 from connectors.records import post_from_record

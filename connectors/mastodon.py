@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from connectors.base import FetchedPost, Page
+from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpParams, SourceError, decode_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, html_to_text, optional_count, parse_time, require_dict, short_text,

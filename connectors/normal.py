@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connectors.base import FetchedPost
+    from monitor.core.posts import FetchedPost
 
 MAX_ID = 200  # posts.external_id is String(200)
 MAX_COUNT = 2**62  # posts counters are BigInteger

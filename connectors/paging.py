@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from connectors.base import FetchedPost
+from monitor.core.posts import FetchedPost
 from connectors.http import SourceError
 from connectors.normal import InvalidItem, clean_post
 

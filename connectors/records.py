@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from connectors.base import FetchedPost
+from monitor.core.posts import FetchedPost
 from connectors.normal import InvalidItem, clean_post, tidy
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from connectors.base import FetchedPost, Page
+from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, decode_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, parse_time, require_dict, text_field, tidy,

@@ -17,7 +17,7 @@ import feedparser
 import httpx
 from pydantic import Field
 
-from connectors.base import FetchedPost, Page
+from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpParams, MalformedPayload, SourceError, request
 from connectors.normal import InvalidItem, bounded_id, html_to_text, require_dict, short_text
 from connectors.paging import PartialFailures, collect, dump_state, load_state

@@ -1,7 +1,7 @@
 """Push ingestion: sources that deliver to us POST a JSON array of posts to `/api/ingest`.
 
 The web app owns the route and its token check; it calls `parse_pushed` and stores the posts
-with `monitor.ingest.store_posts` under the named push source. The `webhook` kind exists so a
+with `monitor.core.ingest.store_posts` under the named push source. The `webhook` kind exists so a
 config can declare such a source (for brand, status and health); it has nothing to poll.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import ClassVar
 import httpx
 from pydantic import Field
 
-from connectors.base import FetchedPost, Page, SourceParams
+from connectors.base import SourceParams
+from monitor.core.posts import FetchedPost, Page
 from connectors.normal import InvalidItem
 from connectors.records import PostRecord, post_from_record
 from connectors.registry import register

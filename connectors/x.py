@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from connectors.base import FetchedPost, Page
+from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpError, HttpParams, decode_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, optional_count, parse_time, require_dict, short_text, text_field, tidy,

@@ -14,23 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from limits import parse as parse_limit
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alerts.settings import AlertSettings
 from connectors.registry import validate_source_params
 from models import ModelSettings
+from monitor.core.settings import ConfigError, Strict
 from monitor.detection.settings import DetectionSettings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
-
-
-class ConfigError(Exception):
-    """A configuration problem, already phrased for the person who wrote the file."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SourceConfig(Strict):

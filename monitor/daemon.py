@@ -21,10 +21,10 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete, select
 
-from monitor.clock import Clock, SystemClock
+from monitor.core.clock import Clock, SystemClock
 from monitor.config import Config
-from monitor.storage.db import make_engine, migrate, session_factory, transaction
-from monitor.storage.schema import Bucket, IncidentPost, Post
+from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
+from monitor.core.storage.schema import Bucket, IncidentPost, Post
 
 log = logging.getLogger("flarewatch.daemon")
 
@@ -99,7 +99,7 @@ class Daemon:
                                next_run_time=datetime.now().astimezone())
 
     def _add_jobs(self) -> None:
-        from connectors.poll import poll_source
+        from monitor.polling import poll_source
 
         assert self._http is not None
         http = self._http
@@ -151,7 +151,7 @@ class Daemon:
         await asyncio.to_thread(escalate_due, self.sessions, self.config.alerts, self.clock)
 
     async def lapse_claims(self) -> None:
-        from monitor.queue import lapse_expired
+        from monitor.core.queue import lapse_expired
 
         def lapse() -> None:
             with transaction(self.sessions) as session:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.clock import SimulatedClock
+from monitor.core.clock import SimulatedClock
 
 console = Console(highlight=False)
 
@@ -31,7 +31,7 @@ def demo_command(
     from models import ModelSettings, load_scorer
     from monitor.config import parse_config
     from monitor.demo_stream import BRAND, crisis_start, generate
-    from monitor.detection.replay import replay
+    from monitor.replay import replay
 
     config = parse_config({"brands": [{"name": BRAND, "terms": [BRAND]}]}, "<demo>", env={})
     alerts = AlertSettings()  # console alerts, whatever the environment says

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from models import Scorer
 from monitor.detection import aggregates
-from monitor.storage.db import transaction
-from monitor.storage.schema import Post, Score
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Post, Score
 
 
 def pending_posts(session: Session, limit: int) -> list[Post]:

@@ -14,9 +14,9 @@ from alerts.delivery import Senders, deliver_pending
 from alerts.routing import notify
 from alerts.settings import AlertSettings
 from alerts.slack import SlackSender
-from monitor.clock import SimulatedClock
-from monitor.storage.db import transaction
-from monitor.storage.schema import Bucket, Incident, IncidentEvent, IncidentPost, OutboxMessage, Post
+from monitor.core.clock import SimulatedClock
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Bucket, Incident, IncidentEvent, IncidentPost, OutboxMessage, Post
 from tests.slack_server import SlackServer
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.storage.db import make_engine, migrate, session_factory
+from monitor.core.storage.db import make_engine, migrate, session_factory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PG_URL_VAR = "FLAREWATCH_TEST_PG_URL"

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Page
+from monitor.core.posts import Page
 from connectors.registry import build_connector
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from monitor.detection import aggregates
-from monitor.ingest import content_hash
-from monitor.storage.schema import Post, Score
+from monitor.core.ingest import content_hash
+from monitor.core.storage.schema import Post, Score
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # a Monday
 _ids = itertools.count(1)

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from monitor import accounts, queue
+from monitor.core import accounts, queue
 from monitor.config import Config, parse_config
-from monitor.ingest import content_hash
-from monitor.storage.schema import Incident, Post, Score
+from monitor.core.ingest import content_hash
+from monitor.core.storage.schema import Incident, Post, Score
 
 T0 = datetime(2026, 7, 4, 12, 0, tzinfo=timezone.utc)
 _ids = count(1)

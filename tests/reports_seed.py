@@ -13,7 +13,7 @@ from itertools import count
 
 from sqlalchemy.orm import Session
 
-from monitor.storage.schema import (
+from monitor.core.storage.schema import (
     Bucket, FlaggedPost, Incident, IncidentEvent, IncidentPost, OutboxMessage, Post, PostEvent,
 )
 
@@ -111,7 +111,7 @@ def add_baseline(session: Session, brand: str, volume_per_minute: int = 3, negat
     """A learnt baseline for the brand, as detection would store it after `hours` of steady traffic."""
     from monitor.detection.baseline_store import new_baseline
     from monitor.detection.settings import DetectionSettings
-    from monitor.storage.schema import DetectionBaseline
+    from monitor.core.storage.schema import DetectionBaseline
 
     baseline = new_baseline(DetectionSettings())
     start = T - timedelta(hours=hours)

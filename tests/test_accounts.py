@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.actions import ActionError
 from alerts.interactivity import actor_for
-from monitor import accounts, queue
-from monitor.storage.db import transaction
-from monitor.storage.schema import FlaggedPost, IncidentEvent, PostEvent, User
+from monitor.core import accounts, queue
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import FlaggedPost, IncidentEvent, PostEvent, User
 from tests.queue_seed import T0, add_flagged, add_incident, add_staff
 
 NOW = T0 + timedelta(minutes=10)

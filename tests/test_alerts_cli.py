@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from alerts.cli import parse_until
+from monitor.cli.alerts import parse_until
 from alerts.settings import AlertSettings
 from monitor.cli import app
-from monitor.storage.db import session_factory
-from monitor.storage.schema import Incident, IncidentEvent, Silence
+from monitor.core.storage.db import session_factory
+from monitor.core.storage.schema import Incident, IncidentEvent, Silence
 from tests.alerts_support import clock, open_incident  # noqa: F401
 
 

@@ -11,8 +11,8 @@ from alerts.console import ConsoleSender
 from alerts.delivery import Senders, deliver_pending
 from alerts.escalation import escalate_due
 from alerts.settings import AlertSettings
-from monitor.storage.db import transaction
-from monitor.storage.schema import Incident, IncidentEvent
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Incident, IncidentEvent
 from tests.alerts_support import (  # noqa: F401 - fixtures
     HOSTILE, T0, add_event, clock, drain, open_incident, outbox, slack, slack_senders, slack_settings,
 )

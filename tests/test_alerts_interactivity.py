@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
 from alerts.interactivity import dispatch, make_slack_router, parse_block_actions, payload_from_form, verify_signature
-from monitor.queue import flag_post
-from monitor.storage.db import transaction
-from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, User
+from monitor.core.queue import flag_post
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, User
 from tests.alerts_support import (  # noqa: F401 - fixtures
     POSTS_FOR_CLAIM, T0, clock, drain, open_incident, slack, slack_senders, slack_settings,
 )

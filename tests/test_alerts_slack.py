@@ -11,7 +11,7 @@ from sqlalchemy import select
 import alerts.delivery as delivery
 from alerts.blocks import ACTION_IDS
 from alerts.delivery import LEASE, deliver_pending, release_claims
-from monitor.storage.schema import Incident, SlackThread
+from monitor.core.storage.schema import Incident, SlackThread
 from tests.alerts_support import (  # noqa: F401 - fixtures
     HOSTILE, add_event, clock, drain, open_incident, outbox, slack, slack_senders, slack_settings,
 )
@@ -255,8 +255,8 @@ def test_channel_names_are_resolved_and_posts_are_paced(sessions, slack, clock) 
 
 def test_notify_twice_for_the_same_event_queues_once(sessions, slack, clock) -> None:
     from alerts.routing import notify
-    from monitor.storage.db import transaction
-    from monitor.storage.schema import IncidentEvent
+    from monitor.core.storage.db import transaction
+    from monitor.core.storage.schema import IncidentEvent
 
     settings = slack_settings(slack)
     incident_id = open_incident(sessions, settings, clock.now())

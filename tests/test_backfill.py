@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.storage.db import make_engine, session_factory
-from monitor.storage.schema import Post, Source
+from monitor.core.storage.db import make_engine, session_factory
+from monitor.core.storage.schema import Post, Source
 
 
 def _config(tmp_path: Path) -> Path:

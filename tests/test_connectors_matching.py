@@ -6,7 +6,7 @@ import unicodedata
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from connectors.matching import BrandMatcher
+from monitor.core.brands import BrandMatcher
 
 ACME = BrandMatcher(["Acme", "Acme Corp", "艾克米"], exclude=["acme anvil", "艾克米游戏"])
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from connectors.base import FetchedPost
+from monitor.core.posts import FetchedPost
 from connectors.bluesky import normalise_post_view
 from connectors.hackernews import normalise_hit
 from connectors.jetstream import normalise_jetstream_event

@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from connectors.poll import poll_source
-from monitor.clock import SimulatedClock
+from monitor.polling import poll_source
+from monitor.core.clock import SimulatedClock
 from monitor.config import BrandConfig, SourceConfig
-from monitor.storage.schema import Post, Source
+from monitor.core.storage.schema import Post, Source
 from tests.connectorkit import FAST, load
 from tests.httpreplay import Reply, instant_sleep, replay_server  # noqa: F401
 
@@ -141,7 +141,7 @@ async def test_unexpected_exception_is_recorded_not_raised(sessions, tmp_path, m
 
 async def test_sources_status_command(sqlite_url, tmp_path, replay_server, instant_sleep):
     from monitor.cli import app
-    from monitor.storage.db import make_engine, migrate, session_factory
+    from monitor.core.storage.db import make_engine, migrate, session_factory
 
     engine = make_engine(sqlite_url)
     migrate(engine)

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from monitor.storage.db import make_engine, session_factory
-from monitor.storage.schema import Post, Score, Source
+from monitor.core.storage.db import make_engine, session_factory
+from monitor.core.storage.schema import Post, Score, Source
 
 POSTS = 40
 

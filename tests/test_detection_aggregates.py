@@ -5,11 +5,11 @@ import math
 import random
 from datetime import timedelta
 
-from connectors.base import FetchedPost
+from monitor.core.posts import FetchedPost
 from monitor.detection import aggregates
-from monitor.ingest import store_posts
+from monitor.core.ingest import store_posts
 from monitor.pipeline import score_pending
-from monitor.storage.db import transaction
+from monitor.core.storage.db import transaction
 from tests.detection_helpers import T0, KeywordScorer, add_scored_post
 
 

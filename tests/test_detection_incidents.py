@@ -6,12 +6,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from monitor.clock import SimulatedClock
+from monitor.core.clock import SimulatedClock
 from monitor.config import BrandConfig, Config
 from monitor.detection.incidents import detect
 from monitor.detection.settings import DetectionSettings
-from monitor.storage.db import transaction
-from monitor.storage.schema import (
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import (
     DetectionBaseline, FlaggedPost, Incident, IncidentEvent, IncidentPost, OutboxMessage, PostEvent,
 )
 from tests.detection_helpers import T0, add_background, add_scored_post

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.config import BrandConfig, Config
-from monitor.detection.replay import read_posts, replay, write_incidents
+from monitor.replay import read_posts, replay, write_incidents
 from tests.detection_helpers import T0, KeywordScorer, daily_rate, write_stream
 
 runner = CliRunner()

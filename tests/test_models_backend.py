@@ -170,7 +170,7 @@ def test_bad_model_name():
 # ----------------------------------------------------------------------------- CLI
 
 def test_score_cli(tiny_dirs, tmp_path):
-    from models.cli import app as model_app  # noqa: F401  (import check)
+    from monitor.cli.model import app as model_app  # noqa: F401  (import check)
     from monitor.cli import app
 
     src = tmp_path / "posts.jsonl"

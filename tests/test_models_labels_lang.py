@@ -110,6 +110,6 @@ def test_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, models, models.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys, models, monitor.cli.model; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

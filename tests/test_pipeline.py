@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from connectors.base import FetchedPost
+from monitor.core.posts import FetchedPost
 from models import Sentiment
 from monitor.detection.aggregates import reach_weight, recount, stored
-from monitor.ingest import store_posts
+from monitor.core.ingest import store_posts
 from monitor.pipeline import score_pending
-from monitor.storage.db import transaction
-from monitor.storage.schema import Bucket, Score
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Bucket, Score
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import queue
-from monitor.clock import SimulatedClock
-from monitor.storage.db import transaction
-from monitor.storage.schema import FlaggedPost, IncidentEvent, PostEvent
+from monitor.core import queue
+from monitor.core.clock import SimulatedClock
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import FlaggedPost, IncidentEvent, PostEvent
 from tests.queue_seed import T0, add_flagged, add_incident, add_post
 
 

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from alerts.interactivity import actor_for
-from monitor.accounts import authenticate, user_for_token
+from monitor.core.accounts import authenticate, user_for_token
 from monitor.cli import app
-from monitor.storage.db import make_engine, migrate, session_factory, transaction
-from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, PostEvent
+from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, PostEvent
 from tests.queue_seed import T0, add_flagged, add_incident
 
 CliEnv = tuple[CliRunner, Path, sessionmaker[Session]]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.detection.settings import DetectionSettings
 from monitor.reports.export import render_html
 from monitor.reports.timeline import build_timeline
-from monitor.storage.db import transaction
+from monitor.core.storage.db import transaction
 from tests.reports_seed import add_baseline, crafted_incident, minutes
 from tests.test_web_browser import CHROMIUM, SHOTS, served  # noqa: F401 - the served app fixture
 
@@ -56,7 +56,7 @@ def _check_chart(page) -> None:  # noqa: ANN001
 def test_exported_report_opens_offline_and_shows_the_chart(sqlite_engine, tmp_path: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import expect, sync_playwright
 
-    from monitor.storage.db import session_factory
+    from monitor.core.storage.db import session_factory
 
     sessions = session_factory(sqlite_engine)
     incident_id = _seed(sessions)

@@ -21,8 +21,8 @@ from monitor.reports.digest import DigestError, digest_message, post_digest
 from monitor.reports.export import csv_cell, md_escape, render, render_csv, render_html, render_markdown
 from monitor.reports.figures import weekly_figures
 from monitor.reports.timeline import Timeline, build_timeline
-from monitor.storage.db import session_factory, transaction
-from monitor.storage.schema import Incident
+from monitor.core.storage.db import session_factory, transaction
+from monitor.core.storage.schema import Incident
 from tests.alerts_support import slack_settings
 from tests.reports_seed import T, add_baseline, crafted_incident, minutes
 from tests.slack_server import SlackServer
@@ -135,7 +135,7 @@ def test_hostile_text_is_escaped_everywhere(sessions: sessionmaker[Session]) -> 
 def test_javascript_urls_are_not_links(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         incident_id = crafted_incident(session)
-        from monitor.storage.schema import IncidentPost, Post
+        from monitor.core.storage.schema import IncidentPost, Post
         post_id = session.query(IncidentPost.post_id).filter_by(incident_id=incident_id).first()[0]
         session.get(Post, post_id).url = "javascript:alert(1)"
     with transaction(sessions) as session:

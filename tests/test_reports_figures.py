@@ -6,8 +6,8 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.reports.figures import format_duration, incident_figures, week_start, weekly_figures
-from monitor.storage.db import transaction
-from monitor.storage.schema import Incident, IncidentEvent, OutboxMessage
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage
 from tests.reports_seed import T, crafted_incident, minutes
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from monitor.storage.db import transaction
+from monitor.core.storage.db import transaction
 from tests.reports_seed import add_baseline, crafted_incident, minutes
 from tests.test_web_pages import login
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture

@@ -12,12 +12,12 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import func, select
 
-from connectors.base import FetchedPost
+from monitor.core.posts import FetchedPost
 from monitor.detection import aggregates
-from monitor.ingest import store_posts
+from monitor.core.ingest import store_posts
 from monitor.pipeline import score_pending
-from monitor.storage.db import transaction
-from monitor.storage.schema import Post, Score, Source
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Post, Score, Source
 from tests.detection_helpers import T0, KeywordScorer
 from tests.web_fixtures import WebEnv, web  # noqa: F401
 

@@ -8,11 +8,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from connectors.base import FetchedPost, Page
-from connectors.matching import BrandMatcher
-from monitor.ingest import ensure_source, store_page, store_posts
-from monitor.storage.db import make_engine, migrate, transaction
-from monitor.storage.schema import Base, Post, Score
+from monitor.core.posts import FetchedPost, Page
+from monitor.core.brands import BrandMatcher
+from monitor.core.ingest import ensure_source, store_page, store_posts
+from monitor.core.storage.db import make_engine, migrate, transaction
+from monitor.core.storage.schema import Base, Post, Score
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from monitor import accounts
-from monitor.storage.db import transaction
-from monitor.storage.schema import FlaggedPost, IncidentEvent, Source
+from monitor.core import accounts
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import FlaggedPost, IncidentEvent, Source
 from tests.queue_seed import T0, add_flagged, add_incident
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture
 

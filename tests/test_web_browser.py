@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from monitor.clock import SystemClock
-from monitor.storage.db import session_factory, transaction
+from monitor.core.clock import SystemClock
+from monitor.core.storage.db import session_factory, transaction
 from monitor.web.app import create_app
 from tests.queue_seed import add_flagged, add_staff, web_config
 
@@ -120,7 +120,7 @@ def test_log_in_claim_answer_and_see_it_leave_the_queue(served: tuple[str, objec
 def test_an_admin_adds_a_user_and_changes_a_role_in_the_users_page(served: tuple[str, object]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from monitor import accounts
+    from monitor.core import accounts
 
     base, sessions = served
     with sync_playwright() as pw:

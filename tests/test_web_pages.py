@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.interactivity import actor_for
-from monitor.clock import SimulatedClock
-from monitor.storage.db import transaction
-from monitor.storage.schema import FlaggedPost, IncidentEvent, Source, User
+from monitor.core.clock import SimulatedClock
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import FlaggedPost, IncidentEvent, Source, User
 from monitor.web.app import create_app
 from tests.queue_seed import T0, add_flagged, add_incident, add_staff, web_config
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - the fixture

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.clock import SimulatedClock
+from monitor.core.clock import SimulatedClock
 from monitor.config import Config
-from monitor.storage.db import transaction
+from monitor.core.storage.db import transaction
 from monitor.web.app import create_app
 from tests.queue_seed import T0, add_staff, web_config
 

@@ -2,6 +2,6 @@
 
 aggregates (buckets kept as posts are scored) -> baseline / baseline_store (expected counts) ->
 volume, share, viral (tests, each returning `signals.Signal`) via windows -> incidents (lifecycle,
-the daemon's detect job). backtest and replay run the same code offline (`flarewatch backtest`,
-`flarewatch replay`).
+the daemon's detect job). backtest and `monitor.replay` run the same code offline (`flarewatch
+backtest`, `flarewatch replay`).
 """

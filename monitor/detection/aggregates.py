@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from monitor.storage.schema import Bucket, Post, Score, UTCDateTime
+from monitor.core.storage.schema import Bucket, Post, Score, UTCDateTime
 
 NEGATIVE = "negative"
 POSITIVE = "positive"

@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from monitor.detection import aggregates
 from monitor.detection.baseline import HOUR, SeasonalBaseline, floor_hour
 from monitor.detection.settings import DetectionSettings
-from monitor.storage.schema import DetectionBaseline, Incident, Post
+from monitor.core.storage.schema import DetectionBaseline, Incident, Post
 
 NEGATIVE_PRIOR_SHARE = 0.3  # cold start: a new brand's prior share of negative posts
 

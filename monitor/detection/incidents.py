@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.routing import notify
 from alerts.settings import AlertSettings
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.config import Config
 from monitor.detection import aggregates, baseline_store
 from monitor.detection.aggregates import floor_minute, visibility
@@ -39,9 +39,9 @@ from monitor.detection.signals import Signal
 from monitor.detection.stats import per_test_alpha
 from monitor.detection.viral import RecentPost, check_viral_posts
 from monitor.detection.windows import BucketRow, detector_share, window_signals
-from monitor.queue import flag_post
-from monitor.storage.db import transaction
-from monitor.storage.schema import (
+from monitor.core.queue import flag_post
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import (
     FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, Score, UTCDateTime,
 )
 

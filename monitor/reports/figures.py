@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, OutboxMessage
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, OutboxMessage
 
 RESOLVING_KINDS = ("resolved", "closed")
 

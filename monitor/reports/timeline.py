@@ -25,9 +25,9 @@ from monitor.detection.baseline_store import new_baseline
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.stats import negative_binomial_tail
 from monitor.detection.windows import window_alpha
-from monitor.queue import effective_state
+from monitor.core.queue import effective_state
 from monitor.reports.figures import IncidentFigures, incident_figures
-from monitor.storage.schema import DetectionBaseline, FlaggedPost, Incident, IncidentEvent, IncidentPost, Post
+from monitor.core.storage.schema import DetectionBaseline, FlaggedPost, Incident, IncidentEvent, IncidentPost, Post
 
 MAX_POINTS = 360  # longer spans use coarser buckets so the chart stays readable
 BEFORE = timedelta(minutes=30)

@@ -13,9 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from monitor import accounts, queue
-from monitor.storage.db import transaction
-from monitor.storage.schema import Incident, IncidentEvent, Post, Source
+from monitor.core import accounts, queue
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.auth import Staff, api_role
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.interactivity import make_slack_router
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.config import Config
-from monitor.reports.routes import make_reports_router
+from monitor.web.reports import make_reports_router
 from monitor.reports.timeline import describe
-from monitor.storage.db import transaction
-from monitor.storage.schema import Source
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Source
 from monitor.web import api, ingest_hook, pages
 from monitor.web.errors import install_error_handlers
 from monitor.web.views import SOURCE_STATES, safe_url, source_intervals, source_status

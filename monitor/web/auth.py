@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from monitor.accounts import get_user, has_role, login_fingerprint, user_for_token
-from monitor.storage.db import transaction
+from monitor.core.accounts import get_user, has_role, login_fingerprint, user_for_token
+from monitor.core.storage.db import transaction
 from monitor.web.errors import ApiError, LoginRequired
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `flarewatch users token NAME`")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor.queue import ClaimConflict, NotFlagged, QueueError
+from monitor.core.queue import ClaimConflict, NotFlagged, QueueError
 
 log = logging.getLogger("flarewatch.web")
 

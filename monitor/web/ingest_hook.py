@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from connectors.matching import BrandMatcher
+from monitor.core.brands import BrandMatcher
 from connectors.webhook import parse_pushed
-from monitor.ingest import IngestResult, count_on_source, ensure_source, store_posts
-from monitor.storage.db import transaction
+from monitor.core.ingest import IngestResult, count_on_source, ensure_source, store_posts
+from monitor.core.storage.db import transaction
 from monitor.web.errors import ERROR_RESPONSES, ApiError
 from monitor.web.views import IngestOut
 

@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor import accounts, queue
-from monitor.reports.routes import incident_section
-from monitor.storage.db import transaction
-from monitor.storage.schema import Incident, IncidentEvent, Post, Source
+from monitor.core import accounts, queue
+from monitor.web.reports import incident_section
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.api import MAX_ID, AnswerBody, DismissBody
 from monitor.web.auth import Staff, page_role, session_csrf, verify_csrf
 from monitor.web.errors import ApiError

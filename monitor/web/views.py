@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from monitor.accounts import TokenInfo
+from monitor.core.accounts import TokenInfo
 from monitor.config import Config
-from monitor.queue import QueueItem, effective_state
-from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
+from monitor.core.queue import QueueItem, effective_state
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
 
 SOURCE_STATES = ("ok", "failing", "stale", "never", "unconfigured")
 T = TypeVar("T")

@@ -33,7 +33,7 @@ def load_or_exit(path: Path | None) -> Config:
 @contextmanager
 def open_store(path: Path | None) -> Iterator[tuple[Config, sessionmaker[Session]]]:
     """The configuration and a session factory on its (migrated) database."""
-    from monitor.storage.db import make_engine, migrate, session_factory
+    from monitor.core.storage.db import make_engine, migrate, session_factory
 
     config = load_or_exit(path)
     engine = make_engine(config.database_url)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from monitor.cli_common import ConfigOption, open_store
+from monitor.cli.common import ConfigOption, open_store
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -40,8 +40,8 @@ def parse_until(value: str, now: datetime) -> datetime:
 
 @contextmanager
 def _session(config_path: Path | None) -> Iterator[tuple[Any, Session, datetime]]:
-    from monitor.clock import SystemClock
-    from monitor.storage.db import transaction
+    from monitor.core.clock import SystemClock
+    from monitor.core.storage.db import transaction
 
     with open_store(config_path) as (config, sessions), transaction(sessions) as session:
         yield config, session, SystemClock().now()

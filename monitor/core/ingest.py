@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connectors.base import FetchedPost, Page
-from connectors.matching import BrandMatcher
-from monitor.storage.schema import Post, Source
+from monitor.core.posts import FetchedPost, Page
+from monitor.core.brands import BrandMatcher
+from monitor.core.storage.schema import Post, Source
 
 _SPACES = re.compile(r"\s+")
 _LINKS = re.compile(r"https?://\S+")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli_common import ConfigOption, open_store
+from monitor.cli.common import ConfigOption, open_store
 
 BATCH = 500
 
@@ -25,13 +25,13 @@ def backfill_command(
     """Store past posts from a JSONL file under a configured source, with a progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from connectors.base import FetchedPost
-    from connectors.matching import BrandMatcher
+    from monitor.core.posts import FetchedPost
+    from monitor.core.brands import BrandMatcher
     from connectors.normal import InvalidItem
     from connectors.records import post_from_record
-    from monitor.clock import SystemClock
-    from monitor.ingest import ensure_source, store_posts
-    from monitor.storage.db import transaction
+    from monitor.core.clock import SystemClock
+    from monitor.core.ingest import ensure_source, store_posts
+    from monitor.core.storage.db import transaction
 
     try:
         size, handle = file.stat().st_size, file.open("rb")

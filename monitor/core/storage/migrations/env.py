@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from monitor.storage.schema import Base
+from monitor.core.storage.schema import Base
 
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:

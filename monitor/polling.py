@@ -14,15 +14,15 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import Page
+from monitor.core.posts import Page
 from connectors.http import RateLimited, SourceError
-from connectors.matching import BrandMatcher
+from monitor.core.brands import BrandMatcher
 from connectors.registry import build_connector
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.config import BrandConfig, SourceConfig
-from monitor.ingest import ensure_source, store_page
-from monitor.storage.db import transaction
-from monitor.storage.schema import Source
+from monitor.core.ingest import ensure_source, store_page
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Source
 
 log = logging.getLogger("flarewatch.connectors")
 

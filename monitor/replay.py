@@ -2,7 +2,7 @@
 
 Posts (JSON lines in the `connectors.records.PostRecord` shape, as written by make_replay.py) are
 released minute by minute as the clock reaches their `created_at`: stored through
-`monitor.ingest.store_posts` (brand matching, dedupe, re-post folding), scored by
+`monitor.core.ingest.store_posts` (brand matching, dedupe, re-post folding), scored by
 `monitor.pipeline.score_pending`, and `detect` runs at every tick, exactly as the daemon's jobs
 would with a one-minute detect interval. The output has one JSON line per incident with the
 simulated time it was detected; score_replay.py reads it as is.
@@ -21,19 +21,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import FetchedPost
-from connectors.matching import BrandMatcher
+from monitor.core.posts import FetchedPost
+from monitor.core.brands import BrandMatcher
 from connectors.normal import InvalidItem
 from connectors.records import post_from_record
 from models import Scorer
-from monitor.clock import SimulatedClock
+from monitor.core.clock import SimulatedClock
 from monitor.config import Config
 from monitor.detection.aggregates import floor_minute
 from monitor.detection.incidents import detect
-from monitor.ingest import store_posts
+from monitor.core.ingest import store_posts
 from monitor.pipeline import score_pending
-from monitor.storage.db import make_engine, migrate, session_factory, transaction
-from monitor.storage.schema import Incident, IncidentEvent
+from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
+from monitor.core.storage.schema import Incident, IncidentEvent
 
 REPLAY_SOURCE = "replay"
 SCORE_BATCH = 256

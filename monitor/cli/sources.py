@@ -5,7 +5,7 @@ from datetime import datetime
 
 import typer
 
-from monitor.cli_common import ConfigOption
+from monitor.cli.common import ConfigOption
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -24,8 +24,8 @@ def status_command(
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from monitor.cli_common import open_store
-    from monitor.storage.schema import Source
+    from monitor.cli.common import open_store
+    from monitor.core.storage.schema import Source
 
     try:
         with open_store(config) as (cfg, sessions), sessions() as session:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from monitor.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Score
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Score
 
 ACTIVE_STATES = ("open", "claimed")
 

@@ -39,7 +39,7 @@ def build_settings(model: str | None = None, config: Path | None = None, threads
     from pydantic import ValidationError
 
     from models import ModelSettings
-    from monitor.cli_common import load_or_exit  # the same validation and errors as every command
+    from monitor.cli.common import load_or_exit  # the same validation and errors as every command
 
     base: dict[str, Any] = {}
     if config is not None:

@@ -1,4 +1,4 @@
-"""`flarewatch replay` and `flarewatch backtest` (mounted by monitor/cli.py); heavy imports inside."""
+"""`flarewatch replay` and `flarewatch backtest` (mounted by monitor/cli/__init__.py); heavy imports inside."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,7 +46,7 @@ def replay_command(
 
     from models import load_scorer
     from monitor.config import BrandConfig, Config
-    from monitor.detection.replay import ReplayError, read_posts, replay, write_incidents
+    from monitor.replay import ReplayError, read_posts, replay, write_incidents
 
     loaded = _load_config(config) if config is not None else Config()
     if brand is not None and all(b.name != brand for b in loaded.brands):
@@ -74,6 +74,6 @@ def replay_command(
 
 
 def _load_config(path: Path):  # noqa: ANN202 - monitor.config.Config
-    from monitor.cli_common import load_or_exit
+    from monitor.cli.common import load_or_exit
 
     return load_or_exit(path)

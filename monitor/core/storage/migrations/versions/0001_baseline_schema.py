@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.storage.schema
+import monitor.core.storage.schema
 
 
 revision = '0001'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('brand', sa.String(length=200), nullable=False),
     sa.Column('source', sa.String(length=100), nullable=False),
-    sa.Column('start', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('start', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('volume', sa.Integer(), nullable=False),
     sa.Column('negative', sa.Integer(), nullable=False),
     sa.Column('positive', sa.Integer(), nullable=False),
@@ -37,9 +37,9 @@ def upgrade() -> None:
 
     op.create_table('detection_baselines',
     sa.Column('brand', sa.String(length=200), nullable=False),
-    sa.Column('folded_until', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('folded_until', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('state', sa.JSON(), nullable=False),
-    sa.Column('updated_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('revision', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('brand', name=op.f('pk_detection_baselines'))
     )
@@ -49,15 +49,15 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('severity', sa.Integer(), nullable=False),
     sa.Column('title', sa.Text(), nullable=False),
-    sa.Column('started_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('opened_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('closed_at', monitor.storage.schema.UTCDateTime(), nullable=True),
-    sa.Column('acknowledged_at', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('started_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('opened_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('closed_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('acknowledged_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.Column('acknowledged_by', sa.String(length=200), nullable=True),
-    sa.Column('snoozed_until', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('snoozed_until', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.Column('escalation_level', sa.Integer(), nullable=False),
-    sa.Column('next_escalation_at', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('next_escalation_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.Column('detail', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_incidents'))
     )
@@ -74,8 +74,8 @@ def upgrade() -> None:
     sa.Column('author_followers', sa.BigInteger(), nullable=True),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('lang', sa.String(length=20), nullable=True),
-    sa.Column('created_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('fetched_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('created_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('fetched_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('likes', sa.BigInteger(), nullable=False),
     sa.Column('reposts', sa.BigInteger(), nullable=False),
     sa.Column('replies', sa.BigInteger(), nullable=False),
@@ -94,9 +94,9 @@ def upgrade() -> None:
     op.create_table('silences',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('brand', sa.String(length=200), nullable=False),
-    sa.Column('until', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('until', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('created_by', sa.String(length=200), nullable=False),
-    sa.Column('created_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('created_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_silences'))
     )
@@ -108,9 +108,9 @@ def upgrade() -> None:
     sa.Column('brand', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=50), nullable=False),
     sa.Column('cursor', sa.Text(), nullable=True),
-    sa.Column('last_attempt_at', monitor.storage.schema.UTCDateTime(), nullable=True),
-    sa.Column('last_success_at', monitor.storage.schema.UTCDateTime(), nullable=True),
-    sa.Column('last_error_at', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('last_attempt_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('last_success_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('last_error_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
     sa.Column('posts_fetched', sa.BigInteger(), nullable=False),
@@ -124,7 +124,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.Text(), nullable=True),
     sa.Column('slack_user_id', sa.String(length=50), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('created_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('name', name=op.f('uq_users_name')),
     sa.UniqueConstraint('slack_user_id', name=op.f('uq_users_slack_user_id'))
@@ -134,8 +134,8 @@ def upgrade() -> None:
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('token_hash', sa.String(length=128), nullable=False),
     sa.Column('label', sa.String(length=200), nullable=False),
-    sa.Column('created_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('last_used_at', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('created_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('last_used_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -150,11 +150,11 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=200), nullable=False),
     sa.Column('urgency', sa.Float(), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
-    sa.Column('flagged_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('flagged_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('claimed_by', sa.String(length=200), nullable=True),
-    sa.Column('claimed_at', monitor.storage.schema.UTCDateTime(), nullable=True),
-    sa.Column('claim_expires_at', monitor.storage.schema.UTCDateTime(), nullable=True),
-    sa.Column('answered_at', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('claimed_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('claim_expires_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('answered_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.Column('answer_url', sa.Text(), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -169,7 +169,7 @@ def upgrade() -> None:
     op.create_table('incident_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=True),
     sa.Column('data', sa.JSON(), nullable=True),
@@ -182,7 +182,7 @@ def upgrade() -> None:
     op.create_table('incident_posts',
     sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('added_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('added_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_incident_posts_incident_id_incidents'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_incident_posts_post_id_posts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('incident_id', 'post_id', name=op.f('pk_incident_posts'))
@@ -190,7 +190,7 @@ def upgrade() -> None:
     op.create_table('post_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=True),
     sa.Column('data', sa.JSON(), nullable=True),
@@ -208,7 +208,7 @@ def upgrade() -> None:
     sa.Column('confidence', sa.Float(), nullable=True),
     sa.Column('sentiment', sa.Float(), nullable=True),
     sa.Column('lang', sa.String(length=20), nullable=True),
-    sa.Column('scored_at', monitor.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('scored_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_scores_post_id_posts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_scores')),
     sa.UniqueConstraint('post_id', 'model', name=op.f('uq_scores_post_id'))
@@ -235,9 +235,9 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('created_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('next_attempt_at', monitor.storage.schema.UTCDateTime(), nullable=False),
-    sa.Column('sent_at', monitor.storage.schema.UTCDateTime(), nullable=True),
+    sa.Column('created_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('next_attempt_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', monitor.core.storage.schema.UTCDateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('external_ref', sa.String(length=300), nullable=True),
     sa.ForeignKeyConstraint(['event_id'], ['incident_events.id'], name=op.f('fk_outbox_event_id_incident_events'), ondelete='CASCADE'),

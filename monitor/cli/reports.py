@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli_common import ConfigOption, open_store
+from monitor.cli.common import ConfigOption, open_store
 
 app = typer.Typer(help="Incident reports and weekly response figures.", no_args_is_help=True)
 
@@ -32,10 +32,10 @@ def incident_report(
     config: ConfigOption = None,
 ) -> None:
     """One incident's report: chart, response figures, timeline and posts."""
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
     from monitor.reports.export import render
     from monitor.reports.timeline import IncidentNotFound, load_timeline
-    from monitor.storage.db import transaction
+    from monitor.core.storage.db import transaction
 
     if format not in ("html", "md", "csv") or table not in ("events", "posts"):
         typer.echo("--format must be html, md or csv; --table events or posts", err=True)
@@ -61,11 +61,11 @@ def weekly_report(
     """Response figures per brand and ISO week, with the change against the week before."""
     import json
 
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
     from monitor.reports.digest import DigestError, digest_message, post_digest
     from monitor.reports.export import weekly_json, weekly_markdown
     from monitor.reports.figures import weekly_figures
-    from monitor.storage.db import transaction
+    from monitor.core.storage.db import transaction
 
     if format not in ("md", "json"):
         typer.echo("--format must be md or json", err=True)

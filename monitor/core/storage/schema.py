@@ -2,7 +2,7 @@
 
 Times are stored as naive UTC and always come back timezone-aware (`UTCDateTime`), so SQLite and
 PostgreSQL behave the same. Changing a table means adding an Alembic revision in
-`monitor/storage/migrations/versions/`; `tests/test_storage.py` fails when the two disagree.
+`monitor/core/storage/migrations/versions/`; `tests/test_storage.py` fails when the two disagree.
 """
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from monitor import queue
-from monitor.storage.schema import ApiToken, FlaggedPost, User
+from monitor.core import queue
+from monitor.core.storage.schema import ApiToken, FlaggedPost, User
 
 ROLES = ("agent", "manager", "admin")
 TOKEN_PREFIX = "fw_"

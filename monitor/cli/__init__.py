@@ -10,15 +10,15 @@ from typing import Annotated
 
 import typer
 
-from alerts.cli import mount as mount_alert_commands
-from connectors.cli import app as sources_app
-from models.cli import app as model_app, score_command
-from monitor.backfill import backfill_command
-from monitor.cli_common import ConfigOption, load_or_exit
+from monitor.cli.alerts import mount as mount_alert_commands
+from monitor.cli.sources import app as sources_app
+from monitor.cli.model import app as model_app, score_command
+from monitor.cli.backfill import backfill_command
+from monitor.cli.common import ConfigOption, load_or_exit
 from monitor.demo import demo_command
-from monitor.detection.cli import backtest_command, replay_command
-from monitor.reports.cli import app as report_app
-from monitor.staff_cli import mount as mount_staff_commands
+from monitor.cli.detection import backtest_command, replay_command
+from monitor.cli.reports import app as report_app
+from monitor.cli.staff import mount as mount_staff_commands
 
 app = typer.Typer(
     name="flarewatch",

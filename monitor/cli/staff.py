@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from monitor.cli_common import ConfigOption, open_store
+from monitor.cli.common import ConfigOption, open_store
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -28,14 +28,14 @@ users_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=T
 @contextmanager
 def _database(path: Path | None) -> Iterator[tuple[Config, Session]]:
     """The config and one transaction on its database (committed when the command succeeds)."""
-    from monitor.storage.db import transaction
+    from monitor.core.storage.db import transaction
 
     with open_store(path) as (config, sessions), transaction(sessions) as session:
         yield config, session
 
 
 def _now():  # noqa: ANN202 - a datetime; kept lazy like the other imports
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
 
     return SystemClock().now()
 
@@ -46,7 +46,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _known_user(session: Session, name: str) -> None:
-    from monitor.accounts import get_user
+    from monitor.core.accounts import get_user
 
     user = get_user(session, name)
     if user is None or not user.active:
@@ -62,7 +62,7 @@ def users_add(
     config: ConfigOption = None,
 ) -> None:
     """Add a staff account."""
-    from monitor.accounts import AccountError, create_user
+    from monitor.core.accounts import AccountError, create_user
 
     password: str | None = None
     if password_stdin:
@@ -80,7 +80,7 @@ def users_add(
 @users_app.command("list")
 def users_list(config: ConfigOption = None) -> None:
     """List staff accounts (name, role, flags, Slack id)."""
-    from monitor.accounts import list_users
+    from monitor.core.accounts import list_users
 
     with _database(config) as (_, session):
         for user in list_users(session):
@@ -105,7 +105,7 @@ def users_set(
     config: ConfigOption = None,
 ) -> None:
     """Change a staff account: role, password, Slack id, or deactivate a leaver."""
-    from monitor.accounts import KEEP, AccountError, Keep, update_user
+    from monitor.core.accounts import KEEP, AccountError, Keep, update_user
 
     if password_stdin + prompt_password + no_password > 1:
         raise _fail("choose one of --password-stdin, --prompt-password and --no-password", 2)
@@ -140,7 +140,7 @@ def users_set(
 @users_app.command("tokens")
 def users_tokens(name: str, config: ConfigOption = None) -> None:
     """List a user's API tokens: id, label, created, last used (the tokens themselves are not kept)."""
-    from monitor.accounts import AccountError, list_tokens
+    from monitor.core.accounts import AccountError, list_tokens
 
     with _database(config) as (_, session):
         try:
@@ -160,7 +160,7 @@ def users_revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke API tokens: requests carrying them are refused from now on."""
-    from monitor.accounts import AccountError, revoke_all_tokens, revoke_token
+    from monitor.core.accounts import AccountError, revoke_all_tokens, revoke_token
 
     if (token_id is None) == (not all_tokens):
         raise _fail("give --token-id N or --all", 2)
@@ -180,7 +180,7 @@ def users_revoke(
 def users_token(name: str, label: Annotated[str, typer.Option(help="what the token is for")] = "cli",
                 config: ConfigOption = None) -> None:
     """Issue an API token for a user; it is printed once and stored only as a hash."""
-    from monitor.accounts import get_user, issue_token
+    from monitor.core.accounts import get_user, issue_token
 
     with _database(config) as (_, session):
         user = get_user(session, name)
@@ -198,7 +198,7 @@ def queue_command(
     config: ConfigOption = None,
 ) -> None:
     """Show the flagged-post queue, most urgent first."""
-    from monitor import queue
+    from monitor.core import queue
 
     if mine and not user:
         raise _fail("--mine needs --user (or FLAREWATCH_USER)", 2)
@@ -216,7 +216,7 @@ def queue_command(
 
 
 def _act(config: Path | None, user: str, action: str, post_id: int, run) -> None:  # noqa: ANN001
-    from monitor.queue import QueueError
+    from monitor.core.queue import QueueError
 
     with _database(config) as (cfg, session):
         _known_user(session, user)
@@ -229,7 +229,7 @@ def _act(config: Path | None, user: str, action: str, post_id: int, run) -> None
 
 def claim_command(post_id: int, user: UserOption, config: ConfigOption = None) -> None:
     """Claim a post: it is yours for web.claim_minutes."""
-    from monitor import queue
+    from monitor.core import queue
 
     def run(cfg, session, now) -> None:  # noqa: ANN001
         if not queue.claim(session, post_id, user, now, cfg.web.claim_minutes):
@@ -240,7 +240,7 @@ def claim_command(post_id: int, user: UserOption, config: ConfigOption = None) -
 
 def release_command(post_id: int, user: UserOption, config: ConfigOption = None) -> None:
     """Give a post you hold back to the queue."""
-    from monitor import queue
+    from monitor.core import queue
 
     _act(config, user, "released", post_id, lambda cfg, s, now: queue.release(s, post_id, user, now))
 
@@ -252,7 +252,7 @@ def answer_command(
     config: ConfigOption = None,
 ) -> None:
     """Mark a post answered, with the URL of the reply."""
-    from monitor import queue
+    from monitor.core import queue
     from monitor.web.views import safe_url
 
     if safe_url(url) is None:
@@ -266,7 +266,7 @@ def dismiss_command(
     config: ConfigOption = None,
 ) -> None:
     """Take a post out of the queue without answering it."""
-    from monitor import queue
+    from monitor.core import queue
 
     if not reason.strip():
         raise _fail("--reason must not be empty", 2)
@@ -281,7 +281,7 @@ def web_command(
     """Serve the web pages and the API alone (without the daemon's jobs)."""
     import uvicorn
 
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
     from monitor.web.app import create_app
 
     with open_store(config) as (cfg, sessions):
