@@ -20,7 +20,7 @@ class ThreadRef:
 class AlertJob:
     message_id: int
     idempotency_key: str
-    channel: str  # slack | console | webhook | email
+    channel: str  # slack | console | webhook | email | wecom | dingtalk
     target: str
     kind: str  # Slack: parent | update | reply; other channels: the event kind
     attempt: int  # 1 for the first try; later tries may follow an attempt whose outcome is unknown

@@ -2,7 +2,7 @@
 
 Slack gets, per place (a channel or a direct message): one parent message per incident, created on
 first contact and edited (chat.update) after every change, and a thread reply per event. Console,
-webhook and e-mail targets get one message per event. The places are those of the incident's
+webhook, e-mail, WeCom and DingTalk targets get one message per event. The places are those of the incident's
 escalation levels reached so far, plus any place already alerted (so a policy change never orphans
 a thread).
 
@@ -34,8 +34,8 @@ NOT_YET_ALERTED = -1
 
 
 class Target(NamedTuple):
-    channel: str  # slack | console | webhook | email
-    target: str  # Slack place (channel id/#name or user id), webhook name, address; "" for console
+    channel: str  # slack | console | webhook | email | wecom | dingtalk
+    target: str  # Slack place (channel id/#name or user id), webhook or robot name, address; "" for console
 
 
 def active_silence(session: Session, brand: str, now: datetime) -> Silence | None:
@@ -53,6 +53,8 @@ def level_targets(settings: AlertSettings, level: EscalationLevel) -> list[Targe
         targets.append(Target("console", ""))
     targets += [Target("webhook", name) for name in level.webhooks]
     targets += [Target("email", address) for address in level.email]
+    targets += [Target("wecom", name) for name in level.wecom]
+    targets += [Target("dingtalk", name) for name in level.dingtalk]
     if settings.console:
         targets.append(Target("console", ""))
     return targets

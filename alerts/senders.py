@@ -21,4 +21,12 @@ def build_senders(settings: AlertSettings) -> Senders:
         from alerts.email import EmailSender
 
         channels["email"] = EmailSender(settings.email)
+    if settings.wecom:
+        from alerts.wecom import WeComSender
+
+        channels["wecom"] = WeComSender(settings.wecom)
+    if settings.dingtalk:
+        from alerts.dingtalk import DingTalkSender
+
+        channels["dingtalk"] = DingTalkSender(settings.dingtalk)
     return Senders(channels, settings)

@@ -8,6 +8,9 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from alerts.dingtalk import DingTalkSettings
+from alerts.wecom import WeComSettings
+
 # Slack ids as Slack prints them; anything else could smuggle mrkdwn into the mentions we generate.
 SLACK_CHANNEL = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,})$"
 SLACK_USER = r"^[UW][A-Z0-9]{2,}$"
@@ -36,6 +39,8 @@ class EscalationLevel(Strict):
     dm: list[str] = Field(default_factory=list, description="Slack users (U…) who get the incident as a direct message")
     webhooks: list[str] = Field(default_factory=list, description="names of [alerts.webhooks.NAME] tables")
     email: list[str] = Field(default_factory=list, description="e-mail addresses (needs [alerts.email])")
+    wecom: list[str] = Field(default_factory=list, description="names of [alerts.wecom.NAME] group robots")
+    dingtalk: list[str] = Field(default_factory=list, description="names of [alerts.dingtalk.NAME] group robots")
     ack_timeout_minutes: float = Field(default=15, gt=0, description="climb to the next level after this long unacknowledged")
 
     @field_validator("channels")
@@ -70,9 +75,9 @@ class EscalationPolicy(Strict):
     @model_validator(mode="after")
     def _first_level_reaches_someone(self) -> EscalationPolicy:
         first = self.levels[0]
-        if not (first.channels or first.dm or first.webhooks or first.email):
-            raise ValueError("the first level needs channels, dm, webhooks or email (mentions go into a thread, "
-                             "which the first level creates)")
+        if not (first.channels or first.dm or first.webhooks or first.email or first.wecom or first.dingtalk):
+            raise ValueError("the first level needs channels, dm, webhooks, email, wecom or dingtalk (mentions go "
+                             "into a thread, which the first level creates)")
         return self
 
     def matches(self, brand: str, severity: int) -> bool:
@@ -121,6 +126,8 @@ class AlertSettings(Strict):
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
     email: EmailSettings | None = None
+    wecom: dict[str, WeComSettings] = Field(default_factory=dict, description="WeCom (企业微信) group robots by name")
+    dingtalk: dict[str, DingTalkSettings] = Field(default_factory=dict, description="DingTalk (钉钉) robots by name")
     max_attempts: int = Field(default=10, ge=1, description="delivery attempts before a message is marked failed")
     weekly_digest: bool = Field(
         default=False, description="post the weekly response figures to default_channel on Mondays at 09:00 UTC"
@@ -138,6 +145,11 @@ class AlertSettings(Strict):
                 for name in level.webhooks:
                     if name not in self.webhooks:
                         raise ValueError(f"escalation[{i}].levels[{j}]: webhook {name!r} has no [alerts.webhooks.{name}]")
+                for kind, names, known in (("wecom", level.wecom, self.wecom), ("dingtalk", level.dingtalk, self.dingtalk)):
+                    for name in names:
+                        if name not in known:
+                            raise ValueError(f"escalation[{i}].levels[{j}]: {kind} robot {name!r} has no "
+                                             f"[alerts.{kind}.{name}]")
                 if level.email and self.email is None:
                     raise ValueError(f"escalation[{i}].levels[{j}]: e-mail targets need an [alerts.email] table")
         return self

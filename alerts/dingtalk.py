@@ -1,0 +1,97 @@
+"""DingTalk (钉钉) custom group-robot alerts: `POST {base_url}?access_token=…[&timestamp=…&sign=…]`.
+
+Signing ("加签", when the robot has a `secret`): `timestamp` is the current time in milliseconds
+and `sign` is base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}")), URL-encoded;
+DingTalk rejects a signature more than an hour old (errcode 310000, as for a missing keyword or
+an address outside the robot's IP allow-list: those fail at once, with the reason). Messages are
+`markdown` (`title` + `text`) or `text`; `at.atMobiles`/`at.isAtAll` carry the configured mentions
+(DingTalk also wants the @number in the text, which we add for configured numbers only).
+Rate limit: 20 messages a minute per robot; exceeding it mutes the robot for 10 minutes (errcode
+130101), so we pace below it in `RobotPacer` and wait 10 minutes after a refusal.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alerts.base import AlertJob, Delivered, PermanentError
+from alerts.robots import RobotPacer, fit_bytes, markdown_body, plain_body, post_robot
+
+RATE_LIMITED = frozenset({130101})
+MUTED_SECONDS = 600.0
+MAX_BYTES = 18_000  # DingTalk documents 20,000 bytes per message
+
+
+class DingTalkSettings(BaseModel):
+    """[alerts.dingtalk.NAME]: one DingTalk custom robot."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_token: str = Field(min_length=1, description="the access_token of the robot's webhook URL; use ${…}")
+    secret: str | None = Field(default=None, description="the robot's SEC… signing secret (加签), if it has one")
+    base_url: str = Field(default="https://oapi.dingtalk.com/robot/send", pattern=r"^https?://")
+    msgtype: Literal["markdown", "text"] = "markdown"
+    mention_mobiles: list[str] = Field(default_factory=list, description="phone numbers to @")
+    mention_all: bool = False
+    timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("secret")
+    @classmethod
+    def _blank(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("mention_mobiles")
+    @classmethod
+    def _mobiles(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.isdigit() or not 5 <= len(value) <= 20:
+                raise ValueError(f"{value!r} is not a phone number (digits only)")
+        return values
+
+
+def sign(secret: str, timestamp_ms: int) -> str:
+    """DingTalk's robot signature (before URL-encoding, which httpx does for the query string)."""
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def signed_url(settings: DingTalkSettings, now: datetime) -> str:
+    params: dict[str, str] = {"access_token": settings.access_token}
+    if settings.secret:
+        timestamp = int(now.timestamp() * 1000)
+        params |= {"timestamp": str(timestamp), "sign": sign(settings.secret, timestamp)}
+    return str(httpx.URL(settings.base_url, params=params))
+
+
+def message(job: AlertJob, settings: DingTalkSettings) -> dict[str, Any]:
+    at = {"atMobiles": settings.mention_mobiles, "isAtAll": settings.mention_all}
+    pings = " ".join(f"@{m}" for m in settings.mention_mobiles)  # DingTalk pings numbers named in the text too
+    if settings.msgtype == "markdown":
+        title, text = markdown_body(job)
+        text = fit_bytes(text, MAX_BYTES) + (f"\n\n{pings}" if pings else "")
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at}
+    text = fit_bytes(plain_body(job), MAX_BYTES) + (f"\n{pings}" if pings else "")
+    return {"msgtype": "text", "text": {"content": text}, "at": at}
+
+
+class DingTalkSender:
+    def __init__(self, robots: dict[str, DingTalkSettings], client: httpx.Client | None = None,
+                 pacer: RobotPacer | None = None) -> None:
+        self.robots = robots
+        self.client = client or httpx.Client(follow_redirects=False)
+        self.pacer = pacer or RobotPacer()
+
+    def send(self, job: AlertJob) -> Delivered:
+        robot = self.robots.get(job.target)
+        if robot is None:
+            raise PermanentError(f"no DingTalk robot named {job.target!r} in [alerts.dingtalk]")
+        self.pacer.take(f"dingtalk:{job.target}")
+        url = signed_url(robot, job.now)  # the daemon's clock: DingTalk wants it within an hour of its own
+        post_robot(self.client, f"DingTalk robot {job.target}", url, message(job, robot), robot.timeout_seconds,
+                   RATE_LIMITED, MUTED_SECONDS)
+        return Delivered(f"dingtalk:{job.target}")
