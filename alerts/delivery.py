@@ -23,6 +23,10 @@ Retries: network errors and 5xx back off exponentially (5 s doubling, at most 15
 then `failed`); HTTP 429 waits exactly `Retry-After` and does not use up attempts; other API errors
 (channel_not_found, invalid_auth, …) fail at once with the reason in `last_error`. One worker process
 is assumed (the daemon's deliver job).
+
+Failures are state, not just log lines: a failed message (and the first retried one per place) is
+written on the incident's timeline (`alerts.health`), and a failed message is queued again on
+`alerts.fallback` when one is configured (once per incident event).
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, Sender, ThreadRef
+from alerts.health import record_delivery_problem
+from alerts.outbox import enqueue
 from alerts.settings import AlertSettings
 from alerts.view import event_view, incident_view
 from monitor.core.clock import Clock
@@ -139,7 +145,9 @@ def _job(session: Session, message: OutboxMessage, settings: AlertSettings, now:
 
 
 def _finish(sessions: sessionmaker[Session], message_id: int, attempt: int, values: dict[str, Any],
-            thread: ThreadRef | None = None) -> None:
+            thread: ThreadRef | None = None, *, problem: tuple[str, bool] | None = None,
+            settings: AlertSettings | None = None, now: datetime | None = None) -> None:
+    """Record a send's outcome; `problem` (error, permanent) also goes on the incident's timeline."""
     with transaction(sessions) as session:
         result = session.execute(
             update(OutboxMessage)
@@ -149,11 +157,32 @@ def _finish(sessions: sessionmaker[Session], message_id: int, attempt: int, valu
         if result.rowcount != 1:
             log.warning("outbox %s changed while it was being sent; leaving it as it is", message_id)
             return
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
         if thread is not None:
-            message = session.get(OutboxMessage, message_id)
-            assert message is not None and message.incident_id is not None
+            assert message.incident_id is not None
             session.merge(SlackThread(incident_id=message.incident_id, channel=message.target,
                                       ts=thread.ts, channel_id=thread.channel_id))
+        if problem is not None and now is not None:
+            record_delivery_problem(session, message, problem[0], problem[1], now)
+            if problem[1] and settings is not None:
+                _fall_back(session, settings, message, now)
+
+
+def _fall_back(session: Session, settings: AlertSettings, message: OutboxMessage, now: datetime) -> None:
+    """Queue what the primary channel could not deliver on `alerts.fallback` (once per incident event)."""
+    fallback = settings.fallback
+    if fallback is None or message.incident_id is None or message.event_id is None or message.kind == "update":
+        return  # a failed edit of a Slack parent loses no news: the event itself has its own reply
+    if (message.channel, message.target) == (fallback.channel, fallback.target) or message.payload.get("fallback_for"):
+        return
+    incident = session.get(Incident, message.incident_id)
+    event = session.get(IncidentEvent, message.event_id)
+    if incident is None or event is None:
+        return
+    enqueue(session, incident, event, fallback.channel, fallback.target, event.kind,
+            {"event": event.kind, "fallback_for": message.id, "failed_place": f"{message.channel} {message.target}"},
+            now, key=f"incident:{incident.id}:event:{event.id}:fallback")
 
 
 def deliver_pending(
@@ -177,7 +206,8 @@ def deliver_pending(
             except PermanentError as exc:
                 job, failure = None, str(exc)
         if job is None:
-            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": failure})
+            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": failure},
+                    problem=(failure, True), settings=settings, now=now)
             continue
         sender = senders.get(channel)
         try:
@@ -192,20 +222,25 @@ def deliver_pending(
             rate_limited = exc.retry_after is not None
             if attempt >= settings.max_attempts and not rate_limited:
                 log.error("alert %s failed after %d attempts: %s", message_id, attempt, exc)
-                _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)})
+                _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)},
+                        problem=(str(exc), True), settings=settings, now=clock.now())
             else:
                 wait = timedelta(seconds=exc.retry_after) if rate_limited else backoff(attempt)
                 log.warning("alert %s: %s; retrying in %s", message_id, exc, wait)
                 _finish(sessions, message_id, attempt, {
-                    "status": "pending", "last_error": str(exc), "next_attempt_at": clock.now() + wait})
+                    "status": "pending", "last_error": str(exc), "next_attempt_at": clock.now() + wait},
+                    problem=None if rate_limited else (str(exc), False), now=clock.now())
         except PermanentError as exc:
             log.error("alert %s cannot be delivered: %s", message_id, exc)
-            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)})
+            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)},
+                    problem=(str(exc), True), settings=settings, now=clock.now())
         except Exception as exc:  # a bug in rendering or a sender: keep the row, retry later, say so loudly
             log.exception("alert %s: unexpected error while sending", message_id)
+            final = attempt >= settings.max_attempts
             _finish(sessions, message_id, attempt, {
-                "status": "pending" if attempt < settings.max_attempts else "failed", "last_error": repr(exc),
-                "next_attempt_at": clock.now() + backoff(attempt)})
+                "status": "failed" if final else "pending", "last_error": repr(exc),
+                "next_attempt_at": clock.now() + backoff(attempt)},
+                problem=(repr(exc), final), settings=settings, now=clock.now())
         else:
             _finish(sessions, message_id, attempt,
                     {"status": "sent", "sent_at": clock.now(), "external_ref": result.external_ref,

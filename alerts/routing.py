@@ -69,9 +69,10 @@ def reached_targets(settings: AlertSettings, policy: EscalationPolicy, level: in
 
 
 def alerted_targets(session: Session, incident_id: int) -> list[Target]:
+    """Places the incident was sent to (not `alerts.fallback`, which only gets what failed elsewhere)."""
     rows = session.execute(
         select(OutboxMessage.channel, OutboxMessage.target)
-        .where(OutboxMessage.incident_id == incident_id)
+        .where(OutboxMessage.incident_id == incident_id, OutboxMessage.idempotency_key.not_like("%:fallback"))
         .order_by(OutboxMessage.id)
     )
     return list(dict.fromkeys(Target(channel, target) for channel, target in rows))

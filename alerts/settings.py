@@ -5,6 +5,7 @@ Without a Slack bot token every alert is printed on the console, so the shipped 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -110,6 +111,13 @@ class EmailSettings(Strict):
         return _blank_is_none(value)
 
 
+class FallbackSettings(Strict):
+    """Where alerts go that the primary channel could not deliver (failed for good)."""
+
+    channel: Literal["console", "webhook", "email", "wecom", "dingtalk"]
+    target: str = Field(default="", description="webhook or robot name, or e-mail address; empty for console")
+
+
 class AlertSettings(Strict):
     slack_bot_token: str | None = Field(default=None, description="xoxb-… bot token; unset: console alerts")
     slack_signing_secret: str | None = Field(default=None, description="verifies POST /slack/actions")
@@ -128,6 +136,8 @@ class AlertSettings(Strict):
     email: EmailSettings | None = None
     wecom: dict[str, WeComSettings] = Field(default_factory=dict, description="WeCom (企业微信) group robots by name")
     dingtalk: dict[str, DingTalkSettings] = Field(default_factory=dict, description="DingTalk (钉钉) robots by name")
+    fallback: FallbackSettings | None = Field(
+        default=None, description="receives every alert the primary channel could not deliver")
     max_attempts: int = Field(default=10, ge=1, description="delivery attempts before a message is marked failed")
     weekly_digest: bool = Field(
         default=False, description="post the weekly response figures to default_channel on Mondays at 09:00 UTC"
@@ -152,6 +162,12 @@ class AlertSettings(Strict):
                                              f"[alerts.{kind}.{name}]")
                 if level.email and self.email is None:
                     raise ValueError(f"escalation[{i}].levels[{j}]: e-mail targets need an [alerts.email] table")
+        if self.fallback is not None:
+            table = {"webhook": "webhooks", "wecom": "wecom", "dingtalk": "dingtalk"}.get(self.fallback.channel)
+            if table is not None and self.fallback.target not in getattr(self, table):
+                raise ValueError(f"fallback: {self.fallback.target!r} has no [alerts.{table}.{self.fallback.target}]")
+            if self.fallback.channel == "email" and (self.email is None or "@" not in self.fallback.target):
+                raise ValueError("fallback: e-mail needs an [alerts.email] table and an address as target")
         return self
 
     @property

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.error import URLError
@@ -54,6 +55,35 @@ def _retry_after(headers: Any) -> float:
             except (TypeError, ValueError):
                 break
     return 1.0
+
+
+@dataclass(frozen=True)
+class SlackAuth:
+    """What `auth.test` said about the bot token."""
+
+    ok: bool
+    checked_at: datetime
+    error: str | None = None
+    team: str | None = None
+    bot_user: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked_at": self.checked_at.isoformat(), "error": self.error, "team": self.team,
+                "bot_user": self.bot_user}
+
+
+def check_auth(settings: AlertSettings, now: datetime, client: WebClient | None = None) -> SlackAuth:
+    """Try the bot token with `auth.test` (the daemon does at start), so a bad token shows before the first alert."""
+    try:
+        answer = (client or make_client(settings)).auth_test()
+    except SlackApiError as exc:
+        code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        if exc.response.status_code >= 500 and not code:
+            return SlackAuth(False, now, f"Slack answered HTTP {exc.response.status_code}")
+        return SlackAuth(False, now, f"Slack refused the token: {code or exc.response.status_code}")
+    except (URLError, OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+        return SlackAuth(False, now, f"Slack unreachable: {type(exc).__name__}: {exc}"[:300])
+    return SlackAuth(True, now, None, str(answer.get("team") or ""), str(answer.get("user") or ""))
 
 
 class SlackSender:

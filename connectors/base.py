@@ -18,9 +18,15 @@ class SourceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SOURCE_MODES = ("poll", "push", "stream")
+
+
 class Connector(Protocol):
     kind: ClassVar[str]
     params_model: ClassVar[type[SourceParams]]
+    # How posts arrive: "poll" (the daemon asks on an interval), "stream" (polled too, each run reads a live
+    # feed for a while), "push" (the platform posts to /api/ingest: no poll job; health is when a post last came).
+    mode: ClassVar[str]
 
     def pages(self, client: httpx.AsyncClient, cursor: str | None) -> AsyncIterator[Page]:
         """Yield pages newer than `cursor` until caught up (bounded per run)."""

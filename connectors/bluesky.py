@@ -162,6 +162,7 @@ LOGIN_COOLDOWN_SECONDS = 15 * 60
 @register
 class BlueskySearch:
     kind: ClassVar[str] = "bluesky"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[BlueskyParams]] = BlueskyParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: BlueskyParams) -> None:

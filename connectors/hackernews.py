@@ -68,6 +68,7 @@ class HackerNewsParams(HttpParams):
 @register
 class HackerNews:
     kind: ClassVar[str] = "hackernews"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[HackerNewsParams]] = HackerNewsParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: HackerNewsParams) -> None:

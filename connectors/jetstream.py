@@ -88,6 +88,7 @@ class JetstreamParams(SourceParams):
 @register
 class Jetstream:
     kind: ClassVar[str] = "jetstream"
+    mode: ClassVar[str] = "stream"
     params_model: ClassVar[type[JetstreamParams]] = JetstreamParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: JetstreamParams) -> None:

@@ -51,6 +51,7 @@ def read_lines(path: Path, offset: int, limit: int) -> tuple[list[tuple[int, byt
 @register
 class JsonlReplay:
     kind: ClassVar[str] = "jsonl"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[JsonlParams]] = JsonlParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: JsonlParams) -> None:

@@ -90,6 +90,7 @@ class MastodonParams(HttpParams):
 @register
 class Mastodon:
     kind: ClassVar[str] = "mastodon"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[MastodonParams]] = MastodonParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: MastodonParams) -> None:

@@ -94,6 +94,7 @@ _TOKENS: dict[tuple[str, str], tuple[str, float]] = {}
 @register
 class Reddit:
     kind: ClassVar[str] = "reddit"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[RedditParams]] = RedditParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: RedditParams) -> None:

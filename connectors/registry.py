@@ -5,14 +5,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.base import Connector, SourceParams
+from connectors.base import SOURCE_MODES, Connector, SourceParams
 
 CONNECTORS: dict[str, type[Connector]] = {}
 
 
 def register(cls: type[Connector]) -> type[Connector]:
+    if getattr(cls, "mode", None) not in SOURCE_MODES:
+        raise TypeError(f"connector {cls.kind!r} must declare mode as one of {SOURCE_MODES}")
     CONNECTORS[cls.kind] = cls
     return cls
+
+
+def connector_mode(kind: str) -> str:
+    """poll | push | stream for a connector kind ("poll" for an unknown one: it has no other way in)."""
+    _load_builtin()
+    cls = CONNECTORS.get(kind)
+    return cls.mode if cls is not None else "poll"
 
 
 def _load_builtin() -> None:

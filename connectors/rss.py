@@ -96,6 +96,7 @@ class RssParams(HttpParams):
 @register
 class RssFeeds:
     kind: ClassVar[str] = "rss"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[RssParams]] = RssParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: RssParams) -> None:

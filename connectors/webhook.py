@@ -57,6 +57,7 @@ class WebhookParams(SourceParams):
 @register
 class WebhookSource:
     kind: ClassVar[str] = "webhook"
+    mode: ClassVar[str] = "push"
     params_model: ClassVar[type[WebhookParams]] = WebhookParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: WebhookParams) -> None:

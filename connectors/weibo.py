@@ -130,6 +130,7 @@ class WeiboParams(HttpParams):
 @register
 class Weibo:
     kind: ClassVar[str] = "weibo"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[WeiboParams]] = WeiboParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: WeiboParams) -> None:

@@ -82,6 +82,7 @@ def _usage_capped(response: httpx.Response) -> bool:
 @register
 class XSearch:
     kind: ClassVar[str] = "x"
+    mode: ClassVar[str] = "poll"
     params_model: ClassVar[type[XParams]] = XParams
 
     def __init__(self, *, source_name: str, query_terms: list[str], params: XParams) -> None:

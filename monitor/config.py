@@ -17,7 +17,7 @@ from limits import parse as parse_limit
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alerts.settings import AlertSettings
-from connectors.registry import validate_source_params
+from connectors.registry import connector_mode, validate_source_params
 from models import ModelSettings
 from monitor.core.settings import ConfigError, Strict
 from monitor.detection.settings import DetectionSettings
@@ -32,11 +32,19 @@ class SourceConfig(Strict):
     interval_seconds: float = Field(default=60, gt=0)
     enabled: bool = True
     params: dict[str, Any] = Field(default_factory=dict)
+    stale_after_minutes: float | None = Field(
+        default=None, gt=0,
+        description="show the source as stale after this long without a new post (push sources: default 60)")
 
     @model_validator(mode="after")
     def _check_params(self) -> SourceConfig:
         self.params = validate_source_params(self.kind, self.params)
         return self
+
+    @property
+    def mode(self) -> str:
+        """poll | push | stream: push sources get no poll job (posts arrive at /api/ingest)."""
+        return connector_mode(self.kind)
 
 
 class BrandConfig(Strict):

@@ -27,6 +27,7 @@ from monitor.core.storage.db import make_engine, migrate, session_factory, trans
 from monitor.core.storage.schema import Bucket, IncidentPost, Post
 
 log = logging.getLogger("flarewatch.daemon")
+SLACK_RECHECK_SECONDS = 600
 
 
 @dataclass
@@ -51,9 +52,11 @@ class JobHealth:
 class Health:
     started_at: datetime
     jobs: dict[str, JobHealth] = field(default_factory=dict)
+    slack_auth: Any = None  # alerts.slack.SlackAuth from the last auth.test, when Slack is configured
 
     def as_dict(self) -> dict[str, Any]:
-        return {"started_at": self.started_at.isoformat(), "jobs": {k: v.as_dict() for k, v in self.jobs.items()}}
+        return {"started_at": self.started_at.isoformat(), "jobs": {k: v.as_dict() for k, v in self.jobs.items()},
+                "alerts": {"slack_auth": self.slack_auth.as_dict() if self.slack_auth is not None else None}}
 
 
 class Daemon:
@@ -104,8 +107,8 @@ class Daemon:
         assert self._http is not None
         http = self._http
         for brand, source in self.config.sources():
-            if not source.enabled:
-                continue
+            if not source.enabled or source.mode == "push":
+                continue  # push sources have nothing to poll: their posts arrive at /api/ingest
 
             async def poll(brand: Any = brand, source: Any = source) -> None:
                 await poll_source(self.sessions, brand, source, http, self.clock)
@@ -115,6 +118,9 @@ class Daemon:
         self._schedule("score", d.score_interval_seconds, self.score)
         self._schedule("detect", d.detect_interval_seconds, self.detect)
         self._schedule("deliver", 2, self.deliver)
+        if self.config.alerts.slack_enabled:  # checked at start (run), then again now and then
+            self.scheduler.add_job(self._guarded("slack-auth", self.check_slack), "interval", seconds=SLACK_RECHECK_SECONDS,
+                                   id="slack-auth", name="slack-auth")
         self._schedule("escalate", d.escalate_interval_seconds, self.escalate)
         self._schedule("lapse-claims", 30, self.lapse_claims)
         self._schedule("retention", 3600, self.retention)
@@ -144,6 +150,18 @@ class Daemon:
         from alerts.delivery import deliver_pending, senders_for
 
         await asyncio.to_thread(deliver_pending, self.sessions, senders_for(self.config.alerts), self.clock)
+
+    async def check_slack(self) -> None:
+        """auth.test with the bot token: a revoked or mistyped token shows in /healthz before the first alert."""
+        from alerts.slack import check_auth
+
+        auth = await asyncio.to_thread(check_auth, self.config.alerts, self.clock.now())
+        if not auth.ok and (self.health.slack_auth is None or self.health.slack_auth.ok):
+            log.error("Slack token check failed; alerts to Slack will not be delivered",
+                      extra={"error": auth.error})
+        elif auth.ok and (self.health.slack_auth is None or not self.health.slack_auth.ok):
+            log.info("Slack token ok", extra={"team": auth.team, "bot_user": auth.bot_user})
+        self.health.slack_auth = auth
 
     async def escalate(self) -> None:
         from alerts.escalation import escalate_due
@@ -201,6 +219,8 @@ class Daemon:
         from alerts.delivery import release_claims
 
         await asyncio.to_thread(release_claims, self.sessions, self.clock)  # sends a dead process left mid-way
+        if self.config.alerts.slack_enabled:
+            await self.check_slack()
         web = await self._start_web()
         socket_mode = self._start_socket_mode()
         self._add_jobs()

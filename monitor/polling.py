@@ -117,6 +117,8 @@ def _store(
         if row is None:  # removed while we were fetching (e.g. by a reset); recreate it
             row = ensure_source(session, source.name, brand.name, source.kind)
         stored = store_page(session, row, brand.name, matcher, page, clock.now())
+        if stored.stored + stored.duplicates:
+            row.last_post_at = clock.now()
     result.pages += 1
     result.stored += stored.stored
     result.duplicates += stored.duplicates

@@ -19,7 +19,7 @@ from alerts.dingtalk import DingTalkSender
 from alerts.robots import RobotPacer, escape_robot_markdown, fit_bytes
 from alerts.senders import build_senders
 from alerts.settings import AlertSettings
-from monitor.storage.db import session_factory
+from monitor.core.storage.db import session_factory
 from tests.alerts_support import HOSTILE, add_event, clock, drain, open_incident, outbox  # noqa: F401
 
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"

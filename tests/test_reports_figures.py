@@ -50,7 +50,7 @@ def test_missing_milestones_are_none(sessions: sessionmaker[Session]) -> None:
     assert f.posts.flagged == 0 and f.posts.share_answered is None and f.posts.per_agent is None
 
 
-def test_undelivered_alert_counts_when_it_was_queued(sessions: sessionmaker[Session]) -> None:
+def test_a_failed_alert_is_no_first_alert(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         incident = Incident(brand="acme", status="closed", severity=1, title="x", started_at=T, opened_at=minutes(2),
                             updated_at=minutes(2), closed_at=minutes(70), escalation_level=0)
@@ -62,13 +62,16 @@ def test_undelivered_alert_counts_when_it_was_queued(sessions: sessionmaker[Sess
         session.add(OutboxMessage(idempotency_key="k1", incident_id=incident.id, event_id=event.id, channel="slack",
                                   target="C1", kind="parent", payload={}, status="failed", attempts=10,
                                   created_at=minutes(2), next_attempt_at=minutes(2)))
+        session.add(IncidentEvent(incident_id=incident.id, at=minutes(3), kind="alert_failed", actor=None,
+                                  data={"channel": "slack", "target": "C1", "error": "invalid_auth"}))
         session.add(IncidentEvent(incident_id=incident.id, at=minutes(70), kind="closed", actor="detector", data={}))
         incident_id = incident.id
     with transaction(sessions) as session:
         f = incident_figures(session, incident_id)
     assert f is not None
-    assert f.first_alert_at == minutes(2) and not f.first_alert_delivered
-    assert f.time_to_resolve == timedelta(minutes=68)  # detection's close counts as the resolution
+    assert f.first_alert_at is None and not f.first_alert_delivered and f.time_to_detect is None
+    assert f.alerts_failed == 1 and f.first_alert_failed_at == minutes(3)
+    assert f.time_to_resolve == timedelta(minutes=68)  # from detection; detection's close counts as the resolution
 
 
 def test_weekly_figures_and_trend(sessions: sessionmaker[Session]) -> None:

@@ -306,28 +306,40 @@ def test_incidents_sources_and_healthz(web: WebEnv) -> None:  # noqa: F811
             IncidentEvent(incident_id=incident.id, at=T0 + timedelta(minutes=2), kind="escalated", actor=None, data={}),
             IncidentEvent(incident_id=incident.id, at=T0, kind="opened", actor=None, data={"z": 5}),
             Source(name="acme-hook", brand="acme", kind="webhook", consecutive_failures=0, posts_fetched=3,
-                   items_rejected=0, last_success_at=T0 - timedelta(minutes=1)),
-            Source(name="globex-hook", brand="globex", kind="webhook", consecutive_failures=2, posts_fetched=0,
-                   items_rejected=0, last_error="HTTP 503"),
+                   items_rejected=0, last_success_at=T0 - timedelta(minutes=1), last_post_at=T0 - timedelta(minutes=1)),
+            Source(name="globex-hook", brand="globex", kind="webhook", consecutive_failures=0, posts_fetched=0,
+                   items_rejected=0, last_success_at=T0),  # pushes that all were rejected: no post yet
             Source(name="old-source", brand="acme", kind="rss", consecutive_failures=0, posts_fetched=0,
                    items_rejected=0),
         ])
     listed = web.client.get("/api/incidents?status=open", headers=web.auth("mona")).json()
     assert [i["title"] for i in listed["items"]] == ["Refunds stuck"]
+    assert listed["items"][0]["alert_state"] == "none"
     events = web.client.get(f"/api/incidents/{incident.id}/events", headers=web.auth("mona")).json()
     assert [e["kind"] for e in events["items"]] == ["opened", "escalated"]
     _assert_error(web.client.get("/api/incidents/9999", headers=web.auth("mona")), 404)
     _assert_error(web.client.get("/api/incidents/9999/events", headers=web.auth("mona")), 404)
-    sources = {s["name"]: s["status"] for s in web.client.get("/api/sources", headers=web.auth("mona")).json()["items"]}
-    assert sources == {"acme-hook": "ok", "globex-hook": "failing", "old-source": "unconfigured"}
+    listed_sources = web.client.get("/api/sources", headers=web.auth("mona")).json()["items"]
+    sources = {s["name"]: (s["status"], s["mode"]) for s in listed_sources}
+    assert sources == {"acme-hook": ("ok", "push"), "globex-hook": ("never", "push"),
+                       "old-source": ("unconfigured", "poll")}
     health = web.client.get("/healthz")
     assert health.status_code == 200
     body = health.json()
-    assert body["ok"] and body["database"]["ok"]
-    assert body["sources"]["counts"]["failing"] == 1 and body["sources"]["status"]["acme-hook"] == "ok"
+    assert body["ok"] and body["status"] == "ok" and body["reasons"] == []
+    assert set(body["checks"]) == {"database", "sources", "jobs", "alerts"}
+    assert body["checks"]["database"]["ok"] and body["checks"]["alerts"] == {"ok": True, "problems": [],
+                                                                           "slack_auth": None}
+    sources_check = body["checks"]["sources"]
+    assert sources_check["counts"]["never"] == 2 and sources_check["status"]["acme-hook"] == "ok"
+    assert sources_check["status"]["acme-private"] == "never"  # configured, nothing pushed yet
     assert body["daemon"] == {"jobs": {"poll": {"runs": 3, "failures": 0}}}
+    # A push integration that went quiet: stale after an hour without a post (the default for push sources).
     web.clock.advance(timedelta(hours=2))
-    assert web.client.get("/healthz").json()["sources"]["status"]["acme-hook"] == "stale"
+    body = web.client.get("/healthz").json()
+    assert body["checks"]["sources"]["status"]["acme-hook"] == "stale"
+    assert not body["ok"] and body["status"] == "degraded"
+    assert body["reasons"] == [{"check": "sources", "code": "source_stale", "message": "source acme-hook is stale"}]
 
 
 def test_many_clients_claim_through_the_api_and_one_wins(web: WebEnv) -> None:  # noqa: F811

@@ -14,6 +14,7 @@ from monitor.cli.alerts import mount as mount_alert_commands
 from monitor.cli.sources import app as sources_app
 from monitor.cli.model import app as model_app, score_command
 from monitor.cli.backfill import backfill_command
+from monitor.cli.health import health_command
 from monitor.cli.common import ConfigOption, load_or_exit
 from monitor.demo import demo_command
 from monitor.cli.detection import backtest_command, replay_command
@@ -60,6 +61,7 @@ app.add_typer(model_app, name="model", help="Train, evaluate and inspect the sen
 app.command("score")(score_command)
 app.command("replay")(replay_command)
 app.command("backtest")(backtest_command)
+app.command("health")(health_command)
 app.add_typer(sources_app, name="sources", help="Inspect the configured sources and their health.")
 app.add_typer(report_app, name="report", help="Incident reports (html, md, csv) and weekly response figures.")
 mount_staff_commands(app)  # users, queue, claim, release, answer, dismiss, web

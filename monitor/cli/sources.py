@@ -20,10 +20,12 @@ def status_command(
 ) -> None:
     """Table of sources: last success, last error, consecutive failures, posts fetched."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
+    from alerts.escape import strip_controls
     from monitor.cli.common import open_store
     from monitor.core.storage.schema import Source
 
@@ -34,24 +36,33 @@ def status_command(
         typer.echo(f"error: cannot read sources from the database: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
 
+    from monitor.core.clock import SystemClock
+    from monitor.web.views import SourceExpectation, source_status
+
+    now = SystemClock().now()
     table = Table(title="Sources")
-    for column in ("name", "brand", "kind", "last success", "last error", "failures", "posts fetched"):
+    for column in ("name", "brand", "kind", "status", "last success", "last new post", "last error", "failures",
+                   "posts fetched"):
         table.add_column(column, overflow="fold")
     configured = {s.name for _, s in cfg.sources()}
+    colour = {"ok": "green", "failing": "red", "stale": "yellow"}
     for brand, source in cfg.sources():
         row = rows.get(source.name)
         if row is None:
-            table.add_row(source.name, brand.name, source.kind, "never polled", "", "0", "0")
+            table.add_row(source.name, brand.name, f"{source.kind} ({source.mode})", "never", "never polled", "", "",
+                          "0", "0")
             continue
-        error = f"{_when(row.last_error_at)}: {row.last_error}" if row.last_error else ""
+        status = source_status(row, SourceExpectation.of(source) if source.enabled else None, now)
+        error = f"{_when(row.last_error_at)}: {escape(strip_controls(row.last_error))}" if row.last_error else ""
         failures = str(row.consecutive_failures or 0)
         table.add_row(
-            source.name + ("" if source.enabled else " (disabled)"), brand.name, source.kind,
-            _when(row.last_success_at), error, f"[red]{failures}[/red]" if row.consecutive_failures else failures,
-            str(row.posts_fetched or 0),
+            source.name + ("" if source.enabled else " (disabled)"), brand.name, f"{source.kind} ({source.mode})",
+            f"[{colour.get(status, 'white')}]{status}[/]", _when(row.last_success_at), _when(row.last_post_at), error,
+            f"[red]{failures}[/red]" if row.consecutive_failures else failures, str(row.posts_fetched or 0),
         )
     for name, row in sorted(rows.items()):
         if name not in configured:
-            table.add_row(f"{name} (not in config)", row.brand, row.kind, _when(row.last_success_at),
-                          row.last_error or "", str(row.consecutive_failures or 0), str(row.posts_fetched or 0))
+            table.add_row(f"{name} (not in config)", row.brand, row.kind, "unconfigured", _when(row.last_success_at),
+                          _when(row.last_post_at), escape(strip_controls(row.last_error or "")),
+                          str(row.consecutive_failures or 0), str(row.posts_fetched or 0))
     Console(width=200).print(table)

@@ -38,7 +38,7 @@ SERIES = (
     Series("threshold", "detection threshold", "#e67e22", "2 3", 1.6),
 )
 MARKER_COLORS = {
-    "detected": "#8e44ad", "alert": "#d35400", "escalated": "#c0392b", "severity": "#7f8c8d",
+    "detected": "#8e44ad", "alert": "#d35400", "alert_failed": "#b3261e", "escalated": "#c0392b", "severity": "#7f8c8d",
     "acknowledged": "#2980b9", "first_answer": "#27ae60", "resolved": "#16a085", "closed": "#2c3e50",
 }
 TICK_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)

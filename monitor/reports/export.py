@@ -85,7 +85,7 @@ def render_markdown(t: Timeline) -> str:
         f"| Estimated start of the rise | — | {_hm(f.started_at)} |",
         f"| Detection delay (start → detected) | {format_duration(f.detection_delay)} | {_hm(f.detected_at)} |",
         f"| Time to detect (start → first alert) | {format_duration(f.time_to_detect)} | {_hm(f.first_alert_at)}"
-        f"{'' if f.first_alert_delivered or not f.first_alert_at else ' (queued)'} |",
+        f"{f' ({f.alerts_failed} alert(s) failed)' if f.alerts_failed else ''} |",
         f"| Time to acknowledge | {format_duration(f.time_to_acknowledge)} | "
         f"{_hm(f.acknowledged_at) + ' by ' + md_escape(f.acknowledged_by or '?') if f.acknowledged_at else 'not acknowledged'} |",
         f"| Time to first answered post | {format_duration(f.time_to_first_answer)} | "

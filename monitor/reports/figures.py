@@ -5,8 +5,9 @@ Milestones of an incident (None when it did not happen):
 - estimated start: `incidents.started_at` (detection's change point of the rise);
 - detected: `incidents.opened_at`;
 - first alert: when the first alert reached someone: the earliest `sent_at` of the incident's outbox
-  rows; while none has been delivered, the earliest queued one (`created_at`, `first_alert_delivered`
-  is then False). An incident that was never alerted (silenced, no targets) has none;
+  rows. Only delivered alerts count: an incident whose alerts are queued or failed has none (and
+  `alerts_failed` says how many failed, `first_alert_failed_at` when the first did), like one that
+  was never alerted (silenced, no targets);
 - acknowledged: `incidents.acknowledged_at`;
 - first answer: the earliest `answered_at` of the incident's flagged posts in state `answered`
   (dismissals do not count);
@@ -58,7 +59,7 @@ class IncidentFigures:
     severity: int
     started_at: datetime
     detected_at: datetime
-    first_alert_at: datetime | None
+    first_alert_at: datetime | None  # the first *delivered* alert
     first_alert_delivered: bool
     acknowledged_at: datetime | None
     acknowledged_by: str | None
@@ -67,6 +68,8 @@ class IncidentFigures:
     escalations: int
     max_level: int
     posts: PostCounts
+    alerts_failed: int = 0  # outbox rows that could not be delivered
+    first_alert_failed_at: datetime | None = None
 
     @property
     def response_start(self) -> datetime:
@@ -113,9 +116,14 @@ def figures_for(session: Session, incident_ids: Sequence[int]) -> list[IncidentF
         select(OutboxMessage.incident_id, func.min(OutboxMessage.sent_at))
         .where(OutboxMessage.incident_id.in_(ids), OutboxMessage.sent_at.is_not(None))
         .group_by(OutboxMessage.incident_id)).all())
-    queued = dict(session.execute(
-        select(OutboxMessage.incident_id, func.min(OutboxMessage.created_at))
-        .where(OutboxMessage.incident_id.in_(ids)).group_by(OutboxMessage.incident_id)).all())
+    failed: dict[int, int] = dict(session.execute(  # type: ignore[arg-type]
+        select(OutboxMessage.incident_id, func.count())
+        .where(OutboxMessage.incident_id.in_(ids), OutboxMessage.status == "failed")
+        .group_by(OutboxMessage.incident_id)).all())
+    first_failure = dict(session.execute(
+        select(IncidentEvent.incident_id, func.min(IncidentEvent.at))
+        .where(IncidentEvent.incident_id.in_(ids), IncidentEvent.kind == "alert_failed")
+        .group_by(IncidentEvent.incident_id)).all())
     resolved: dict[int, datetime] = {}
     escalations: Counter[int] = Counter()
     max_level: dict[int, int] = {}
@@ -137,16 +145,17 @@ def figures_for(session: Session, incident_ids: Sequence[int]) -> list[IncidentF
         incident = incidents.get(incident_id)
         if incident is None:
             continue
-        first_sent, first_queued = _aware(sent.get(incident_id)), _aware(queued.get(incident_id))
+        first_sent = _aware(sent.get(incident_id))
         closed = incident.closed_at if incident.status in RESOLVING_KINDS else None
         out.append(IncidentFigures(
             incident_id=incident.id, brand=incident.brand, severity=incident.severity,
             started_at=incident.started_at, detected_at=incident.opened_at,
-            first_alert_at=first_sent or first_queued, first_alert_delivered=first_sent is not None,
+            first_alert_at=first_sent, first_alert_delivered=first_sent is not None,
             acknowledged_at=incident.acknowledged_at, acknowledged_by=incident.acknowledged_by,
             first_answer_at=posts[incident_id][1], resolved_at=resolved.get(incident_id, closed),
             escalations=escalations[incident_id], max_level=max(max_level.get(incident_id, 0), incident.escalation_level),
-            posts=posts[incident_id][0],
+            posts=posts[incident_id][0], alerts_failed=failed.get(incident_id, 0),
+            first_alert_failed_at=_aware(first_failure.get(incident_id)),
         ))
     return out
 

@@ -52,7 +52,7 @@ class Point:
 @dataclass(frozen=True)
 class Marker:
     at: datetime
-    kind: str  # detected | alert | escalated | severity | acknowledged | first_answer | resolved | closed
+    kind: str  # detected | alert | alert_failed | escalated | severity | acknowledged | first_answer | resolved | closed
     label: str
 
 
@@ -211,8 +211,9 @@ def _threshold(mean: float, size: float, alpha: float, min_posts: int) -> float:
 def _markers(figures: IncidentFigures, events: list[IncidentEvent]) -> list[Marker]:
     markers = [Marker(figures.detected_at, "detected", "detected")]
     if figures.first_alert_at is not None:
-        markers.append(Marker(figures.first_alert_at, "alert", "first alert" if figures.first_alert_delivered
-                              else "first alert (queued)"))
+        markers.append(Marker(figures.first_alert_at, "alert", "first alert"))
+    if figures.first_alert_failed_at is not None:
+        markers.append(Marker(figures.first_alert_failed_at, "alert_failed", "alert failed"))
     for e in events:
         data = e.data or {}
         if e.kind == "escalated":
@@ -252,6 +253,9 @@ def describe(kind: str, data: dict[str, Any]) -> str:
             f"; {targets}" if targets else "")
     if kind == "closed" and "quiet_minutes" in data:
         return f"quiet for {data.get('quiet_minutes')} min since {data.get('last_signal_at')}; peak severity S{data.get('severity')}"
+    if kind in ("alert_failed", "alert_retrying"):
+        verb = "could not be delivered to" if kind == "alert_failed" else "is being retried for"
+        return f"an alert {verb} {data.get('channel')} {data.get('target')}".rstrip() + f": {data.get('error')}"
     if kind.startswith("post_"):
         rest = {k: v for k, v in data.items() if k not in ("post_id", "expires_at")}
         extra = ", ".join(f"{k}: {v}" for k, v in rest.items() if v not in (None, ""))
@@ -302,7 +306,8 @@ def timeline_json(t: Timeline) -> dict[str, Any]:
         "incident": {**{k: iso(v) if isinstance(v, datetime) else v for k, v in vars(t.incident).items()}},
         "figures": {
             "started_at": iso(f.started_at), "detected_at": iso(f.detected_at), "first_alert_at": iso(f.first_alert_at),
-            "first_alert_delivered": f.first_alert_delivered, "acknowledged_at": iso(f.acknowledged_at),
+            "first_alert_delivered": f.first_alert_delivered, "alerts_failed": f.alerts_failed,
+            "first_alert_failed_at": iso(f.first_alert_failed_at), "acknowledged_at": iso(f.acknowledged_at),
             "acknowledged_by": f.acknowledged_by, "first_answer_at": iso(f.first_answer_at),
             "resolved_at": iso(f.resolved_at), "detection_delay_seconds": secs(f.detection_delay),
             "time_to_detect_seconds": secs(f.time_to_detect), "time_to_acknowledge_seconds": secs(f.time_to_acknowledge),

@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from alerts.health import incident_alerts, incidents_alerts
+from connectors.registry import connector_mode
 from monitor.core import accounts, queue
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
@@ -20,7 +22,7 @@ from monitor.web.auth import Staff, api_role
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (
     ApiTokenOut, EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut,
-    UserOut, safe_url, source_intervals, source_status,
+    UserOut, safe_url, source_expectations, source_status,
 )
 
 MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow PostgreSQL's bigint
@@ -208,7 +210,8 @@ def list_incidents(
         query = query.where(Incident.status == status)
     with transaction(_state(request).sessions) as session:
         rows, total = _page(session, query, (Incident.opened_at.desc(), Incident.id.desc()), limit, offset)
-        return PageOf[IncidentOut].build([IncidentOut.of(i) for i in rows], total, limit, offset)
+        states = incidents_alerts(session, [i.id for i in rows])
+        return PageOf[IncidentOut].build([IncidentOut.of(i, states[i.id]) for i in rows], total, limit, offset)
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"], summary="One incident")
@@ -217,7 +220,7 @@ def get_incident(request: Request, incident_id: IncidentId, staff: Staff = Depen
         incident = session.get(Incident, incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id} does not exist")
-        return IncidentOut.of(incident)
+        return IncidentOut.of(incident, alerts=incident_alerts(session, incident_id))
 
 
 @router.get("/incidents/{incident_id}/events", tags=["incidents"], summary="An incident's timeline, oldest first")
@@ -234,10 +237,11 @@ def incident_events(request: Request, incident_id: IncidentId, limit: Limit = 10
 @router.get("/sources", tags=["sources"], summary="Every source's health")
 def list_sources(request: Request, staff: Staff = Depends(manager)) -> ListOf[SourceOut]:
     state = _state(request)
-    intervals, now = source_intervals(state.config), state.clock.now()
+    expected, now = source_expectations(state.config), state.clock.now()
     with transaction(state.sessions) as session:
         rows = session.scalars(select(Source).order_by(Source.brand, Source.name))
-        items = [SourceOut.of(s, source_status(s, intervals.get(s.name), now)) for s in rows]
+        items = [SourceOut.of(s, source_status(s, expected.get(s.name), now),
+                              expected[s.name].mode if s.name in expected else connector_mode(s.kind)) for s in rows]
     return ListOf[SourceOut](items=items, total=len(items))
 
 

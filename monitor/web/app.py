@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -26,11 +25,10 @@ from monitor.core.clock import Clock
 from monitor.config import Config
 from monitor.web.reports import make_reports_router
 from monitor.reports.timeline import describe
-from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Source
 from monitor.web import api, ingest_hook, pages
 from monitor.web.errors import install_error_handlers
-from monitor.web.views import SOURCE_STATES, safe_url, source_intervals, source_status
+from monitor.web.health import health_report
+from monitor.web.views import safe_url
 from monitor.web.throttle import LoginThrottle
 
 HERE = Path(__file__).resolve().parent
@@ -45,28 +43,6 @@ def _templates() -> Jinja2Templates:
     env.filters["hm"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
     env.filters["num"] = lambda value: "—" if value is None else f"{value:,}"
     return Jinja2Templates(env=env)
-
-
-def _health(app: FastAPI) -> tuple[dict[str, Any], int]:
-    state = app.state
-    body: dict[str, Any] = {"ok": True, "database": {"ok": True}}
-    try:
-        with transaction(state.sessions) as session:
-            session.execute(text("SELECT 1"))
-            intervals, now = source_intervals(state.config), state.clock.now()
-            statuses = {s.name: source_status(s, intervals.get(s.name), now) for s in session.scalars(select(Source))}
-    except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
-        body["ok"] = False
-        body["database"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-        statuses = {}
-    counts = {state_name: sum(1 for v in statuses.values() if v == state_name) for state_name in SOURCE_STATES}
-    body["sources"] = {"counts": counts, "status": statuses}
-    if state.health is not None:
-        try:
-            body["daemon"] = state.health()
-        except Exception as exc:  # noqa: BLE001
-            body["daemon"] = {"error": str(exc)[:300]}
-    return body, 200 if body["ok"] else 503
 
 
 def _session_secret(config: Config) -> str:
@@ -113,9 +89,10 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
                                         "frame-ancestors 'none'; form-action 'self'")
         return response
 
-    @app.get("/healthz", tags=["health"], summary="Liveness: database, sources, daemon jobs (no login)")
+    @app.get("/healthz", tags=["health"],
+             summary="Health of the database, sources, jobs and alert delivery, with reasons (no login)")
     def healthz() -> JSONResponse:
-        body, status = _health(app)
+        body, status = health_report(app.state)
         return JSONResponse(body, status_code=status)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

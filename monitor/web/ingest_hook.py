@@ -40,7 +40,7 @@ def _check_token(request: Request, credentials: HTTPAuthorizationCredentials | N
 async def ingest(request: Request, source: Annotated[str, Path(max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
                  credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> JSONResponse:
     state = request.app.state
-    configured = {s.name: (b, s) for b, s in state.config.sources() if s.kind == "webhook"}
+    configured = {s.name: (b, s) for b, s in state.config.sources() if s.mode == "push"}
     if source not in configured:
         _check_token(request, credentials, None)  # no probing for source names without a token
         raise ApiError(404, f"no webhook source named {source!r} is configured")
@@ -65,6 +65,8 @@ async def ingest(request: Request, source: Annotated[str, Path(max_length=100, p
             count_on_source(session, source, result.stored + result.duplicates, len(errors))
             row.last_attempt_at = row.last_success_at = now
             row.consecutive_failures = 0
+            if result.stored + result.duplicates:
+                row.last_post_at = now  # what "stale" judges a push source by
             return result
 
     result = await run_in_threadpool(store)  # also when every item was bad: the source counts rejections

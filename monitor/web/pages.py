@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.health import incident_alerts, incidents_alerts
 from monitor.core import accounts, queue
 from monitor.web.reports import incident_section
 from monitor.core.storage.db import transaction
@@ -23,7 +24,7 @@ from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.api import MAX_ID, AnswerBody, DismissBody
 from monitor.web.auth import Staff, page_role, session_csrf, verify_csrf
 from monitor.web.errors import ApiError
-from monitor.web.views import source_intervals, source_status
+from monitor.web.views import source_expectations, source_status
 
 router = APIRouter(include_in_schema=False)
 agent = page_role("agent")
@@ -40,9 +41,25 @@ def render(request: Request, template: str, staff: Staff | None, status_code: in
     return state.templates.TemplateResponse(
         request, template,
         {"user": staff, "csrf": session_csrf(request), "now": state.clock.now(), "config": state.config,
-         "flash": None if fragment else request.session.pop("flash", None), **context},
+         "flash": None if fragment else request.session.pop("flash", None),
+         "alert_banner": None if fragment or staff is None else alert_banner(state), **context},
         status_code=status_code,
     )
+
+
+def alert_banner(state: Any) -> list[str] | None:
+    """What is wrong with alert delivery right now (the same reasons /healthz gives), for a banner on every page."""
+    from monitor.web.health import HealthContext, alerts_check
+
+    daemon = None
+    if state.health is not None:
+        try:
+            daemon = state.health()
+        except Exception:  # noqa: BLE001 - /healthz reports that; the page still renders
+            daemon = None
+    with transaction(state.sessions) as session:
+        check = alerts_check(HealthContext(state, session, state.clock.now(), daemon))
+    return [r.message for r in check.reasons] or None
 
 
 def _local(target: str | None, default: str = "/queue") -> str:
@@ -221,7 +238,8 @@ def post_page(request: Request, post_id: int, staff: Staff = Depends(agent)) -> 
 def incidents_page(request: Request, staff: Staff = Depends(manager)) -> Response:
     with transaction(request.app.state.sessions) as session:
         incidents = list(session.scalars(select(Incident).order_by(Incident.opened_at.desc()).limit(200)))
-    return render(request, "incidents.html", staff, incidents=incidents)
+        alert_states = incidents_alerts(session, [i.id for i in incidents])
+    return render(request, "incidents.html", staff, incidents=incidents, alert_states=alert_states)
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
@@ -235,15 +253,16 @@ def incident_page(request: Request, incident_id: int, staff: Staff = Depends(man
         events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
                                       .order_by(IncidentEvent.at, IncidentEvent.id)))
         report = incident_section(session, request.app.state.config, incident_id, request.app.state.clock.now())
-    return render(request, "incident.html", staff, incident=incident, events=events, report=report)
+        alerts = incident_alerts(session, incident_id)
+    return render(request, "incident.html", staff, incident=incident, events=events, report=report, alerts=alerts)
 
 
 @router.get("/sources", response_class=HTMLResponse)
 def sources_page(request: Request, staff: Staff = Depends(manager)) -> Response:
     state = request.app.state
-    intervals, now = source_intervals(state.config), state.clock.now()
+    expected, now = source_expectations(state.config), state.clock.now()
     with transaction(state.sessions) as session:
-        rows = [(s, source_status(s, intervals.get(s.name), now))
+        rows = [(s, source_status(s, expected.get(s.name), now))
                 for s in session.scalars(select(Source).order_by(Source.brand, Source.name))]
     return render(request, "sources.html", staff, sources=rows)
 

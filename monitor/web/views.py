@@ -1,14 +1,16 @@
 """What the API returns (typed, so the OpenAPI document describes it) and the helpers pages share."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from alerts.health import IncidentAlerts
 from monitor.core.accounts import TokenInfo
-from monitor.config import Config
+from monitor.config import Config, SourceConfig
 from monitor.core.queue import QueueItem, effective_state
 from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
 
@@ -108,6 +110,14 @@ class PostDetail(BaseModel):
     history: list[EventOut]
 
 
+class AlertProblemOut(BaseModel):
+    channel: str
+    target: str
+    status: str  # failed | pending
+    error: str | None
+    since: datetime
+
+
 class IncidentOut(BaseModel):
     id: int
     brand: str
@@ -121,10 +131,14 @@ class IncidentOut(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     escalation_level: int
+    alert_state: str = "none"  # failed | retrying | pending | delivered | none
+    alert_problems: list[AlertProblemOut] = []  # one incident's answer only (not in lists)
 
     @classmethod
-    def of(cls, incident: Incident) -> IncidentOut:
+    def of(cls, incident: Incident, alert_state: str = "none", alerts: IncidentAlerts | None = None) -> IncidentOut:
         return cls(
+            alert_state=alerts.state if alerts else alert_state,
+            alert_problems=[AlertProblemOut(**vars(p)) for p in alerts.problems] if alerts else [],
             id=incident.id, brand=incident.brand, status=incident.status, severity=incident.severity,
             title=incident.title, started_at=incident.started_at, opened_at=incident.opened_at,
             updated_at=incident.updated_at, closed_at=incident.closed_at, acknowledged_at=incident.acknowledged_at,
@@ -136,7 +150,9 @@ class SourceOut(BaseModel):
     name: str
     brand: str
     kind: str
+    mode: str  # poll | push | stream
     status: str  # ok | failing | stale | never | unconfigured
+    last_post_at: datetime | None  # when a new post last came in (a push source's "last received")
     last_attempt_at: datetime | None
     last_success_at: datetime | None
     last_error_at: datetime | None
@@ -146,9 +162,10 @@ class SourceOut(BaseModel):
     items_rejected: int
 
     @classmethod
-    def of(cls, source: Source, status: str) -> SourceOut:
+    def of(cls, source: Source, status: str, mode: str = "poll") -> SourceOut:
         return cls(
-            name=source.name, brand=source.brand, kind=source.kind, status=status,
+            name=source.name, brand=source.brand, kind=source.kind, mode=mode, status=status,
+            last_post_at=source.last_post_at,
             last_attempt_at=source.last_attempt_at, last_success_at=source.last_success_at,
             last_error_at=source.last_error_at, last_error=source.last_error,
             consecutive_failures=source.consecutive_failures, posts_fetched=source.posts_fetched,
@@ -218,17 +235,48 @@ class IngestOut(BaseModel):
     rejected: list[str]  # one message per rejected item: "item 3: text: ..."
 
 
-def source_intervals(config: Config) -> dict[str, float]:
-    return {source.name: source.interval_seconds for _, source in config.sources() if source.enabled}
+PUSH_STALE_AFTER = timedelta(hours=1)  # a push source without stale_after_minutes: silent this long is stale
 
 
-def source_status(source: Source, interval_seconds: float | None, now: datetime) -> str:
-    """ok / failing (last attempt failed) / stale (no success for a while) / never / unconfigured."""
-    if interval_seconds is None:
+@dataclass(frozen=True)
+class SourceExpectation:
+    """What a configured source should be doing, to judge its row against."""
+
+    mode: str  # poll | push | stream
+    interval_seconds: float
+    stale_after: timedelta | None  # no new post for this long: stale
+
+    @classmethod
+    def of(cls, source: SourceConfig) -> SourceExpectation:
+        minutes = source.stale_after_minutes
+        stale_after = timedelta(minutes=minutes) if minutes else (PUSH_STALE_AFTER if source.mode == "push" else None)
+        return cls(source.mode, source.interval_seconds, stale_after)
+
+
+def source_expectations(config: Config) -> dict[str, SourceExpectation]:
+    return {source.name: SourceExpectation.of(source) for _, source in config.sources() if source.enabled}
+
+
+def source_status(source: Source, expected: SourceExpectation | None, now: datetime) -> str:
+    """ok / failing (last attempt failed) / stale (no success, or no new post, for a while) / never / unconfigured.
+
+    A push source is judged by when a post last arrived (it has no polls); any source with
+    `stale_after_minutes` is also stale when it brings no new post for that long, polls succeeding or not.
+    """
+    if expected is None:
         return "unconfigured"
+    if expected.mode == "push":
+        if source.last_post_at is None:
+            return "never"
+        assert expected.stale_after is not None
+        return "stale" if now - source.last_post_at > expected.stale_after else "ok"
     if source.consecutive_failures > 0:
         return "failing"
     if source.last_success_at is None:
         return "never"
-    allowed = timedelta(seconds=max(3 * interval_seconds, 300))
-    return "stale" if now - source.last_success_at > allowed else "ok"
+    allowed = timedelta(seconds=max(3 * expected.interval_seconds, 300))
+    if now - source.last_success_at > allowed:
+        return "stale"
+    if expected.stale_after is not None and now - (source.last_post_at or source.last_success_at) > expected.stale_after:
+        return "stale"
+    return "ok"

@@ -76,6 +76,7 @@ class Source(Base):
     last_error_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_post_at: Mapped[datetime | None]  # when a new post last came in (polled or pushed): silence shows here
     posts_fetched: Mapped[int] = mapped_column(BigInteger, default=0)
     items_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
 

@@ -1,0 +1,144 @@
+"""`GET /healthz`: one answer monitoring can read, true about sources, jobs and alert delivery.
+
+Shape (stable; new checks only add keys):
+
+    {"ok": false, "status": "degraded",            # ok | degraded | down
+     "reasons": [{"check": "alerts", "code": "alerts_failing",
+                  "message": "slack C0ALERTS01: Slack refused the message: invalid_auth"}],
+     "checks": {"database": {"ok": true},
+                "sources": {"ok": true, "counts": {...}, "status": {"name": "ok", ...}},
+                "jobs": {"ok": true, "in_process": true, "jobs": {...}},
+                "alerts": {"ok": false, "problems": [...], "slack_auth": {...} | null}},
+     "daemon": {"started_at": ..., "jobs": {...}}}  # when the daemon serves the app
+
+`ok` is true only when every check is; `status` is `down` (HTTP 503) when the database cannot be
+reached, else `degraded` or `ok` (HTTP 200: the process is alive and serving, so a liveness probe
+does not restart it for a Slack outage; alert on `ok`/`status` instead). A check is a function
+`(HealthContext) -> Check`; add one to `CHECKS`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from alerts.health import delivery_problems
+from monitor.core.storage.db import transaction
+from monitor.core.storage.schema import Source
+from monitor.web.views import SOURCE_STATES, source_expectations, source_status
+
+BAD_SOURCE_STATES = ("failing", "stale")
+
+
+@dataclass(frozen=True)
+class Reason:
+    check: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"check": self.check, "code": self.code, "message": self.message}
+
+
+@dataclass
+class Check:
+    ok: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HealthContext:
+    state: Any  # the app's state: config, sessions, clock, health
+    session: Session
+    now: datetime
+    daemon: dict[str, Any] | None  # the daemon's in-process view, when it serves this app
+
+
+def sources_check(ctx: HealthContext) -> Check:
+    expected = source_expectations(ctx.state.config)
+    rows = {s.name: s for s in ctx.session.scalars(select(Source))}
+    statuses = {name: source_status(row, expected.get(name), ctx.now) for name, row in rows.items()}
+    for name in expected:
+        statuses.setdefault(name, "never")
+    counts = {name: sum(1 for v in statuses.values() if v == name) for name in SOURCE_STATES}
+    bad = sorted(name for name, status in statuses.items() if status in BAD_SOURCE_STATES)
+    reasons = []
+    polled = [n for n, e in expected.items() if e.mode != "push"]
+    if polled and all(statuses.get(n) == "failing" for n in polled):
+        reasons.append(Reason("sources", "all_sources_failing", f"every polling source is failing ({len(polled)})"))
+    for name in bad:
+        row = rows.get(name)
+        why = f": {row.last_error[:200]}" if statuses[name] == "failing" and row and row.last_error else ""
+        reasons.append(Reason("sources", f"source_{statuses[name]}", f"source {name} is {statuses[name]}{why}"))
+    return Check(not bad, {"counts": counts, "status": statuses}, reasons)
+
+
+def jobs_check(ctx: HealthContext) -> Check:
+    if ctx.daemon is None:
+        return Check(True, {"in_process": False})
+    jobs = ctx.daemon.get("jobs", {})
+    reasons = [Reason("jobs", "job_failing", f"job {name} failed: {(job.get('last_error') or '')[:200]}")
+               for name, job in sorted(jobs.items()) if isinstance(job, dict) and job.get("last_error")]
+    return Check(not reasons, {"in_process": True, "jobs": jobs}, reasons)
+
+
+def alerts_check(ctx: HealthContext) -> Check:
+    problems = delivery_problems(ctx.session, ctx.now)
+    reasons = []
+    for p in problems:
+        if p.status == "failed":
+            reasons.append(Reason("alerts", "alerts_failing", f"{p.place}: {p.error or 'failed'}"))
+        else:
+            waited = int((ctx.now - p.since).total_seconds() // 60)
+            reasons.append(Reason("alerts", "alerts_stuck", f"{p.place}: alerts waiting for {waited} min"
+                                  + (f" ({p.error})" if p.error else "")))
+    auth = (ctx.daemon or {}).get("alerts", {}).get("slack_auth")
+    if isinstance(auth, dict) and not auth.get("ok"):
+        reasons.insert(0, Reason("alerts", "slack_auth_failed", str(auth.get("error") or "Slack auth.test failed")))
+    return Check(not reasons, {"problems": [p.as_dict() for p in problems], "slack_auth": auth}, reasons)
+
+
+CHECKS: dict[str, Callable[[HealthContext], Check]] = {
+    "sources": sources_check, "jobs": jobs_check, "alerts": alerts_check,
+}
+
+
+def health_report(state: Any) -> tuple[dict[str, Any], int]:
+    """The /healthz body and HTTP status (see the module docstring)."""
+    daemon: dict[str, Any] | None = None
+    body: dict[str, Any] = {}
+    if state.health is not None:
+        try:
+            daemon = state.health()
+            body["daemon"] = daemon
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
+            body["daemon"] = {"error": str(exc)[:300]}
+    checks: dict[str, Check] = {}
+    try:
+        with transaction(state.sessions) as session:
+            session.execute(text("SELECT 1"))
+            checks["database"] = Check(True)
+            ctx = HealthContext(state, session, state.clock.now(), daemon)
+            for name, check in CHECKS.items():
+                try:
+                    checks[name] = check(ctx)
+                except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+                    checks[name] = Check(False, {"error": f"{type(exc).__name__}: {str(exc)[:300]}"},
+                                         [Reason(name, "check_error", f"{name} check failed: {type(exc).__name__}")])
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = Check(False, {"error": f"{type(exc).__name__}: {str(exc)[:300]}"},
+                                   [Reason("database", "database_unreachable", "the database cannot be reached")])
+    down = not checks["database"].ok
+    ok = all(c.ok for c in checks.values())
+    body = {
+        "ok": ok, "status": "down" if down else "ok" if ok else "degraded",
+        "reasons": [r.as_dict() for c in checks.values() for r in c.reasons],
+        "checks": {name: {"ok": c.ok, **c.detail} for name, c in checks.items()},
+        **body,
+    }
+    return body, 503 if down else 200
