@@ -71,6 +71,7 @@ class WebConfig(Strict):
     session_secret: str | None = Field(default=None, min_length=16)
     session_hours: float = Field(default=12, gt=0)
     poll_seconds: float = Field(default=3, gt=0, description="how often open pages refresh the queue")
+    metrics_token: str | None = Field(default=None, description="bearer token GET /metrics needs; unset: open")
     secure_cookies: bool = Field(default=False, description="send the login cookie over HTTPS only")
     # Wrong passwords allowed before logins are refused for a while (see monitor/web/throttle.py).
     login_failures_per_account: str = "10 per 15 minutes"
@@ -85,7 +86,7 @@ class WebConfig(Strict):
             raise ValueError(f"expected a rate such as '10 per 15 minutes', got {value!r}") from None
         return value
 
-    @field_validator("session_secret", "ingest_token", mode="before")
+    @field_validator("session_secret", "ingest_token", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # "${VAR:-}" with VAR unset

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 
 from monitor.core.clock import Clock, SystemClock
 from monitor.config import Config
+from monitor.metrics import JOB_FAILURES, JOB_SECONDS, POSTS_SCORED
 from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
 from monitor.core.storage.schema import Bucket, IncidentPost, Post
 
@@ -87,13 +88,16 @@ class Daemon:
                 await job()
             except Exception as exc:  # noqa: BLE001 - a job's failure must not stop the daemon
                 health.failures += 1
+                JOB_FAILURES.labels(name).inc()
                 health.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("job failed", extra={"job": name})
             else:
                 health.last_ok = self.clock.now()
                 health.last_error = None
             finally:
-                health.last_duration_s = round(time.monotonic() - started, 3)
+                elapsed = time.monotonic() - started
+                health.last_duration_s = round(elapsed, 3)
+                JOB_SECONDS.labels(name).observe(elapsed)
 
         return run
 
@@ -138,6 +142,7 @@ class Daemon:
         batch = self.config.model.batch_size * 4
         while not self._stop.is_set():
             done = await asyncio.to_thread(score_pending, self.sessions, self._scorer, self.clock.now(), batch)
+            POSTS_SCORED.inc(done)
             if done < batch:
                 return
 

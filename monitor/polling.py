@@ -19,6 +19,7 @@ from connectors.http import RateLimited, SourceError
 from monitor.core.brands import BrandMatcher
 from connectors.registry import build_connector
 from monitor.core.clock import Clock
+from monitor.metrics import count_poll
 from monitor.config import BrandConfig, SourceConfig
 from monitor.core.ingest import ensure_source, store_page
 from monitor.core.storage.db import transaction
@@ -76,8 +77,10 @@ async def poll_source(
                    "pages": result.pages, "stored": result.stored},
         )
         await asyncio.to_thread(_finish, sessions, source.name, clock, result.error)
+        count_poll(source.name, result.fetched, result.stored, ok=False)
         return result
     await asyncio.to_thread(_finish, sessions, source.name, clock, None)
+    count_poll(source.name, result.fetched, result.stored, ok=True)
     log.info(
         "source polled",
         extra={"source": source.name, "brand": brand.name, "kind": source.kind, "pages": result.pages,

@@ -102,7 +102,7 @@ def test_every_api_route_is_covered_and_documented(web: WebEnv) -> None:  # noqa
         ("POST", "/api/users"), ("POST", "/api/users/{name}/tokens"), ("POST", "/api/ingest/{source}"),
         ("PATCH", "/api/users/{name}"), ("GET", "/api/users/{name}/tokens"),
         ("DELETE", "/api/users/{name}/tokens/{token_id}"),
-        ("GET", "/healthz"),
+        ("GET", "/healthz"), ("GET", "/metrics"),
         ("GET", "/api/incidents/{incident_id}/timeline"), ("GET", "/api/incidents/{incident_id}/report"),
         ("GET", "/api/reports/weekly"),
     }

@@ -6,6 +6,7 @@ pool, each opening its own short transaction.
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
@@ -26,7 +28,8 @@ from monitor.config import Config
 from monitor.web.reports import make_reports_router
 from monitor.reports.timeline import describe
 from monitor.web import api, ingest_hook, pages
-from monitor.web.errors import install_error_handlers
+from monitor.web.errors import ApiError, install_error_handlers
+from monitor.metrics import database_registry, exposition
 from monitor.web.health import health_report
 from monitor.web.views import safe_url
 from monitor.web.throttle import LoginThrottle
@@ -94,6 +97,18 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
     def healthz() -> JSONResponse:
         body, status = health_report(app.state)
         return JSONResponse(body, status_code=status)
+
+    metrics = database_registry(sessions, clock, config)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse,
+             summary="Prometheus metrics (text format); needs `Authorization: Bearer <web.metrics_token>` when set")
+    def prometheus_metrics(request: Request) -> Response:
+        token = config.web.metrics_token
+        if token:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise ApiError(401, "a valid metrics token is required (Authorization: Bearer <web.metrics_token>)")
+        return Response(exposition(metrics), media_type=CONTENT_TYPE_LATEST)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)

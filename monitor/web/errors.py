@@ -66,7 +66,7 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 
 def _wants_html(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith("/api") or path == "/healthz" or path.startswith("/slack"))
+    return not (path.startswith("/api") or path in ("/healthz", "/metrics") or path.startswith("/slack"))
 
 
 def _respond(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> Response:

@@ -18,6 +18,7 @@ from monitor.core.brands import BrandMatcher
 from connectors.webhook import parse_pushed
 from monitor.core.ingest import IngestResult, count_on_source, ensure_source, store_posts
 from monitor.core.storage.db import transaction
+from monitor.metrics import count_poll
 from monitor.web.errors import ERROR_RESPONSES, ApiError
 from monitor.web.views import IngestOut
 
@@ -70,6 +71,7 @@ async def ingest(request: Request, source: Annotated[str, Path(max_length=100, p
             return result
 
     result = await run_in_threadpool(store)  # also when every item was bad: the source counts rejections
+    count_poll(source, len(posts), result.stored, ok=True)
     if errors and not posts:
         raise ApiError(422, f"all {len(errors)} posts were rejected; nothing was stored", "invalid_items",
                        [{"message": e} for e in errors])
