@@ -11,7 +11,8 @@ from typing import Any
 
 from alerts.escape import escape_mrkdwn, link, truncate
 from alerts.routing import HUMAN_KINDS
-from alerts.summary import event_line, headline, severity_label, sparkline, state_line, what_moved, when
+from alerts.summary import (about_line, event_line, headline, severity_label, sparkline, state_line, what_moved,
+                            when)
 from alerts.view import EventView, IncidentView
 
 ACK, CLAIM, SNOOZE, RESOLVE = "incident_ack", "incident_claim_top", "incident_snooze_1h", "incident_resolve"
@@ -104,6 +105,12 @@ def parent_message(view: IncidentView, now: datetime) -> dict[str, Any]:
             "type": "mrkdwn",
             "text": f"Negative posts per minute, last {len(view.trend)} min: `{sparkline(view.trend)}` (peak {max(view.trend)})",
         }]})
+    about = about_line(view)
+    if about:
+        quotes = "\n".join(f">{escape_mrkdwn(' '.join(p.text.split()), 200)} — _{escape_mrkdwn(p.author, 60)}_"
+                           for p in view.theme_posts)
+        text = f"*{escape_mrkdwn(about, 500)}*" + (f"\n{quotes}" if quotes else "")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_CHARS)}})
     if view.top_posts:
         blocks.append({"type": "divider"})
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "*Top posts by reach*"}]})

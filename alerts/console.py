@@ -8,7 +8,7 @@ from rich.text import Text
 
 from alerts.base import AlertJob, Delivered
 from alerts.escape import strip_controls, truncate
-from alerts.summary import event_line, headline, sparkline, state_line, what_moved
+from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
 
 STYLE = {1: "yellow", 2: "dark_orange"}
 
@@ -25,6 +25,9 @@ class ConsoleSender:
         if job.event is not None and job.event.kind != "opened":
             line.append(f" | {strip_controls(event_line(job.event))}")
         line.append(f"\n  {strip_controls(what_moved(view))}; {strip_controls(state_line(view, job.now))}")
+        about = about_line(view)
+        if about:
+            line.append(f"\n  {strip_controls(about)}")
         if view.trend:
             line.append(f"\n  trend {sparkline(view.trend)}")
         for post in view.top_posts[:3]:

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from alerts.base import AlertJob, Delivered, PermanentError, RetryableError
 from alerts.escape import strip_controls
 from alerts.settings import EmailSettings
-from alerts.summary import event_line, headline, sparkline, state_line, what_moved
+from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
 
 
 def message_id(key: str) -> str:
@@ -25,6 +25,10 @@ def compose(job: AlertJob, settings: EmailSettings) -> EmailMessage:
     if job.event is not None and job.event.kind != "opened":
         subject = f"{event_line(job.event)} - {subject}"
     lines = [headline(view), "", what_moved(view), state_line(view, job.now)]
+    about = about_line(view)
+    if about:
+        lines += ["", about]
+        lines += [f"  \"{' '.join(post.text.split())[:300]}\" ({post.author})" for post in view.theme_posts]
     if view.trend:
         lines.append(f"Trend (negative posts/min): {sparkline(view.trend)}")
     if view.top_posts:

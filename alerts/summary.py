@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from alerts.view import EventView, IncidentView
+from monitor.core import wording
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -24,15 +25,7 @@ def _num(value: float) -> str:
 
 def probability_words(p: float | None) -> str | None:
     """A tail probability as a person would say it."""
-    if p is None or p < 0 or p > 1:
-        return None
-    if p == 0:
-        return "essentially impossible by chance"
-    odds = 1 / p
-    if odds < 2:
-        return "quite likely by chance alone"
-    shown = f"{odds:,.0f}" if odds < 1e6 else f"{odds:.1e}".replace("e+0", "e").replace("e+", "e")
-    return f"about 1 in {shown} odds of happening by chance"
+    return wording.odds(p)
 
 
 def when(at: datetime | None) -> str:
@@ -43,23 +36,39 @@ def severity_label(severity: int) -> str:
     return f"SEV-{severity}"
 
 
+def title_without_brand(brand: str, title: str) -> str:
+    """Detection titles start with the brand ("Acme: ..."); the headline names the brand once."""
+    prefix = f"{brand}:"
+    return title[len(prefix):].strip() if title.startswith(prefix) else title
+
+
 def headline(view: IncidentView) -> str:
     state = {"open": "", "resolved": " [resolved]", "closed": " [closed]"}.get(view.status, f" [{view.status}]")
-    title = view.title or f"{view.metric} spike"
+    title = title_without_brand(view.brand, view.title) or f"{view.metric} rising"
     return f"{severity_label(view.severity)} {view.brand}: {title}{state}"
 
 
 def what_moved(view: IncidentView) -> str:
-    parts: list[str] = []
-    if view.observed is not None:
-        window = f" in {_num(view.window_minutes)} min" if view.window_minutes else ""
-        parts.append(f"{_num(view.observed)} {view.metric}{window}")
-        if view.expected is not None:
-            parts[-1] += f", expected about {_num(view.expected)}"
-    odds = probability_words(view.probability)
-    if odds:
-        parts.append(odds)
-    return "; ".join(parts) if parts else f"{view.metric} rising"
+    """The numbers in plain words: now while it is open; once over, how it ended and its peak."""
+    if view.status != "open":
+        end = ("Closed by itself after " + wording.minutes(view.quiet_minutes) + " without a new signal"
+               if view.quiet_minutes is not None else "Over")
+        return end + (f"; at its peak, {wording.signal_sentence(view.peak)}" if view.peak else "")
+    if view.signals:
+        fired = [s for s in view.signals if s.get("fired") and isinstance(s.get("p_value"), (int, float))]
+        chance = wording.odds(min(float(s["p_value"]) for s in fired)) if fired else None
+        parts = [wording.signal_sentence(s) for s in view.signals] + ([chance] if chance else [])
+        return wording.capitalized("; ".join(parts))
+    if view.observed is not None:  # an incident whose detail is flat numbers (older rows, tests)
+        chance = wording.odds(view.probability)
+        return wording.signal_sentence({"detector": "volume", "observed": view.observed, "expected": view.expected,
+                                        "window_minutes": view.window_minutes}) + (f"; {chance}" if chance else "")
+    return f"{view.metric} rising"
+
+
+def about_line(view: IncidentView) -> str | None:
+    """What the complaint is about: the terms that rose most in its negative posts."""
+    return f"About: {', '.join(view.themes)}" if view.themes else None
 
 
 def state_line(view: IncidentView, now: datetime | None = None) -> str:
@@ -74,45 +83,6 @@ def state_line(view: IncidentView, now: datetime | None = None) -> str:
 
 
 def event_line(event: EventView, actor: str | None = None, escape: Callable[[str], str] = str) -> str:
-    """One sentence for a timeline event.
-
-    `actor` is inserted as given (Slack passes a mention); `escape` is applied to every other value
-    taken from the event, so the caller can make the whole line safe for its markup.
-    """
-    who = actor or escape(event.actor or "flarewatch")
-    data = {k: escape(v) if isinstance(v, str) else v for k, v in event.data.items()}
-    kind = event.kind
-    if kind == "opened":
-        return "Incident opened"
-    if kind == "escalated":
-        return (f"Escalated to level {int(data.get('level', 0)) + 1}: not acknowledged after "
-                f"{_num(float(data.get('after_minutes', 0)))} min")
-    if kind == "acknowledged":
-        return f"Acknowledged by {who}"
-    if kind == "snoozed":
-        return f"Snoozed by {who} until {data.get('until', '?')}"
-    if kind == "snooze_ended":
-        return "Snooze ended, still not acknowledged"
-    if kind == "resolved":
-        return f"Resolved by {who}"
-    if kind == "closed":
-        if "quiet_minutes" in data:
-            return f"Closed: no signal for {data['quiet_minutes']} min"
-        return f"Closed ({data.get('reason', 'quiet again')})"
-    if kind == "post_claimed":
-        return f"{who} claimed a post by {data.get('author', '?')} to answer"
-    if kind == "silenced":
-        return f"{who} silenced alerts for this brand until {data.get('until', '?')}"
-    if kind == "severity_changed":
-        return f"Severity up: SEV-{data.get('from', '?')} to SEV-{data.get('to', '?')}"
-    if kind == "signal":
-        signal = data.get("signal") if isinstance(event.data.get("signal"), dict) else {}
-        return (f"New signal: {escape(str(signal.get('detector', '?')))} over "
-                f"{signal.get('window_minutes', '?')} min")
-    if kind == "merged":
-        return f"Merged incident #{data['from']} into this one" if "from" in data else f"Merged into #{data.get('into')}"
-    if kind == "alerted":
-        return "Silence over: incident alerted"
-    numbers = [f"{k} {v}" for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    suffix = f" ({', '.join(numbers[:4])})" if numbers else ""
-    return f"Update: {escape(kind.replace('_', ' '))}{suffix}"
+    """One sentence for a timeline event (`wording.event_sentence`; `actor` is inserted as given, e.g.
+    a Slack mention, and `escape` is applied to every other value taken from the event)."""
+    return wording.event_sentence(event.kind, event.data, event.actor, escape, who=actor)

@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.core.storage.schema import Bucket, Incident, IncidentEvent, IncidentPost, Post
+from monitor.core.phrases import incident_themes
+from monitor.core.wording import headline_signals
 
 TREND_MINUTES = 30
 
@@ -59,6 +61,12 @@ class IncidentView:
     trend: list[int] = field(default_factory=list)
     top_posts: list[PostView] = field(default_factory=list)
     web_url: str | None = None
+    # Detection's signal dicts worth a sentence now (`wording.headline_signals`), and its peak.
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    peak: dict[str, Any] | None = None
+    quiet_minutes: float | None = None  # set when detection closed it for want of new signals
+    themes: list[str] = field(default_factory=list)  # what the complaint is about (key phrases)
+    theme_posts: list[PostView] = field(default_factory=list)  # posts that say it best
 
 
 def _number(detail: dict[str, Any], *keys: str) -> float | None:
@@ -74,6 +82,12 @@ def reach(post: Post) -> int:
     if post.author_followers is not None:
         return int(post.author_followers)
     return int(post.likes or 0) + int(post.reposts or 0) + int(post.replies or 0)
+
+
+def _posts_by_id(session: Session, ids: list[int]) -> list[PostView]:
+    found = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(ids)))} if ids else {}
+    return [PostView(p.id, p.source, p.author, reach(p), p.url, p.text, p.created_at)
+            for p in (found[i] for i in ids if i in found)]
 
 
 def top_posts(session: Session, incident_id: int, limit: int) -> list[PostView]:
@@ -117,7 +131,17 @@ def headline_signal(detail: dict[str, Any]) -> dict[str, Any]:
 
 def incident_view(session: Session, incident: Incident, now: datetime, top: int = 5,
                   web_base_url: str | None = None) -> IncidentView:
-    signal = headline_signal(incident.detail or {})
+    detail = incident.detail or {}
+    signal = headline_signal(detail)
+    current = [s for s in detail.get("current") or [] if isinstance(s, dict)]
+    peak = detail.get("peak") if isinstance(detail.get("peak"), dict) else None
+    themes = incident_themes(session, incident.id, limit=5)
+    quiet = None
+    if incident.status == "closed":
+        closed = session.scalar(select(IncidentEvent.data).where(IncidentEvent.incident_id == incident.id,
+                                                                 IncidentEvent.kind == "closed")
+                                .order_by(IncidentEvent.id.desc()).limit(1))
+        quiet = _number(closed or {}, "quiet_minutes")
     metric = signal.get("metric") or METRICS.get(str(signal.get("detector")), "negative posts")
     return IncidentView(
         id=incident.id, brand=incident.brand, severity=incident.severity, status=incident.status,
@@ -132,6 +156,8 @@ def incident_view(session: Session, incident: Incident, now: datetime, top: int 
         trend=trend(session, incident.brand, min(now, incident.closed_at or now)),
         top_posts=top_posts(session, incident.id, top),
         web_url=f"{web_base_url.rstrip('/')}/incidents/{incident.id}" if web_base_url else None,
+        signals=[dict(s) for s in headline_signals(current)], peak=peak, quiet_minutes=quiet,
+        themes=themes.words() if themes else [], theme_posts=_posts_by_id(session, themes.post_ids if themes else []),
     )
 
 

@@ -51,11 +51,11 @@ _TEXTS = {
 }
 _CRISIS_SEED = "@Acme your update bricked my router and support hung up on me. Avoid Acme!"
 _CRISIS_PARTS = (
-    ["Same here:", "Is anyone else's", "Day two and", "@Acme seriously,", "Unbelievable,", "Just a heads up:"],
+    ["Same here:", "Anyone else seeing this?", "Day two and", "@Acme seriously,", "Unbelievable,", "Just a heads up:"],
     ["the Acme update killed my router", "my Acme router is dead after the update",
      "the Acme firmware update bricked our router", "Acme's update took my internet down"],
-    ["and support hung up on me.", "and nobody at Acme answers.", "fix this now!", "Unacceptable.",
-     "three hours on hold so far.", "my whole family is offline."],
+    ["and support hung up on me.", "and nobody at Acme answers.", "- fix this now!", "and that is unacceptable.",
+     "and I have been on hold for three hours.", "and my whole family is offline."],
 )
 _CRISIS_ZH = ["Acme路由器更新后直接无法使用，客服也不管，太气人了！", "Acme更新把我的路由器搞坏了，打客服没人接。",
               "Acme的更新让全家断网一整天，太差了！"]
@@ -65,7 +65,10 @@ def _crisis_text(rng: random.Random) -> str:
     """A new complaint each time: people describe the same failure in their own words."""
     if rng.random() < 0.15:
         return rng.choice(_CRISIS_ZH)
-    return " ".join(rng.choice(part) for part in _CRISIS_PARTS)
+    opener, failure, rest = (rng.choice(part) for part in _CRISIS_PARTS)
+    if opener.endswith("?"):  # a new sentence starts after a question
+        failure = failure[0].upper() + failure[1:]
+    return f"{opener} {failure} {rest}"
 
 
 def _pick(rng: random.Random, lang: str, label: str) -> str:

@@ -13,10 +13,11 @@ the flag's reset commit together, so a post is scored and counted exactly once.
 from __future__ import annotations
 
 from datetime import datetime
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from models import Scorer
+from models.lang import UNDETERMINED, detect_language
 from monitor.detection import aggregates
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Post, Score
@@ -63,7 +64,12 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
         posts = pending_posts(session, limit)
         results = scorer.score([p.text for p in posts], langs=[p.lang for p in posts]) if posts else []
         counted: list[tuple[Post, Score]] = []
+        found_langs: list[dict[str, object]] = []
         for post, result in zip(posts, results, strict=True):
+            if not post.lang:  # the language found at scoring becomes the post's (queue filter, post page)
+                found = result.lang if result else detect_language(post.text or "")
+                if found and found != UNDETERMINED:
+                    found_langs.append({"pid": post.id, "plang": found})
             score = Score(
                 post_id=post.id, model=result.model if result else scorer.model_id, scored_at=now,
                 label=result.label if result else None,
@@ -73,6 +79,10 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
             )
             counted.append((post, score))
         done = _write(session, counted)
+        if found_langs:  # one executemany, not an ORM update per post
+            session.connection().execute(
+                update(Post.__table__).where(Post.__table__.c.id == bindparam("pid")).values(lang=bindparam("plang")),
+                found_langs)
         # Copies of the posts just scored count in the same run (the scores above are visible here).
         copies = pending_copies(session, limit)
         counted = [(copy, Score(post_id=copy.id, model=verdict.model, scored_at=now, label=verdict.label,

@@ -50,8 +50,9 @@ class ReplayResult:
     ticks: int
 
 
-def read_posts(path: Path) -> list[FetchedPost]:
-    """All posts of a JSONL file, in time order; a bad line is an error naming the line."""
+def read_posts(path: Path, on_bad_line: Callable[[int, str], None] | None = None) -> list[FetchedPost]:
+    """All posts of a JSONL file, in time order. A bad line is an error naming the line, or, with
+    `on_bad_line`, reported to it (line number, reason) and skipped, as every command does."""
     posts: list[FetchedPost] = []
     try:
         handle = path.open(encoding="utf-8")
@@ -65,10 +66,12 @@ def read_posts(path: Path) -> list[FetchedPost]:
                 item = json.loads(line)
                 source = item.get("source") if isinstance(item, dict) else None
                 posts.append(post_from_record(str(source or REPLAY_SOURCE), item))
-            except (json.JSONDecodeError, InvalidItem) as exc:
-                raise ReplayError(f"{path}:{number}: {exc}") from None
+            except (json.JSONDecodeError, InvalidItem, AttributeError) as exc:
+                if on_bad_line is None:
+                    raise ReplayError(f"{path}:{number}: {exc}") from None
+                on_bad_line(number, str(exc) if not isinstance(exc, AttributeError) else "not a JSON object")
     if not posts:
-        raise ReplayError(f"{path}: no posts")
+        raise ReplayError(f"{path}: no posts" + (" (every line was bad)" if on_bad_line else ""))
     return sorted(posts, key=lambda p: (p.created_at, p.source, p.external_id))
 
 

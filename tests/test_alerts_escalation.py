@@ -63,7 +63,7 @@ def test_unacknowledged_incident_climbs_each_level_on_time(sessions, slack, cloc
     [second] = slack.parents("C0MGMT0001")  # the new level's channel gets the incident
     for parent in (first, second):
         [note] = slack.replies(parent["ts"])
-        assert note["text"].startswith("Escalated to level 2: not acknowledged after 10 min")
+        assert note["text"].startswith("Escalated to level 2: not acknowledged after 10 minutes")
         assert slack.mentions(note) == ["!subteam^S0ONCALL1"] and note["reply_broadcast"] is True
 
     clock.set(T0 + timedelta(minutes=25))
@@ -134,7 +134,7 @@ def test_snooze_mutes_and_pauses_then_escalation_resumes(sessions, slack, clock)
     drain(sessions, senders, clock)
     assert _incident(sessions, incident_id).escalation_level == 1
     assert [r["text"].split(".")[0] for r in slack.replies(parent["ts"])][1:] == [
-        "Snooze ended, still not acknowledged", "Escalated to level 2: not acknowledged after 10 min"]
+        "Snooze ended, still not acknowledged", "Escalated to level 2: not acknowledged after 10 minutes"]
 
 
 def test_silence_holds_alerts_until_it_ends(sessions, slack, clock) -> None:

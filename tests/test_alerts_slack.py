@@ -42,7 +42,7 @@ def test_parent_message_shows_what_moved_top_posts_and_buttons(sessions, slack, 
     assert call.headers["Authorization"] == "Bearer xoxb-test-token"
     body = _all_text(parent)
     assert "acme" in body and "SEV-2" in body
-    assert "42 negative posts in 15 min, expected about 3" in body
+    assert "42 negative posts in 15 minutes, usually about 3" in body
     assert "1 in 100,000 odds" in body  # probability in plain words
     assert "▁" in body and "█" in body  # the trend sparkline
     posts = [b for b in parent["blocks"] if b["type"] == "section" and "reach" in b["text"]["text"]]
@@ -279,5 +279,5 @@ def test_detection_detail_is_shown_from_its_most_surprising_firing_test(sessions
     open_incident(sessions, settings, clock.now(), detail=detail)
     drain(sessions, slack_senders(settings), clock)
     body = _all_text(slack.parents()[0])
-    assert "31 negative posts in 5 min, expected about 2.5" in body
+    assert "31 negative posts in 5 minutes, usually about 2.5" in body
     assert "about 1 in 5.0e8 odds of happening by chance" in body

@@ -77,8 +77,17 @@ def test_replay_detects_the_crisis_and_gives_the_same_incidents_twice(tmp_path: 
     assert caught["closed_at"] is not None and caught["events"][0]["kind"] == "opened"
 
 
-def test_replay_rejects_a_bad_line_naming_it(tmp_path: Path) -> None:
+def test_replay_skips_and_numbers_bad_lines_like_every_command(tmp_path: Path) -> None:
+    """The README's rule: a bad line is reported as FILE:LINE and skipped, the rest is processed, exit 1."""
     stream = tmp_path / "posts.jsonl"
-    stream.write_text('{"id": "1", "text": "Acme ok", "created_at": "2026-03-02T00:00:00Z"}\n{"id": "2", "text": ""}\n')
-    result = runner.invoke(app, ["replay", "--in", str(stream), "--out", str(tmp_path / "out.jsonl"), "--brand", "Acme"])
-    assert result.exit_code == 2 and "posts.jsonl:2" in result.output
+    stream.write_text('{"id": "1", "text": "Acme ok", "created_at": "2026-03-02T00:00:00Z"}\n{"id": "2", "text": ""}\n'
+                      '[1, 2]\n')
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["replay", "--in", str(stream), "--out", str(out), "--brand", "Acme"])
+    assert result.exit_code == 1, result.output
+    assert "posts.jsonl:2: skipped: text" in result.output and "posts.jsonl:3: skipped" in result.output
+    assert "1 posts" in result.output and out.exists()  # the good line was replayed
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text("not json\n")
+    result = runner.invoke(app, ["replay", "--in", str(only_bad), "--out", str(out), "--brand", "Acme"])
+    assert result.exit_code == 2 and "no posts" in result.output  # nothing to replay: bad usage

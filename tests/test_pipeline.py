@@ -93,3 +93,19 @@ def test_unscored_posts_are_stored_as_unscored_not_guessed(sessions) -> None:
     with sessions() as s:
         score = s.scalars(select(Score)).one()
         assert score.label is None and score.lang == "ru"
+
+
+def test_the_language_found_at_scoring_is_kept_on_the_post(sessions) -> None:
+    """A pushed post without `lang` gets the scorer's (or detection's) language, so filters and pages show it."""
+    from monitor.core.storage.schema import Post
+
+    with transaction(sessions) as s:
+        store_posts(s, "Acme", None, [
+            FetchedPost(source="s", external_id="en", text="Acme parcel late again", created_at=T0, author="u"),
+            FetchedPost(source="s", external_id="zh", text="Acme 的退款太慢了，客服也不回复", created_at=T0, author="v"),
+            FetchedPost(source="s", external_id="tagged", text="Acme late", created_at=T0, author="w", lang="de"),
+        ], T0)
+    score_pending(sessions, KeywordScorer(), T0)
+    with sessions() as s:
+        langs = dict(s.execute(select(Post.external_id, Post.lang)).all())
+    assert langs == {"en": "en", "zh": "zh", "tagged": "de"}  # the source's own tag is never overwritten

@@ -64,7 +64,10 @@ def test_queue_claim_answer_release_dismiss(cli: CliEnv) -> None:
         assert run(runner, config, "users", "add", name, "--no-password")[0] == 0
     code, out = run(runner, config, "queue")
     assert code == 0 and out.splitlines()[0] == "2 waiting"
-    assert out.splitlines()[1].startswith(f"{first}\t4.0\topen\tacme/acme-hook\t@pat: acme ate my parcel")
+    assert out.splitlines()[1] == "post\turgency\tstate\tbrand/source\tposted\tauthor: text"  # a header row
+    row = out.splitlines()[2].split("\t")
+    assert row[:4] == [str(first), "4.0", "open", "acme/acme-hook"] and row[4].endswith("ago")
+    assert row[5] == "@pat: acme ate my parcel"
     assert run(runner, config, "claim", str(first), "--user", "alice") == (0, f"post {first} claimed\n")
     code, out = run(runner, config, "claim", str(first), "--user", "bob")
     assert code == 1 and "claimed by alice" in out

@@ -49,7 +49,7 @@ def _check_chart(page) -> None:  # noqa: ANN001
         expect(line).to_have_count(1)
         assert line.bounding_box()["width"] > 0.9 * box["width"] - 100  # drawn across the whole plot
     kinds = chart.locator("g.marker").evaluate_all("els => els.map(e => e.dataset.kind)")
-    assert kinds[:2] == ["detected", "alert"] and "acknowledged" in kinds and "first_answer" in kinds
+    assert kinds[:3] == ["started", "detected", "alert"] and "acknowledged" in kinds and "first_answer" in kinds
     assert page.evaluate("window.__xss") is None
 
 

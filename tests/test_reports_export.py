@@ -58,7 +58,7 @@ def test_chart_has_every_series_and_marker(sessions: sessionmaker[Session]) -> N
     spike = next(i for i, p in enumerate(t.points) if p.negative == 9)
     assert series["negative"][spike][1] < series["negative"][quiet][1]
     kinds = [m.get("data-kind") for m in ElementTree.fromstring(render_svg(t)).iter(f"{SVG}g")]
-    assert kinds == ["detected", "alert", "severity", "escalated", "acknowledged", "first_answer", "resolved"]
+    assert kinds == ["started", "detected", "alert", "severity", "escalated", "acknowledged", "first_answer", "resolved"]
     # The threshold is above the expected negatives and below the spike (which fired).
     p = t.points[spike]
     assert p.threshold is not None and p.expected_negative < p.threshold < p.negative

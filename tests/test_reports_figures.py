@@ -71,7 +71,8 @@ def test_a_failed_alert_is_no_first_alert(sessions: sessionmaker[Session]) -> No
     assert f is not None
     assert f.first_alert_at is None and not f.first_alert_delivered and f.time_to_detect is None
     assert f.alerts_failed == 1 and f.first_alert_failed_at == minutes(3)
-    assert f.time_to_resolve == timedelta(minutes=68)  # from detection; detection's close counts as the resolution
+    # Detection closed it: nobody resolved it, so there is no time to resolve, only a time to close (from detection).
+    assert f.closed_by_itself and f.time_to_resolve is None and f.time_to_close == timedelta(minutes=68)
 
 
 def test_weekly_figures_and_trend(sessions: sessionmaker[Session]) -> None:
@@ -140,5 +141,7 @@ def test_open_incident_is_shown_up_to_now(sessions: sessionmaker[Session]) -> No
         incident_id = incident.id
     with transaction(sessions) as session:
         t = build_timeline(session, incident_id, DetectionSettings(), minutes(20))
-    assert t.until == minutes(36) and t.bucket_minutes == 1 and len(t.points) == 66
-    assert [m.kind for m in t.markers] == ["detected"] and t.posts == [] and t.notes
+    # Up to now and not beyond: a future drawn as zero would read as "complaints stopped".
+    assert t.until == minutes(20) and t.bucket_minutes == 1 and len(t.points) == 50
+    assert all(p.start + timedelta(minutes=1) <= minutes(20) for p in t.points)
+    assert [m.kind for m in t.markers] == ["started", "detected"] and t.posts == [] and t.notes

@@ -29,7 +29,7 @@ def test_timeline_api(web: WebEnv) -> None:  # noqa: F811
     assert figures["time_to_detect_seconds"] == 270 and figures["time_to_acknowledge_seconds"] == 1230
     assert figures["time_to_first_answer_seconds"] == 2130 and figures["time_to_resolve_seconds"] == 5130
     assert figures["posts"]["share_answered"] == 0.5 and figures["posts"]["answered_by_agent"] == {"alice": 1, "bob": 1}
-    assert [m["kind"] for m in body["chart"]["markers"]][:2] == ["detected", "alert"]
+    assert [m["kind"] for m in body["chart"]["markers"]][:3] == ["started", "detected", "alert"]
     assert body["chart"]["bucket_minutes"] == 1 and body["chart"]["threshold_window_minutes"] == 5
     spike = [p for p in body["chart"]["points"] if p["negative"] == 9]
     assert len(spike) == 30 and all(p["expected_negative"] < p["threshold"] < 9 for p in spike)

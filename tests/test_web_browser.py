@@ -102,7 +102,7 @@ def test_log_in_claim_answer_and_see_it_leave_the_queue(served: tuple[str, objec
             expect(page.locator(f'[data-post-id="{quiet}"]')).to_be_visible()
 
             page.goto(f"{base}/posts/{hostile}")
-            expect(page.locator(".timeline")).to_contain_text("answered by alice")
+            expect(page.locator(".timeline")).to_contain_text("alice answered this post")
             assert page.evaluate("typeof window.__xss") == "undefined" and not dialogs, "hostile text ran as script"
 
             page.set_viewport_size({"width": 390, "height": 844})

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.common import ConfigOption, open_store
+from monitor.cli.common import BadLines, ConfigOption, ProgressReport, open_store
 
 BATCH = 500
 
@@ -23,8 +23,6 @@ def backfill_command(
     config: ConfigOption = None,
 ) -> None:
     """Store past posts from a JSONL file under a configured source, with a progress bar."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from monitor.core.posts import FetchedPost
     from monitor.core.brands import BrandMatcher
     from connectors.normal import InvalidItem
@@ -47,7 +45,7 @@ def backfill_command(
         brand, configured = match
         matcher, clock = BrandMatcher(brand.terms, brand.exclude), SystemClock()
         stored = duplicates = seen = off_topic = 0
-        errors: list[str] = []
+        bad = BadLines(file)
 
         def flush(batch: list[FetchedPost]) -> None:
             nonlocal stored, duplicates, seen, off_topic
@@ -59,23 +57,19 @@ def backfill_command(
             batch.clear()
 
         batch: list[FetchedPost] = []
-        columns = (TextColumn("backfill"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as progress:
-            task = progress.add_task("backfill", total=size)
+        with ProgressReport("backfill", "bytes") as progress:
+            progress.update(0, size)
             for number, raw in enumerate(handle, start=1):
-                progress.advance(task, len(raw))
+                progress.advance(len(raw))
                 if not raw.strip():
                     continue
                 try:
                     batch.append(post_from_record(configured.name, json.loads(raw)))
                 except (json.JSONDecodeError, UnicodeDecodeError, InvalidItem) as exc:
-                    errors.append(f"{file}:{number}: {exc}")
+                    bad.add(number, exc)
                 if len(batch) >= BATCH:
                     flush(batch)
             flush(batch)
     typer.echo(f"{stored} stored, {duplicates} re-posts folded, {seen} already stored, "
-               f"{off_topic} not mentioning {brand.name}, {len(errors)} rejected")
-    for line in errors[:10]:
-        typer.echo(f"  {line}", err=True)
-    if errors:
-        raise typer.Exit(1)
+               f"{off_topic} not mentioning {brand.name}, {bad.count} rejected")
+    bad.exit_if_any()

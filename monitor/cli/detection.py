@@ -42,35 +42,30 @@ def replay_command(
     """Replay a post stream through score, aggregate and detect on a simulated clock."""
     from datetime import timedelta
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from models import load_scorer
+    from monitor.cli.common import EXIT_FAILED, EXIT_USAGE, BadLines, ProgressReport
     from monitor.config import BrandConfig, Config
     from monitor.replay import ReplayError, read_posts, replay, write_incidents
 
     loaded = _load_config(config) if config is not None else Config()
     if brand is not None and all(b.name != brand for b in loaded.brands):
         loaded.brands.append(BrandConfig(name=brand, terms=[brand]))
+    bad = BadLines(posts)
     try:
-        items = read_posts(posts)
+        items = read_posts(posts, bad.add)
         try:
             scorer = load_scorer(loaded.model)
         except (OSError, RuntimeError, ValueError) as exc:
             typer.echo(f"error: cannot load the sentiment model {loaded.model.name!r}: {exc}", err=True)
-            raise typer.Exit(1) from None
-        with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed}/{task.total} min"),
-                      TimeRemainingColumn(), transient=True) as bar:
-            task = bar.add_task("replay", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            result = replay(items, loaded, scorer, db, timedelta(seconds=step_seconds), progress)
+            raise typer.Exit(EXIT_FAILED) from None
+        with ProgressReport("replay", "simulated minutes") as progress:
+            result = replay(items, loaded, scorer, db, timedelta(seconds=step_seconds), progress.update)
     except ReplayError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_USAGE) from None
     write_incidents(result.incidents, out)
     typer.echo(f"{result.posts} posts, {result.ticks} ticks, {len(result.incidents)} incidents -> {out}")
+    bad.exit_if_any()
 
 
 def _load_config(path: Path):  # noqa: ANN202 - monitor.config.Config

@@ -20,7 +20,8 @@ DEFAULT_DATA = Path("../shared/data/sentiment")
 
 # ---------------------------------------------------------------- shared options
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="'bundled', a model directory, or a hub id.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Daemon TOML config; its [model] table is used.")]
+# `\[` keeps rich from reading "[model]" as markup and dropping it from the help text.
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Daemon TOML config; its \\[model] table is used.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="torch CPU threads.")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Inference batch size.")]
 QuantOpt = Annotated[Optional[bool], typer.Option("--quantize/--no-quantize", help="Dynamic int8 on CPU.")]
@@ -84,9 +85,8 @@ def score_command(
     is configured) get label/confidence/sentiment null. Malformed lines are reported with their line
     number and skipped; the rest are still scored, and the exit code is 1.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from models.lang import detect_language, normalize_lang
+    from monitor.cli.common import BadLines, ProgressReport
 
     if not in_path.is_file():
         raise _fail(f"input file not found: {in_path}")
@@ -94,7 +94,6 @@ def score_command(
         raise _fail("--out must differ from --in")
     settings = build_settings(model, config, threads, batch_size, quantize, device)
     scorer = _load(settings)
-    errors = 0
     n_scored = n_unscored = 0
 
     def flush(rows: list[dict[str, Any]], fout: Any) -> None:
@@ -117,14 +116,13 @@ def score_command(
 
     total = in_path.stat().st_size
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    cols = (TextColumn("scoring"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-            TimeRemainingColumn())
+    bad = BadLines(in_path)
     with open(in_path, "rb") as fin, open(out_path, "w", encoding="utf-8") as fout, \
-            Progress(*cols, disable=not progress, transient=False) as bar:
-        task = bar.add_task("score", total=total)
+            ProgressReport("scoring", "bytes", enabled=progress) as bar:
+        bar.update(0, total)
         rows: list[dict[str, Any]] = []
         for lineno, raw in enumerate(fin, 1):
-            bar.advance(task, len(raw))
+            bar.advance(len(raw))
             if not raw.strip():
                 continue
             try:
@@ -136,18 +134,16 @@ def score_command(
                 if not isinstance(obj.get("text"), str):
                     raise ValueError("'text' missing or not a string")
             except (ValueError, UnicodeDecodeError) as e:
-                errors += 1
-                typer.echo(f"{in_path}:{lineno}: skipped malformed line: {e}", err=True)
+                bad.add(lineno, e)
                 continue
             rows.append(obj)
             if len(rows) >= chunk:
                 flush(rows, fout)
                 rows = []
         flush(rows, fout)
-    typer.echo(f"scored {n_scored}, unscored {n_unscored}, malformed {errors} -> {out_path} "
+    typer.echo(f"scored {n_scored}, unscored {n_unscored}, malformed {bad.count} -> {out_path} "
                f"({scorer.model_id})", err=True)
-    if errors:
-        raise typer.Exit(1)
+    bad.exit_if_any()
 
 
 # ---------------------------------------------------------------- train

@@ -206,13 +206,24 @@ def queue_command(
     with _database(config) as (_, session):
         items, total = queue.list_queue(session, queue.QueueFilters(brand=brand, mine=user if mine else None),
                                         queue.PageRequest(limit, 0), now)
-        typer.echo(f"{total} waiting")
+        shown = f" (showing the first {len(items)}; --limit shows more)" if total > len(items) else ""
+        typer.echo(f"{total} waiting{shown}")
+        if items:
+            typer.echo("post\turgency\tstate\tbrand/source\tposted\tauthor: text")
         for item in items:
             state = item.state_at(now)
-            holder = f" [{item.flag.claimed_by}]" if state == "claimed" else ""
-            text = " ".join(item.post.text.split())[:100]
-            typer.echo(f"{item.post.id}\t{item.flag.urgency:.1f}\t{state}{holder}\t{item.post.brand}/{item.post.source}"
-                       f"\t@{item.post.author}: {text}")
+            holder = f" [{_printable(item.flag.claimed_by or '')}]" if state == "claimed" else ""
+            text = _printable(" ".join(item.post.text.split()))[:100]
+            age = int((now - item.post.created_at).total_seconds() // 60)
+            posted = f"{age} min ago" if age < 120 else f"{age // 60} h ago"
+            typer.echo(f"{item.post.id}\t{item.flag.urgency:.1f}\t{state}{holder}\t"
+                       f"{_printable(item.post.brand)}/{_printable(item.post.source)}\t{posted}"
+                       f"\t@{_printable(item.post.author)}: {text}")
+
+
+def _printable(text: str) -> str:
+    """Post text and names as plain characters: no terminal escape sequences or control codes."""
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 def _act(config: Path | None, user: str, action: str, post_id: int, run) -> None:  # noqa: ANN001

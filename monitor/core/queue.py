@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Score
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, PostEvent, Score
 
 ACTIVE_STATES = ("open", "claimed")
 
@@ -221,17 +221,30 @@ def lapse_expired(session: Session, now: datetime) -> int:
     return lapsed
 
 
-def _with_scores(session: Session, rows: Sequence[Any]) -> list[QueueItem]:
-    """Attach each post's newest labelled score (any model), fetched for just these posts."""
-    ids = [flag.post_id for flag, _, _ in rows]
+def latest_verdicts(session: Session, ids: Sequence[int]) -> dict[int, tuple[float | None, str | None]]:
+    """Each post's newest labelled score (any model): (sentiment, label), for just these posts."""
     latest: dict[int, tuple[float | None, str | None]] = {}
     if ids:
         for post_id, sentiment, label in session.execute(
             select(Score.post_id, Score.sentiment, Score.label)
-            .where(Score.post_id.in_(ids), Score.label.is_not(None))
+            .where(Score.post_id.in_(list(ids)), Score.label.is_not(None))
             .order_by(Score.post_id, Score.scored_at.desc(), Score.id.desc())
         ):
             latest.setdefault(post_id, (sentiment, label))
+    return latest
+
+
+def incident_of_post(session: Session, post_id: int) -> int | None:
+    """The incident a post belongs to: its queue entry's, else the newest incident it is linked to."""
+    flagged = _incident_of(session, post_id)
+    if flagged is not None:
+        return flagged
+    return session.scalar(select(IncidentPost.incident_id).where(IncidentPost.post_id == post_id)
+                          .order_by(IncidentPost.incident_id.desc()).limit(1))
+
+
+def _with_scores(session: Session, rows: Sequence[Any]) -> list[QueueItem]:
+    latest = latest_verdicts(session, [flag.post_id for flag, _, _ in rows])
     return [QueueItem(flag, post, severity, *latest.get(flag.post_id, (None, None))) for flag, post, severity in rows]
 
 

@@ -16,9 +16,10 @@ from xml.sax.saxutils import escape, quoteattr
 from monitor.reports.timeline import Timeline
 
 WIDTH, HEIGHT = 960, 400
-LEFT, RIGHT, TOP, BOTTOM = 56, 20, 64, 72
+LEFT, RIGHT, TOP, BOTTOM = 56, 20, 64, 72  # TOP grows when the marker labels need more rows
+ROW = 13  # height of one row of marker labels
 FONT = "system-ui, -apple-system, 'Segoe UI', 'Noto Sans', 'Noto Sans CJK SC', sans-serif"
-CHAR_WIDTH = 6.2  # at font-size 11, to keep marker labels from overlapping
+CHAR_WIDTH = 6.6  # at font-size 11, a generous average, so estimated label boxes never undershoot
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ SERIES = (
     Series("threshold", "detection threshold", "#e67e22", "2 3", 1.6),
 )
 MARKER_COLORS = {
-    "detected": "#8e44ad", "alert": "#d35400", "alert_failed": "#b3261e", "escalated": "#c0392b", "severity": "#7f8c8d",
+    "started": "#b03a2e", "detected": "#8e44ad", "alert": "#d35400", "alert_failed": "#b3261e", "escalated": "#c0392b",
+    "severity": "#7f8c8d",
     "acknowledged": "#2980b9", "first_answer": "#27ae60", "resolved": "#16a085", "closed": "#2c3e50",
 }
 TICK_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)
@@ -58,18 +60,53 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+@dataclass(frozen=True)
+class Label:
+    x: float  # where the text is anchored
+    row: int
+    anchor: str  # start | end
+    left: float
+    right: float
+
+
+def layout_labels(xs: list[float], texts: list[str], min_x: float, max_x: float) -> list[Label]:
+    """Marker labels on rows above the plot, never overlapping: each takes the lowest row where its box
+    is free (as many rows as needed); a label that would run past the right edge ends at its line."""
+    rows: list[list[tuple[float, float]]] = []
+    out = []
+    for xx, text in zip(xs, texts):
+        w = len(text) * CHAR_WIDTH
+        if xx + 3 + w <= max_x:
+            anchor, left, right, at = "start", xx + 3, xx + 3 + w, xx + 3
+        else:
+            anchor, left, right, at = "end", max(min_x, xx - 3 - w), xx - 3, xx - 3
+        row = next((i for i, spans in enumerate(rows) if all(right + 6 <= a or left >= b + 6 for a, b in spans)), None)
+        if row is None:
+            rows.append([])
+            row = len(rows) - 1
+        rows[row].append((left, right))
+        out.append(Label(at, row, anchor, left, right))
+    return out
+
+
 def render_svg(t: Timeline, width: int = WIDTH, height: int = HEIGHT) -> str:
-    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
     span = (t.until - t.since).total_seconds() or 60.0
+    plot_w = width - LEFT - RIGHT
 
     def x(when: datetime) -> float:
         return LEFT + plot_w * min(max((when - t.since).total_seconds() / span, 0.0), 1.0)
 
+    labels = layout_labels([x(m.at) for m in t.markers], [m.label for m in t.markers], 0, width - 2)
+    rows = max((lb.row for lb in labels), default=0) + 1
+    top = max(TOP, 24 + ROW * rows)
+    height += top - TOP
+    plot_h = height - top - BOTTOM
+
     values = [max(p.volume, p.negative, p.expected_volume, p.expected_negative, p.threshold or 0.0) for p in t.points]
-    top, step = _nice_max(max(values, default=1.0) * 1.05)
+    ymax, step = _nice_max(max(values, default=1.0) * 1.05)
 
     def y(value: float) -> float:
-        return TOP + plot_h * (1 - min(value, top) / top)
+        return top + plot_h * (1 - min(value, ymax) / ymax)
 
     unit = "minute" if t.bucket_minutes == 1 else f"{t.bucket_minutes} minutes"
     title = f"Incident {t.incident.id} ({t.incident.brand}): mentions per {unit}"
@@ -81,19 +118,18 @@ def render_svg(t: Timeline, width: int = WIDTH, height: int = HEIGHT) -> str:
     ]
     # The incident itself: from the estimated start to its close (or the end of the chart).
     start_x, end_x = x(t.incident.started_at), x(t.incident.closed_at or t.until)
-    out.append(f'<rect class="incident-span" x="{start_x:.1f}" y="{TOP}" width="{max(end_x - start_x, 1):.1f}" '
+    out.append(f'<rect class="incident-span" x="{start_x:.1f}" y="{top}" width="{max(end_x - start_x, 1):.1f}" '
                f'height="{plot_h}" fill="#fdecea"/>')
-    out.append(f'<text x="{start_x + 3:.1f}" y="{TOP + plot_h - 4}" fill="#b03a2e">estimated start</text>')
     # Y grid and labels.
     tick = 0.0
-    while tick <= top + 1e-9:
+    while tick <= ymax + 1e-9:
         yy = y(tick)
         out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e5e5e5"/>')
         out.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#555">{_num(tick)}</text>')
         tick += step
-    out.append(f'<text x="14" y="{TOP + plot_h / 2:.0f}" fill="#555" text-anchor="middle" '
-               f'transform="rotate(-90 14 {TOP + plot_h / 2:.0f})">posts per {escape(unit)}</text>')
-    out += _x_axis(t, x, plot_h)
+    out.append(f'<text x="14" y="{top + plot_h / 2:.0f}" fill="#555" text-anchor="middle" '
+               f'transform="rotate(-90 14 {top + plot_h / 2:.0f})">posts per {escape(unit)}</text>')
+    out += _x_axis(t, x, plot_h, top)
     # Series, at bucket centres.
     half = timedelta(minutes=t.bucket_minutes / 2)
     for s in SERIES:
@@ -105,21 +141,21 @@ def render_svg(t: Timeline, width: int = WIDTH, height: int = HEIGHT) -> str:
         dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
         out.append(f'<polyline data-series="{s.key}" fill="none" stroke="{s.color}" stroke-width="{s.width}"'
                    f'{dash} stroke-linejoin="round" points="{coords}"><title>{escape(s.label)}</title></polyline>')
-    out += _markers(t, x, plot_h)
-    out.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>')
+    out += _markers(t, x, plot_h, top, labels)
+    out.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>')
     out += _legend(t, height)
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _x_axis(t: Timeline, x: Callable[[datetime], float], plot_h: int) -> list[str]:
+def _x_axis(t: Timeline, x: Callable[[datetime], float], plot_h: int, top: int) -> list[str]:
     span_min = (t.until - t.since).total_seconds() / 60
     every = next((m for m in TICK_MINUTES if span_min / m <= 8), TICK_MINUTES[-1])
     first = t.since.replace(second=0, microsecond=0)
     offset = -(first.hour * 60 + first.minute) % min(every, 1440)  # ticks on round times of day
     tick = first + timedelta(minutes=offset)
     out, last_day = [], None
-    base = TOP + plot_h
+    base = top + plot_h
     while tick <= t.until:
         xx = x(tick)
         label = tick.strftime("%H:%M")
@@ -134,23 +170,19 @@ def _x_axis(t: Timeline, x: Callable[[datetime], float], plot_h: int) -> list[st
     return out
 
 
-def _markers(t: Timeline, x: Callable[[datetime], float], plot_h: int) -> list[str]:
+def _markers(t: Timeline, x: Callable[[datetime], float], plot_h: int, top: int, labels: list[Label]) -> list[str]:
     out = []
-    rows_end = [-1e9, -1e9, -1e9, -1e9]  # right edge of the last label on each row
-    for m in t.markers:
+    for m, lb in zip(t.markers, labels):
         xx = x(m.at)
         color = MARKER_COLORS.get(m.kind, "#333")
-        width = len(m.label) * CHAR_WIDTH + 8
-        row = next((i for i, end in enumerate(rows_end) if end < xx), min(range(len(rows_end)), key=rows_end.__getitem__))
-        rows_end[row] = xx + width
-        ly = TOP - 8 - 13 * row
+        ly = top - 8 - ROW * lb.row
         out.append(
             f'<g class="marker" data-kind={quoteattr(m.kind)} data-at={quoteattr(m.at.isoformat())}>'
             f"<title>{escape(m.label)} at {m.at:%Y-%m-%d %H:%M:%S} UTC</title>"
-            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{ly + 2}" y2="{TOP + plot_h}" stroke="{color}" '
+            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{ly + 2}" y2="{top + plot_h}" stroke="{color}" '
             f'stroke-width="1.2" stroke-dasharray="3 2"/>'
-            f'<circle cx="{xx:.1f}" cy="{TOP}" r="3" fill="{color}"/>'
-            f'<text x="{xx + 3:.1f}" y="{ly}" fill="{color}">{escape(m.label)}</text></g>'
+            f'<circle cx="{xx:.1f}" cy="{top}" r="3" fill="{color}"/>'
+            f'<text x="{lb.x:.1f}" y="{ly}" fill="{color}" text-anchor="{lb.anchor}">{escape(m.label)}</text></g>'
         )
     return out
 

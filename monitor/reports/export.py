@@ -37,6 +37,7 @@ def _hm(value: datetime | None) -> str:
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)  # post text is hostile
     env.filters.update(hm=_hm, dur=format_duration, share=format_share, safe_url=safe_url)
+    env.tests["cjk"] = lambda text: any("\u4e00" <= c <= "\u9fff" for c in str(text))
     return env
 
 
@@ -48,9 +49,11 @@ def render_html(t: Timeline) -> str:
     return _ENV.get_template("report.html").render(t=t, chart=Markup(render_svg(t)))
 
 
-def render_section(t: Timeline) -> Markup:
-    """Chart, figures, posts and export links for the web app's incident page (its CSS classes)."""
-    return Markup(_ENV.get_template("_section.html").render(t=t, chart=Markup(render_svg(t))))
+def render_section(t: Timeline) -> dict[str, Markup]:
+    """The web app's incident page parts (its CSS classes): about, chart (with export links), figures, posts."""
+    parts = _ENV.get_template("_section.html").module
+    return {"about": Markup(parts.about(t)), "chart": Markup(parts.chart_part(t, Markup(render_svg(t)))),
+            "figures": Markup(parts.figures_part(t)), "posts": Markup(parts.posts_part(t))}
 
 
 # -- Markdown -------------------------------------------------------------------------------------
@@ -82,16 +85,19 @@ def render_markdown(t: Timeline) -> str:
         "",
         "| Figure | Value | When |",
         "|---|---|---|",
-        f"| Estimated start of the rise | — | {_hm(f.started_at)} |",
-        f"| Detection delay (start → detected) | {format_duration(f.detection_delay)} | {_hm(f.detected_at)} |",
-        f"| Time to detect (start → first alert) | {format_duration(f.time_to_detect)} | {_hm(f.first_alert_at)}"
+        f"| Estimated start of the rise | {_hm(f.started_at)} | detected {_hm(f.detected_at)} |",
+        f"| Time to detect (start → first alert) | {format_duration(f.time_to_detect)} | "
+        f"{'first alert ' + _hm(f.first_alert_at) if f.first_alert_at else 'no alert delivered'}"
         f"{f' ({f.alerts_failed} alert(s) failed)' if f.alerts_failed else ''} |",
         f"| Time to acknowledge | {format_duration(f.time_to_acknowledge)} | "
         f"{_hm(f.acknowledged_at) + ' by ' + md_escape(f.acknowledged_by or '?') if f.acknowledged_at else 'not acknowledged'} |",
         f"| Time to first answered post | {format_duration(f.time_to_first_answer)} | "
         f"{_hm(f.first_answer_at) if f.first_answer_at else 'no post answered'} |",
-        f"| Time to resolve | {format_duration(f.time_to_resolve)} | {_hm(f.resolved_at) if f.resolved_at else 'still open'} |",
-        f"| Escalations | {f.escalations} | highest level {f.max_level} |",
+        (f"| Closed by itself (nobody resolved it) | {format_duration(f.time_to_close)} | {_hm(f.resolved_at)} |"
+         if f.closed_by_itself else
+         f"| Time to resolve | {format_duration(f.time_to_resolve)} | "
+         f"{(_hm(f.resolved_at) + (' by ' + md_escape(f.resolved_by) if f.resolved_by else '')) if f.resolved_at else 'still open'} |"),
+        f"| Escalations | {f.escalations} | {f'highest level {f.max_level + 1}' if f.escalations else 'none needed'} |",
         f"| Flagged posts answered | {format_share(f.posts.share_answered)} | {f.posts.answered} of {f.posts.flagged} "
         f"answered, {f.posts.dismissed} dismissed, {f.posts.claimed} claimed, {f.posts.unclaimed} unclaimed |",
         f"| Posts answered per agent | {'—' if f.posts.per_agent is None else f'{f.posts.per_agent:.1f}'} | "
@@ -110,10 +116,9 @@ def render_markdown(t: Timeline) -> str:
         "",
         f"## Timeline ({len(t.events)} events)",
         "",
-        "| When (UTC) | Event | Who | Numbers |",
-        "|---|---|---|---|",
-        *[f"| {e.at:%Y-%m-%d %H:%M:%S} | {md_escape(e.kind)} | {md_escape(e.actor or '—')} | {md_escape(e.summary)} |"
-          for e in t.events],
+        "| When (UTC) | What happened | Details |",
+        "|---|---|---|",
+        *[f"| {e.at:%Y-%m-%d %H:%M:%S} | {md_escape(e.summary)} | {md_escape(e.details)} |" for e in t.events],
         "",
         f"## Posts ({len(t.posts)})",
         "",
@@ -145,8 +150,8 @@ def _csv(header: list[str], rows: list[list[object]]) -> str:
 
 def render_csv(t: Timeline, table: Table) -> str:
     if table == "events":
-        return _csv(["incident_id", "at", "kind", "actor", "summary"],
-                    [[t.incident.id, e.at, e.kind, e.actor, e.summary] for e in t.events])
+        return _csv(["incident_id", "at", "kind", "actor", "summary", "details"],
+                    [[t.incident.id, e.at, e.kind, e.actor, e.summary, e.details] for e in t.events])
     if table == "posts":
         return _csv(["incident_id", "post_id", "source", "created_at", "author", "url", "lang", "text", "state",
                      "handled_by", "handled_at", "answer_url", "urgency"],

@@ -70,6 +70,8 @@ class IncidentFigures:
     posts: PostCounts
     alerts_failed: int = 0  # outbox rows that could not be delivered
     first_alert_failed_at: datetime | None = None
+    resolved_by: str | None = None  # who resolved it; None when detection closed it (or nobody yet)
+    closed_by_itself: bool = False  # detection closed it after its quiet minutes: nobody resolved it
 
     @property
     def response_start(self) -> datetime:
@@ -94,6 +96,12 @@ class IncidentFigures:
 
     @property
     def time_to_resolve(self) -> timedelta | None:
+        """Only for incidents a person resolved: one that closed by itself was not resolved by anyone."""
+        return None if self.closed_by_itself else _since(self.resolved_at, self.response_start)
+
+    @property
+    def time_to_close(self) -> timedelta | None:
+        """From the first alert to the end, however it ended."""
         return _since(self.resolved_at, self.response_start)
 
 
@@ -124,11 +132,11 @@ def figures_for(session: Session, incident_ids: Sequence[int]) -> list[IncidentF
         select(IncidentEvent.incident_id, func.min(IncidentEvent.at))
         .where(IncidentEvent.incident_id.in_(ids), IncidentEvent.kind == "alert_failed")
         .group_by(IncidentEvent.incident_id)).all())
-    resolved: dict[int, datetime] = {}
+    resolved: dict[int, tuple[datetime, str, str | None]] = {}
     escalations: Counter[int] = Counter()
     max_level: dict[int, int] = {}
-    for incident_id, kind, at, data in session.execute(
-        select(IncidentEvent.incident_id, IncidentEvent.kind, IncidentEvent.at, IncidentEvent.data)
+    for incident_id, kind, at, data, actor in session.execute(
+        select(IncidentEvent.incident_id, IncidentEvent.kind, IncidentEvent.at, IncidentEvent.data, IncidentEvent.actor)
         .where(IncidentEvent.incident_id.in_(ids), IncidentEvent.kind.in_([*RESOLVING_KINDS, "escalated"]))
         .order_by(IncidentEvent.at, IncidentEvent.id)
     ):
@@ -138,7 +146,7 @@ def figures_for(session: Session, incident_ids: Sequence[int]) -> list[IncidentF
             if isinstance(level, int):
                 max_level[incident_id] = max(max_level.get(incident_id, 0), level)
         else:
-            resolved.setdefault(incident_id, at)
+            resolved.setdefault(incident_id, (at, kind, actor))
     posts = _post_counts(session, ids)
     out = []
     for incident_id in ids:
@@ -147,12 +155,15 @@ def figures_for(session: Session, incident_ids: Sequence[int]) -> list[IncidentF
             continue
         first_sent = _aware(sent.get(incident_id))
         closed = incident.closed_at if incident.status in RESOLVING_KINDS else None
+        end_at, end_kind, end_actor = resolved.get(incident_id, (closed, incident.status, None))
         out.append(IncidentFigures(
             incident_id=incident.id, brand=incident.brand, severity=incident.severity,
             started_at=incident.started_at, detected_at=incident.opened_at,
             first_alert_at=first_sent, first_alert_delivered=first_sent is not None,
             acknowledged_at=incident.acknowledged_at, acknowledged_by=incident.acknowledged_by,
-            first_answer_at=posts[incident_id][1], resolved_at=resolved.get(incident_id, closed),
+            first_answer_at=posts[incident_id][1], resolved_at=end_at,
+            resolved_by=end_actor if end_kind == "resolved" else None,
+            closed_by_itself=end_at is not None and end_kind == "closed",
             escalations=escalations[incident_id], max_level=max(max_level.get(incident_id, 0), incident.escalation_level),
             posts=posts[incident_id][0], alerts_failed=failed.get(incident_id, 0),
             first_alert_failed_at=_aware(first_failure.get(incident_id)),

@@ -11,6 +11,7 @@ left out, so the line is the quiet-hour threshold.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from monitor.core import wording
+from monitor.core.phrases import Themes, incident_themes
 from monitor.config import Config
 from monitor.detection import aggregates
 from monitor.detection.baseline import SeasonalBaseline
@@ -52,7 +55,7 @@ class Point:
 @dataclass(frozen=True)
 class Marker:
     at: datetime
-    kind: str  # detected | alert | alert_failed | escalated | severity | acknowledged | first_answer | resolved | closed
+    kind: str  # started | detected | alert | alert_failed | escalated | severity | acknowledged | first_answer | resolved | closed
     label: str
 
 
@@ -61,8 +64,9 @@ class EventRow:
     at: datetime
     kind: str
     actor: str | None
-    summary: str
+    summary: str  # a plain sentence
     data: dict[str, Any]
+    details: str = ""  # the technical numbers, shown on demand
 
 
 @dataclass(frozen=True)
@@ -116,10 +120,12 @@ class Timeline:
     posts: list[PostRow]
     generated_at: datetime
     notes: list[str] = field(default_factory=list)
+    themes: Themes | None = None  # what the complaint is about: key terms of its negative posts
+    theme_posts: list[PostRow] = field(default_factory=list)  # representative posts, best first
 
 
 def build_timeline(session: Session, incident_id: int, settings: DetectionSettings, now: datetime,
-                   false_alarms_per_week: float | None = None) -> Timeline:
+                   false_alarms_per_week: float | None = None, brand_terms: Sequence[str] = ()) -> Timeline:
     """Everything a report shows about one incident; raises IncidentNotFound."""
     incident = session.get(Incident, incident_id)
     if incident is None:
@@ -132,12 +138,20 @@ def build_timeline(session: Session, incident_id: int, settings: DetectionSettin
     end = incident.closed_at or min(now, last_event + OPEN_TAIL)
     since = aggregates.floor_minute(min(incident.started_at, incident.opened_at) - BEFORE)
     until = aggregates.floor_minute(max(end, incident.opened_at) + AFTER) + timedelta(minutes=1)
+    # Only the past: a bucket not yet over would read as "complaints stopped" (the last whole minute ends it).
+    until = max(since + timedelta(minutes=1), min(until, aggregates.floor_minute(now)))
     span = (until - since).total_seconds() / 60
     step = max(1, math.ceil(span / MAX_POINTS))
-    until = since + timedelta(minutes=step * math.ceil(span / step))
+    whole = math.ceil(span / step)
+    if since + timedelta(minutes=step * whole) > aggregates.floor_minute(now):
+        whole = max(1, math.floor(span / step))
+    until = since + timedelta(minutes=step * whole)
     budget = false_alarms_per_week or settings.false_alarms_per_week
     baseline = _stored_baseline(session, incident.brand, settings)
     points, window = _points(session, incident.brand, since, until, step, baseline, settings, budget)
+    posts = _posts(session, incident_id, now)
+    by_id = {p.post_id: p for p in posts}
+    themes = incident_themes(session, incident_id, brand_terms)
     notes = []
     if baseline is None:
         notes.append("No baseline has been learnt for this brand yet: expected counts are the cold-start prior.")
@@ -147,15 +161,18 @@ def build_timeline(session: Session, incident_id: int, settings: DetectionSettin
                               incident.acknowledged_at, incident.acknowledged_by),
         figures=figures, since=since, until=until, bucket_minutes=step, threshold_window_minutes=window,
         points=points, markers=_markers(figures, events), events=[_event_row(e) for e in events],
-        posts=_posts(session, incident_id, now), generated_at=now, notes=notes,
+        posts=posts, generated_at=now, notes=notes, themes=themes,
+        theme_posts=[by_id[i] for i in (themes.post_ids if themes else []) if i in by_id],
     )
 
 
 def load_timeline(session: Session, config: Config, incident_id: int, now: datetime) -> Timeline:
     """`build_timeline` with the configured detection settings and the brand's own false-alarm budget."""
     brand = session.scalar(select(Incident.brand).where(Incident.id == incident_id))
-    budget = next((b.false_alarms_per_week for b in config.brands if b.name == brand), None)
-    return build_timeline(session, incident_id, config.detection, now, budget)
+    configured = next((b for b in config.brands if b.name == brand), None)
+    return build_timeline(session, incident_id, config.detection, now,
+                          configured.false_alarms_per_week if configured else None,
+                          configured.terms if configured else ())
 
 
 def _stored_baseline(session: Session, brand: str, settings: DetectionSettings) -> SeasonalBaseline | None:
@@ -209,7 +226,8 @@ def _threshold(mean: float, size: float, alpha: float, min_posts: int) -> float:
 
 
 def _markers(figures: IncidentFigures, events: list[IncidentEvent]) -> list[Marker]:
-    markers = [Marker(figures.detected_at, "detected", "detected")]
+    markers = [Marker(figures.started_at, "started", "estimated start"),
+               Marker(figures.detected_at, "detected", "detected")]
     if figures.first_alert_at is not None:
         markers.append(Marker(figures.first_alert_at, "alert", "first alert"))
     if figures.first_alert_failed_at is not None:
@@ -217,7 +235,8 @@ def _markers(figures: IncidentFigures, events: list[IncidentEvent]) -> list[Mark
     for e in events:
         data = e.data or {}
         if e.kind == "escalated":
-            markers.append(Marker(e.at, "escalated", f"escalated L{data.get('level', '?')}"))
+            level = data.get("level")
+            markers.append(Marker(e.at, "escalated", f"escalated L{level + 1}" if isinstance(level, int) else "escalated"))
         elif e.kind == "severity_changed":
             markers.append(Marker(e.at, "severity", f"S{data.get('to', '?')}"))
     if figures.acknowledged_at is not None:
@@ -232,41 +251,15 @@ def _markers(figures: IncidentFigures, events: list[IncidentEvent]) -> list[Mark
     return sorted(markers, key=lambda m: m.at)
 
 
-def _signal(s: dict[str, Any]) -> str:
-    detector, window = s.get("detector", "?"), s.get("window_minutes")
-    where = f" {window}m" if window and detector != "viral" else ""
-    return f"{detector}{where}: {s.get('observed')} vs {s.get('expected')} expected (p={s.get('p_value')})"
-
-
-def describe(kind: str, data: dict[str, Any]) -> str:
-    """The numbers behind an event, in one line (generic `key: value` when the shape is unknown)."""
-    if kind == "opened" and "signals" in data:
-        signals = "; ".join(_signal(s) for s in data.get("signals", []) if isinstance(s, dict))
-        return f"severity S{data.get('severity')}" + (f"; {signals}" if signals else "")
-    if kind == "signal" and isinstance(data.get("signal"), dict):
-        return _signal(data["signal"])
-    if kind == "severity_changed" and "to" in data:
-        return f"S{data.get('from')} → S{data.get('to')} (excess {data.get('excess')} negative posts)"
-    if kind == "escalated" and "level" in data:
-        targets = ", ".join(map(str, data.get("targets", [])))
-        return f"level {data.get('level')} after {data.get('after_minutes')} min unacknowledged" + (
-            f"; {targets}" if targets else "")
-    if kind == "closed" and "quiet_minutes" in data:
-        return f"quiet for {data.get('quiet_minutes')} min since {data.get('last_signal_at')}; peak severity S{data.get('severity')}"
-    if kind in ("alert_failed", "alert_retrying"):
-        verb = "could not be delivered to" if kind == "alert_failed" else "is being retried for"
-        return f"an alert {verb} {data.get('channel')} {data.get('target')}".rstrip() + f": {data.get('error')}"
-    if kind.startswith("post_"):
-        rest = {k: v for k, v in data.items() if k not in ("post_id", "expires_at")}
-        extra = ", ".join(f"{k}: {v}" for k, v in rest.items() if v not in (None, ""))
-        return f"post {data.get('post_id')}" + (f" ({extra})" if extra else "")
-    skip = {"top_posts", "sources"}
-    return ", ".join(f"{k}: {v}" for k, v in data.items() if k not in skip and v not in (None, ""))
+def describe(kind: str, data: dict[str, Any], actor: str | None = None) -> str:
+    """An event in one plain sentence (`wording.event_sentence`)."""
+    return wording.event_sentence(kind, data, actor)
 
 
 def _event_row(event: IncidentEvent) -> EventRow:
     data = dict(event.data or {})
-    return EventRow(event.at, event.kind, event.actor, describe(event.kind, data), data)
+    return EventRow(event.at, event.kind, event.actor, describe(event.kind, data, event.actor), data,
+                    wording.event_details(event.kind, data))
 
 
 def _posts(session: Session, incident_id: int, now: datetime) -> list[PostRow]:
@@ -327,12 +320,18 @@ def timeline_json(t: Timeline) -> dict[str, Any]:
                         "threshold": None if p.threshold is None else round(p.threshold, 3)} for p in t.points],
             "markers": [{"at": iso(m.at), "kind": m.kind, "label": m.label} for m in t.markers],
         },
-        "events": [{"at": iso(e.at), "kind": e.kind, "actor": e.actor, "summary": e.summary, "data": e.data}
+        "events": [{"at": iso(e.at), "kind": e.kind, "actor": e.actor, "summary": e.summary, "details": e.details,
+                    "data": e.data}
                    for e in t.events],
         "posts": [{"post_id": p.post_id, "source": p.source, "author": p.author, "text": p.text, "url": p.url,
                    "lang": p.lang, "created_at": iso(p.created_at), "flagged": p.flagged, "state": p.state,
                    "handled_by": p.handled_by, "handled_at": iso(p.handled_at), "answer_url": p.answer_url,
                    "urgency": p.urgency} for p in t.posts],
         "notes": t.notes,
+        "themes": None if t.themes is None else {
+            "terms": [{"text": x.text, "incident_posts": x.incident_posts, "usual_share": round(x.usual_share, 4),
+                       "z": round(x.z, 3)} for x in t.themes.terms],
+            "post_ids": t.themes.post_ids, "incident_posts": t.themes.incident_posts,
+            "usual_posts": t.themes.usual_posts},
         "generated_at": iso(t.generated_at),
     }

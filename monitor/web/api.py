@@ -132,9 +132,11 @@ def get_post(request: Request, post_id: PostId, staff: Staff = Depends(agent)) -
         if post is None:
             raise ApiError(404, f"post {post_id} does not exist")
         item = queue.get_item(session, post_id)
+        sentiment, label = queue.latest_verdicts(session, [post_id]).get(post_id, (None, None))
         return PostDetail(
             post=PostOut.of(post), queue=QueueItemOut.of(item, state.clock.now()) if item else None,
             history=[EventOut.of(e) for e in queue.history(session, post_id)],
+            sentiment=sentiment, label=label, incident_id=queue.incident_of_post(session, post_id),
         )
 
 

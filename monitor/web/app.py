@@ -10,11 +10,12 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -23,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.interactivity import make_slack_router
-from monitor.core.clock import Clock
 from monitor.config import Config
+from monitor.core.clock import Clock
+from monitor.core import wording
 from monitor.web.reports import make_reports_router
-from monitor.reports.timeline import describe
 from monitor.web import api, ingest_hook, pages
 from monitor.web.errors import ApiError, install_error_handlers
 from monitor.metrics import database_registry, exposition
@@ -39,12 +40,29 @@ log = logging.getLogger("flarewatch.web")
 HealthProvider = Callable[[], dict[str, Any]]
 
 
+def ago(value: datetime | None, now: datetime) -> str:
+    """How long ago, as an agent glances at it: just now, 5 min ago, 3 h ago, 2 days ago."""
+    if value is None:
+        return "—"
+    seconds = (now - value).total_seconds()
+    if seconds < 60:
+        return "just now" if seconds > -60 else "in the future"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400 * 2:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)  # post text is hostile
     env.filters["safe_url"] = safe_url
-    env.filters["event_numbers"] = lambda event: describe(event.kind, event.data or {})
+    env.filters["event_sentence"] = lambda event: wording.event_sentence(event.kind, event.data or {}, event.actor)
+    env.filters["event_details"] = lambda event: wording.event_details(event.kind, event.data or {})
     env.filters["hm"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
     env.filters["num"] = lambda value: "—" if value is None else f"{value:,}"
+    env.filters["ago"] = ago
+    env.filters["plural"] = lambda n, one, many=None: wording.plural(n or 0, one, many)
     return Jinja2Templates(env=env)
 
 
@@ -64,12 +82,33 @@ def _session_secret(config: Config) -> str:
         return secret
 
 
+def _api_docs(app: FastAPI) -> None:
+    """Swagger UI from the installed swagger-ui-bundle package: no CDN, so it works offline, and its
+    start-up code is a file of ours (/static/api-docs.js), so the strict CSP needs no inline script."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs(request: Request) -> Response:
+        response = app.state.templates.TemplateResponse(request, "api_docs.html", {"openapi_url": app.openapi_url})
+        # Swagger UI draws its icons as data: images; nothing else is loosened.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'")
+        return response
+
+    @app.get("/docs", include_in_schema=False)
+    def docs_redirect() -> Response:
+        return RedirectResponse("/api/docs", status_code=307)
+
+
 def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
                health: HealthProvider | None = None) -> FastAPI:
     app = FastAPI(
         title="flarewatch", version="1",
         description="Flagged-post queue, incidents and sources. Authenticate with `Authorization: Bearer <token>`.",
-        docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+        docs_url=None, openapi_url="/api/openapi.json", redoc_url=None,  # docs: served below, self-hosted
     )
     app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
     app.state.templates = _templates()
@@ -111,6 +150,7 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
         return Response(exposition(metrics), media_type=CONTENT_TYPE_LATEST)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _api_docs(app)
     app.include_router(api.router)
     app.include_router(ingest_hook.router)
     app.include_router(make_slack_router(sessions, config.alerts, clock))  # POST /slack/actions (signed)

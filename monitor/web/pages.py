@@ -36,8 +36,11 @@ PAGE_SIZE = 100
 
 def render(request: Request, template: str, staff: Staff | None, status_code: int = 200, *, fragment: bool = False,
            **context: Any) -> Response:
-    """A page (or, for live refreshes, a fragment: it leaves the one-time flash message for the page)."""
+    """A page (or, for live refreshes, a fragment: it leaves the one-time flash message for the page).
+
+    A live page's own refresh (`X-Live` header, from live.js) also leaves the flash message alone."""
     state = request.app.state
+    fragment = fragment or request.headers.get("x-live") == "1"
     return state.templates.TemplateResponse(
         request, template,
         {"user": staff, "csrf": session_csrf(request), "now": state.clock.now(), "config": state.config,
@@ -131,12 +134,32 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
     return RedirectResponse("/login", status_code=303)
 
 
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+
+
 def _queue_context(request: Request, staff: Staff) -> dict[str, Any]:
     state = request.app.state
     filters, raw = _filters(request, staff)
+    page = _page_number(request)
     with transaction(state.sessions) as session:
-        items, total = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, 0), state.clock.now())
-    return {"items": items, "total": total, "filters": raw, "query": urlencode({k: v for k, v in raw.items() if v})}
+        items, total = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, (page - 1) * PAGE_SIZE),
+                                        state.clock.now())
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        if page > pages:  # the queue shrank under the person's feet: show its last page
+            page = pages
+            items, _ = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, (page - 1) * PAGE_SIZE),
+                                        state.clock.now())
+    query = {k: v for k, v in raw.items() if v}
+    here = urlencode({**query, "page": page} if page > 1 else query)
+    return {"items": items, "total": total, "filters": raw, "query": here, "page": page, "pages": pages,
+            "first_index": (page - 1) * PAGE_SIZE + 1 if items else 0,
+            "page_url": lambda n: _url("/queue", {**query, "page": n} if n > 1 else query)}
+
+
+def _url(path: str, query: dict[str, Any]) -> str:
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -229,9 +252,12 @@ def post_page(request: Request, post_id: int, staff: Staff = Depends(agent)) -> 
         if post is None:
             raise ApiError(404, f"post {pid} does not exist")
         item = queue.get_item(session, pid)
-        incident = session.get(Incident, item.flag.incident_id) if item and item.flag.incident_id else None
+        incident_id = queue.incident_of_post(session, pid)
+        incident = session.get(Incident, incident_id) if incident_id else None
+        sentiment, label = queue.latest_verdicts(session, [pid]).get(pid, (None, None))
         events = queue.history(session, pid)
-    return render(request, "post.html", staff, post=post, item=item, incident=incident, events=events)
+    return render(request, "post.html", staff, post=post, item=item, incident=incident, events=events,
+                  sentiment=sentiment, label=label)
 
 
 @router.get("/incidents", response_class=HTMLResponse)

@@ -35,8 +35,8 @@ def _load(session: Session, config: Config, incident_id: int, now: datetime) -> 
         raise ApiError(404, str(exc)) from None
 
 
-def incident_section(session: Session, config: Config, incident_id: int, now: datetime) -> Markup:
-    """The report part of the web app's incident page."""
+def incident_section(session: Session, config: Config, incident_id: int, now: datetime) -> dict[str, Markup]:
+    """The report parts of the web app's incident page (about, chart, figures, posts)."""
     return render_section(_load(session, config, incident_id, now))
 
 

@@ -108,6 +108,9 @@ class PostDetail(BaseModel):
     post: PostOut
     queue: QueueItemOut | None  # None when the post was never flagged
     history: list[EventOut]
+    sentiment: float | None = None  # the newest score's, whether or not the post is in the queue
+    label: str | None = None  # None: not scored yet, or in a language the model does not score
+    incident_id: int | None = None  # the incident it is flagged for or linked to
 
 
 class AlertProblemOut(BaseModel):
