@@ -92,13 +92,33 @@ class WebConfig(Strict):
         return None if value == "" else value  # "${VAR:-}" with VAR unset
 
 
+ROLES = ("poll", "score", "detect", "deliver", "web")
+
+
 class DaemonConfig(Strict):
     data_dir: Path = Path("./var")
+    # What this replica runs (`flarewatch run --role ...` overrides it); every stage is safe to run
+    # on any number of replicas sharing one PostgreSQL database (docs/scaling.md).
+    roles: list[str] = Field(default_factory=lambda: list(ROLES))
+    # A dead replica's work (a source's polling, a brand's detection, delivery) moves to another
+    # replica this long after its last renewal, plus one tick of that job.
+    lease_seconds: float = Field(default=20, gt=0)
+    # Scoring processes of this replica (1: scoring runs beside the daemon, not competing with the
+    # web server for one interpreter); 0 runs it in a thread of the daemon process.
+    score_workers: int = Field(default=1, ge=0, le=64)
     score_interval_seconds: float = Field(default=2, gt=0)
     detect_interval_seconds: float = Field(default=10, gt=0)
     escalate_interval_seconds: float = Field(default=15, gt=0)
     retention_days: int = Field(default=90, ge=1)
     log_level: str = "INFO"
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: list[str]) -> list[str]:
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown or not roles:
+            raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {roles!r}")
+        return list(dict.fromkeys(roles))
 
 
 class Config(Strict):

@@ -12,8 +12,12 @@ the flag's reset commit together, so a post is scored and counted exactly once.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
-from sqlalchemy import bindparam, func, insert, select, update
+from typing import Any
+
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from models import Scorer
@@ -23,20 +27,37 @@ from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Post, Score
 
 
-def pending_posts(session: Session, limit: int) -> list[Post]:
+# What scoring and counting read of a post: rows, not ORM objects (a batch costs a few ms, not 100).
+_POST_COLUMNS = (Post.id, Post.text, Post.lang, Post.brand, Post.source, Post.created_at, Post.author_followers)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A score row to store (and count): the model's result for a post, or the original's for a copy."""
+
+    post_id: int
+    model: str
+    label: str | None
+    confidence: float | None
+    sentiment: float | None
+    lang: str | None
+    scored_at: datetime
+
+
+def pending_posts(session: Session, limit: int) -> list[Row[Any]]:
     """Original (non-duplicate) posts no model has scored yet, oldest first, locked for this scorer.
 
     A post is scored and counted in the buckets once. After a model change, new posts get the new
     model's scores (each score row names its model) and older posts keep theirs: re-scoring the
     whole history would delay the newest posts, whose scores detection is waiting for.
     """
-    return list(session.scalars(
-        select(Post).where(Post.pending, Post.duplicate_of.is_(None))
+    return list(session.execute(
+        select(*_POST_COLUMNS).where(Post.pending, Post.duplicate_of.is_(None))
         .order_by(Post.created_at, Post.id).limit(limit).with_for_update(skip_locked=True)
     ))
 
 
-def pending_copies(session: Session, limit: int) -> list[tuple[Post, Score]]:
+def pending_copies(session: Session, limit: int, now: datetime) -> list[tuple[Row[Any], Verdict]]:
     """Re-posts by another author whose original is scored, oldest first, each with the original's first score.
 
     The same text from someone else is one more person saying it (a copy-paste complaint campaign is
@@ -48,14 +69,15 @@ def pending_copies(session: Session, limit: int) -> list[tuple[Post, Score]]:
     original, inner = aliased(Post), aliased(Score)
     first_score = select(func.min(inner.id)).where(inner.post_id == original.id).scalar_subquery()
     query = (
-        select(Post, Score)
+        select(*_POST_COLUMNS, Score.model, Score.label, Score.confidence, Score.sentiment, Score.lang)
         .join(original, original.id == Post.duplicate_of)
         .join(Score, Score.id == first_score)
         .where(Post.pending, Post.duplicate_of.is_not(None))
         .order_by(Post.created_at, Post.id).limit(limit)
         .with_for_update(of=Post, skip_locked=True)
     )
-    return [(copy, score) for copy, score in session.execute(query)]
+    return [(row, Verdict(row.id, row.model, row.label, row.confidence, row.sentiment, row.lang, now))
+            for row in session.execute(query)]
 
 
 def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime, limit: int = 256) -> int:
@@ -63,38 +85,28 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
     with transaction(sessions) as session:
         posts = pending_posts(session, limit)
         results = scorer.score([p.text for p in posts], langs=[p.lang for p in posts]) if posts else []
-        counted: list[tuple[Post, Score]] = []
+        counted = [
+            (post, Verdict(post.id, result.model if result else scorer.model_id,
+                           result.label if result else None, result.confidence if result else None,
+                           result.sentiment if result else None, result.lang if result else post.lang, now))
+            for post, result in zip(posts, results, strict=True)
+        ]
+        done = _write(session, counted)
         found_langs: list[dict[str, object]] = []
         for post, result in zip(posts, results, strict=True):
             if not post.lang:  # the language found at scoring becomes the post's (queue filter, post page)
                 found = result.lang if result else detect_language(post.text or "")
                 if found and found != UNDETERMINED:
                     found_langs.append({"pid": post.id, "plang": found})
-            score = Score(
-                post_id=post.id, model=result.model if result else scorer.model_id, scored_at=now,
-                label=result.label if result else None,
-                confidence=result.confidence if result else None,
-                sentiment=result.sentiment if result else None,
-                lang=result.lang if result else post.lang,
-            )
-            counted.append((post, score))
-        done = _write(session, counted)
         if found_langs:  # one executemany, not an ORM update per post
             session.connection().execute(
                 update(Post.__table__).where(Post.__table__.c.id == bindparam("pid")).values(lang=bindparam("plang")),
                 found_langs)
         # Copies of the posts just scored count in the same run (the scores above are visible here).
-        copies = pending_copies(session, limit)
-        counted = [(copy, Score(post_id=copy.id, model=verdict.model, scored_at=now, label=verdict.label,
-                                confidence=verdict.confidence, sentiment=verdict.sentiment, lang=verdict.lang))
-                   for copy, verdict in copies]
-        return done + _write(session, counted)
+        return done + _write(session, pending_copies(session, limit, now))
 
 
-_SCORE_FIELDS = ("post_id", "model", "label", "confidence", "sentiment", "lang", "scored_at")
-
-
-def _write(session: Session, counted: list[tuple[Post, Score]]) -> int:
+def _write(session: Session, counted: list[tuple[Row[Any], Verdict]]) -> int:
     """Clear the batch's pending flags, then store the scores and count them in the buckets; how many.
 
     The flag is cleared first, by a conditional UPDATE that returns the rows it changed, and only
@@ -107,8 +119,8 @@ def _write(session: Session, counted: list[tuple[Post, Score]]) -> int:
     cleared = set(session.scalars(
         update(Post).where(Post.id.in_(ids), Post.pending).values(pending=False).returning(Post.id)
         .execution_options(synchronize_session=False)))
-    counted = [(post, score) for post, score in counted if post.id in cleared]
+    counted = [(post, verdict) for post, verdict in counted if post.id in cleared]
     if counted:
-        session.execute(insert(Score), [{f: getattr(score, f) for f in _SCORE_FIELDS} for _, score in counted])
+        session.execute(insert(Score.__table__), [dataclasses.asdict(verdict) for _, verdict in counted])
         aggregates.record_batch(session, counted)
     return len(counted)

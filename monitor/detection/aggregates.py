@@ -12,9 +12,10 @@ reads live engagement instead, and `visibility` adds it when ranking an incident
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,7 +52,21 @@ class BucketCounts:
     reach_negative: float
 
 
-def _increments(post: Post, score: Score) -> dict[str, float | int]:
+class _Counted(Protocol):
+    """What counting reads of a post (an ORM `Post` or a row) and of its score."""
+
+    brand: str
+    source: str
+    created_at: datetime
+    author_followers: int | None
+
+
+class _Label(Protocol):
+    label: str | None
+    sentiment: float | None
+
+
+def _increments(post: _Counted, score: _Label) -> dict[str, float | int]:
     negative = score.label == NEGATIVE
     return {
         "volume": 1,
@@ -89,7 +104,7 @@ def record(session: Session, post: Post, score: Score) -> None:
     record_batch(session, [(post, score)])
 
 
-def record_batch(session: Session, counted: list[tuple[Post, Score]]) -> None:
+def record_batch(session: Session, counted: Sequence[tuple[_Counted, _Label]]) -> None:
     """Add a scoring batch to its buckets: increments summed per bucket, then one upsert per bucket.
 
     The upserts go in key order, so concurrent scorers lock shared buckets in the same order and

@@ -21,6 +21,7 @@ again at the same time changes nothing, and a replay gives the same incidents ev
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,13 +63,23 @@ class Change:
     at: datetime
 
 
-def detect(sessions: sessionmaker[Session], config: Config, clock: Clock) -> list[Change]:
-    """Evaluate every configured brand at `clock.now()`; one transaction per brand."""
+def detect(sessions: sessionmaker[Session], config: Config, clock: Clock, brands: list[str] | None = None,
+           claim: Callable[[Session, str], bool] | None = None) -> list[Change]:
+    """Evaluate the configured brands (or those named) at `clock.now()`; one transaction per brand.
+
+    `claim(session, brand)`, when given, runs first in the brand's transaction and skips the brand
+    when it answers False: replicas use it to fence a brand's run with its lease (`monitor.core.leases`),
+    so one brand is detected by one replica at a time and an incident opens once.
+    """
     now = clock.now()
     changes: list[Change] = []
     for brand in config.brands:
+        if brands is not None and brand.name not in brands:
+            continue
         budget = brand.false_alarms_per_week or config.detection.false_alarms_per_week
         with transaction(sessions) as session:
+            if claim is not None and not claim(session, brand.name):
+                continue
             changes += detect_brand(session, brand.name, config.detection, budget, config.alerts, now)
     return changes
 

@@ -92,7 +92,7 @@ class Post(Base):
         Index("ix_posts_duplicate_of", "duplicate_of"),  # copies of a post, for counting and the SET NULL cascade
         # Only the posts still waiting for the scoring stage are in it, so a scoring tick finds its
         # work at the same cost with 10k or 2M stored posts.
-        Index("ix_posts_pending", "created_at", "id", postgresql_where=text("pending"), sqlite_where=text("pending")),
+        Index("ix_posts_pending", "created_at", "id", postgresql_where=text("pending"), sqlite_where=text("pending = 1")),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(100))
@@ -296,7 +296,7 @@ class User(Base):
 
 
 class Lease(Base):
-    """Who does a piece of shared work (poll a source, detect a brand) until when (monitor.leases).
+    """Who does a piece of shared work (poll a source, detect a brand) until when (monitor.core.leases).
 
     Times are the database's clock in epoch seconds, so replicas on machines with skewed clocks
     agree on when a lease has expired.

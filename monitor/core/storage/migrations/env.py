@@ -5,8 +5,15 @@ from alembic import context
 
 from monitor.core.storage.schema import Base
 
+# Replicas starting together on one PostgreSQL database would race to create the same tables:
+# the first takes this lock and migrates, the others wait and find nothing left to do.
+MIGRATION_LOCK = 0x666C6D67  # "flmg"
+
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -16,3 +23,6 @@ with engine.connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
     connection.commit()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+        connection.commit()

@@ -25,7 +25,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.create_index('ix_posts_pending', ['created_at', 'id'], unique=False,
-                              postgresql_where=sa.text('pending'), sqlite_where=sa.text('pending'))
+                              postgresql_where=sa.text('pending'), sqlite_where=sa.text('pending = 1'))
     op.create_table('leases',
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('holder', sa.String(length=200), nullable=False),
