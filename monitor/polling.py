@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from monitor.core.clock import Clock
 from monitor.metrics import count_poll
 from monitor.config import BrandConfig, SourceConfig
 from monitor.core.ingest import ensure_source, store_page
+from monitor.core.leases import LeaseLost
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Source
 
@@ -54,17 +56,29 @@ async def poll_source(
     source: SourceConfig,
     client: httpx.AsyncClient,
     clock: Clock,
+    fence: Callable[[Session], bool] | None = None,
 ) -> PollResult:
-    """Fetch what is new for one source and store it; see the module docstring."""
+    """Fetch what is new for one source and store it; see the module docstring.
+
+    `fence(session)` runs in each page's transaction before anything is written (replicas pass
+    their lease's fence, `monitor.core.leases`); when it answers False, or the stored cursor is no
+    longer the one this poll continued from, another replica has taken the source over: the poll
+    stops without writing, so a cursor never goes backwards.
+    """
     result = PollResult(source.name)
     cursor = await asyncio.to_thread(_begin, sessions, brand, source, clock)
+    expected = [cursor]
     try:
         matcher = BrandMatcher(brand.terms, brand.exclude)
         connector = build_connector(source.kind, source.name, brand.terms, source.params)
         async with aclosing(connector.pages(client, cursor)) as pages:
             async for page in pages:
                 # Database work runs off the event loop: the web server shares it.
-                await asyncio.to_thread(_store, sessions, brand, source, matcher, page, clock, result)
+                await asyncio.to_thread(_store, sessions, brand, source, matcher, page, clock, result, fence, expected)
+    except LeaseLost as exc:
+        log.info("source taken over by another replica; poll stopped", extra={"source": source.name,
+                                                                               "reason": str(exc)})
+        return result
     except Exception as exc:  # noqa: BLE001  (any failure of one source is recorded, not raised)
         result.ok = False
         result.rate_limited = isinstance(exc, RateLimited)
@@ -113,15 +127,22 @@ def _finish(sessions: sessionmaker[Session], name: str, clock: Clock, error: str
 
 def _store(
     sessions: sessionmaker[Session], brand: BrandConfig, source: SourceConfig, matcher: BrandMatcher,
-    page: Page, clock: Clock, result: PollResult,
+    page: Page, clock: Clock, result: PollResult, fence: Callable[[Session], bool] | None = None,
+    expected: list[str | None] | None = None,
 ) -> None:
     with transaction(sessions) as session:
+        if fence is not None and not fence(session):
+            raise LeaseLost("the source's lease is held by another replica")
         row = session.get(Source, source.name)
         if row is None:  # removed while we were fetching (e.g. by a reset); recreate it
             row = ensure_source(session, source.name, brand.name, source.kind)
+        elif expected is not None and row.cursor != expected[0]:
+            raise LeaseLost(f"the cursor moved to {row.cursor!r} since this poll read {expected[0]!r}")
         stored = store_page(session, row, brand.name, matcher, page, clock.now())
         if stored.stored + stored.duplicates:
             row.last_post_at = clock.now()
+        if expected is not None and page.cursor is not None:
+            expected[0] = page.cursor
     result.pages += 1
     result.stored += stored.stored
     result.duplicates += stored.duplicates

@@ -1,17 +1,19 @@
 """Leases (one holder at a time, expiry, fencing) on both databases, and SQLite's one-daemon lock."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from monitor.daemon import AlreadyRunning, lock_sqlite
-from monitor.core.leases import Leases, heartbeat, replicas
+from monitor.core.leases import LeaseLost, Leases, heartbeat, replicas
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Lease
 
@@ -105,3 +107,72 @@ def test_lease_rows_are_plain_rows(sessions) -> None:
     with sessions() as s:
         row = s.scalars(select(Lease)).one()
         assert row.holder == "me" and row.expires_at - row.acquired_at == pytest.approx(5, abs=0.5)
+
+
+def _jsonl_brand(tmp_path: Path) -> Any:
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.config import BrandConfig, SourceConfig
+
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    path = tmp_path / "stream.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "created_at": (t0 + timedelta(seconds=i)).isoformat(),
+                                        "author": f"u{i}", "text": f"Acme post {i}"}) + "\n" for i in range(12)),
+                    encoding="utf-8")
+    source = SourceConfig(name="stream", kind="jsonl", params={"path": str(path), "lines_per_page": 3})
+    return BrandConfig(name="Acme", terms=["acme"], sources=[source])
+
+
+def test_a_poller_that_lost_its_lease_mid_poll_writes_nothing_more_and_the_cursor_only_advances(
+        sessions, tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from monitor.core.clock import SystemClock
+    from monitor.core.storage.schema import Post, Source
+    from monitor.polling import poll_source
+
+    brand = _jsonl_brand(tmp_path)
+    a, b = Leases(sessions, "a", ttl=30), Leases(sessions, "b", ttl=30)
+    calls = {"n": 0}
+
+    def a_fence(session: Any) -> bool:  # a loses the lease to b after its first page (b took it over)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            with transaction(sessions) as other:
+                other.execute(update(Lease).where(Lease.name == "poll:stream").values(holder="b"))
+        return a.fence(session, "poll:stream")
+
+    async def run(fence: Any) -> Any:
+        async with httpx.AsyncClient() as client:
+            return await poll_source(sessions, brand, brand.sources[0], client, SystemClock(), fence=fence)
+
+    assert a.try_take("poll:stream")
+    first = asyncio.run(run(a_fence))
+    with sessions() as s:
+        assert s.scalar(select(func.count(Post.id))) == first.stored == 3
+        cursor_after_a = s.get(Source, "stream").cursor
+        assert s.get(Source, "stream").consecutive_failures == 0  # losing a lease is not a source failure
+    second = asyncio.run(run(lambda session: b.fence(session, "poll:stream")))
+    with sessions() as s:
+        assert second.stored == 9 and s.scalar(select(func.count(Post.id))) == 12
+        assert int(s.get(Source, "stream").cursor) > int(cursor_after_a)
+
+
+def test_a_page_whose_cursor_moved_underneath_is_not_written(sessions, tmp_path: Path) -> None:
+    from monitor.core.clock import SystemClock
+    from monitor.core.brands import BrandMatcher
+    from monitor.core.posts import Page
+    from monitor.core.storage.schema import Source
+    from monitor.polling import PollResult, _begin, _store
+
+    brand = _jsonl_brand(tmp_path)
+    _begin(sessions, brand, brand.sources[0], SystemClock())
+    with transaction(sessions) as s:
+        s.get(Source, "stream").cursor = "9"  # another replica got further meanwhile
+    with pytest.raises(LeaseLost):
+        _store(sessions, brand, brand.sources[0], BrandMatcher(["acme"], []), Page(posts=[], cursor="3"),
+               SystemClock(), PollResult("stream"), None, [None])
+    with sessions() as s:
+        assert s.get(Source, "stream").cursor == "9"

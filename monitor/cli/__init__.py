@@ -44,14 +44,28 @@ def config_check(file: Annotated[Path, typer.Argument(help="The TOML file to che
 
 
 @app.command("run")
-def run_command(config: ConfigOption = None) -> None:
+def run_command(
+    config: ConfigOption = None,
+    role: Annotated[str | None, typer.Option(
+        help="Comma-separated stages this replica runs, from poll,score,detect,deliver,web "
+             "(default: daemon.roles, all of them). Replicas on one PostgreSQL database share the work.",
+    )] = None,
+) -> None:
     """Run the daemon: poll sources, score, detect, alert, and serve the web app."""
+    from monitor.config import ROLES
     from monitor.daemon import run_daemon
     from monitor.logs import setup_logging
 
     loaded = load_or_exit(config)
+    roles = None
+    if role is not None:
+        roles = [r.strip() for r in role.split(",") if r.strip()]
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown or not roles:
+            typer.echo(f"--role: expected some of {','.join(ROLES)}, got {role!r}", err=True)
+            raise typer.Exit(2)
     setup_logging(loaded.daemon.log_level)
-    run_daemon(loaded)
+    run_daemon(loaded, roles)
 
 
 app.add_typer(config_app, name="config")

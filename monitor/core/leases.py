@@ -34,6 +34,10 @@ from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Lease, Replica
 
 
+class LeaseLost(Exception):
+    """Another replica holds the work's lease now: stop without writing."""
+
+
 def db_epoch(dialect: str) -> ColumnElement[float]:
     """The database's current time in epoch seconds (not the transaction's start time)."""
     if dialect == "postgresql":
