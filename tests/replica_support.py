@@ -60,7 +60,8 @@ class AlertReceiver:
 
 
 def config_text(tmp: Path, db_url: str, port: int, hook_url: str, *, lease_seconds: float = 1.5,
-                roles: list[str] | None = None, model: str = "bundled", score_workers: int = 1) -> str:
+                roles: list[str] | None = None, model: str = "bundled", score_workers: int = 1,
+                threads: int = 1) -> str:
     role_line = f"roles = {json.dumps(roles)}\n" if roles else ""
     return f"""
 [daemon]
@@ -77,7 +78,7 @@ url = "{db_url}"
 
 [model]
 name = "{model}"
-threads = 1
+threads = {threads}
 
 [web]
 port = {port}
