@@ -71,7 +71,7 @@ class DatabaseCollector(Collector):
         now = self.clock.now()
         with transaction(self.sessions) as session:
             pending, oldest = session.execute(
-                select(func.count(), func.min(Post.fetched_at)).where(Post.pending.is_(True))).one()
+                select(func.count(), func.min(Post.fetched_at)).where(Post.pending)).one()
             yield GaugeMetricFamily("flarewatch_posts_pending", "Posts waiting for the scoring stage", value=pending)
             yield GaugeMetricFamily("flarewatch_scoring_lag_seconds",
                                     "Age of the oldest post waiting to be scored (0: none waiting)",
