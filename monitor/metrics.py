@@ -8,7 +8,8 @@ Two kinds:
 * Gauges read from the database at scrape time (`DatabaseCollector`), so every replica reports the
   same state: posts waiting for the scoring stage and how old the oldest is (scoring lag), the
   claim queue by state and the age of the oldest open item and claim, open incidents by severity,
-  alerts per channel by outbox status, and each source's status.
+  alerts per channel by outbox status, each source's status, and the replicas sharing the
+  database with the leases each holds.
 
 Each scrape runs a handful of indexed aggregate queries; scrape every 15-60 s.
 """
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.core.clock import Clock
+from monitor.core.leases import replicas
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import FlaggedPost, Incident, OutboxMessage, Post, Source
 
@@ -139,6 +141,20 @@ class DatabaseCollector(Collector):
             yield status
             yield fetched
             yield last_post
+
+            # Replicas sharing this database (monitor.core.leases): who is alive and who holds what.
+            dialect = session.get_bind().dialect.name
+            shown = replicas(self.sessions, dialect, alive_within=self.config.daemon.lease_seconds)
+            alive = GaugeMetricFamily("flarewatch_replica_up", "1 for each replica seen within its lease time",
+                                      labels=["replica", "roles"])
+            held = GaugeMetricFamily("flarewatch_lease_held", "1 for each unexpired lease, by holder",
+                                     labels=["lease", "replica"])
+            for replica in shown:
+                alive.add_metric([replica["id"], ",".join(replica["roles"])], 1.0 if replica["alive"] else 0.0)
+                for lease in replica["leases"]:
+                    held.add_metric([lease, replica["id"]], 1.0)
+            yield alive
+            yield held
 
 
 def exposition(database: CollectorRegistry) -> bytes:

@@ -176,3 +176,17 @@ def test_a_page_whose_cursor_moved_underneath_is_not_written(sessions, tmp_path:
                SystemClock(), PollResult("stream"), None, [None])
     with sessions() as s:
         assert s.get(Source, "stream").cursor == "9"
+
+
+def test_metrics_show_the_replicas_and_who_holds_which_lease(sessions, engine) -> None:
+    from prometheus_client import generate_latest
+
+    from monitor.config import parse_config
+    from monitor.core.clock import SystemClock
+    from monitor.metrics import database_registry
+
+    heartbeat(sessions, "host:1:aa", "poll,detect", engine.dialect.name, forget_after=600)
+    Leases(sessions, "host:1:aa", ttl=30).try_take("detect:Acme")
+    text = generate_latest(database_registry(sessions, SystemClock(), parse_config({}, env={}))).decode()
+    assert 'flarewatch_replica_up{replica="host:1:aa",roles="poll,detect"} 1.0' in text
+    assert 'flarewatch_lease_held{lease="detect:Acme",replica="host:1:aa"} 1.0' in text
