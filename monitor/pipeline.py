@@ -44,6 +44,9 @@ class Verdict:
     scored_at: datetime
 
 
+_VERDICT_FIELDS = dataclasses.fields(Verdict)
+
+
 def pending_posts(session: Session, limit: int) -> list[Row[Any]]:
     """Original (non-duplicate) posts no model has scored yet, oldest first, locked for this scorer.
 
@@ -121,6 +124,7 @@ def _write(session: Session, counted: list[tuple[Row[Any], Verdict]]) -> int:
         .execution_options(synchronize_session=False)))
     counted = [(post, verdict) for post, verdict in counted if post.id in cleared]
     if counted:
-        session.execute(insert(Score.__table__), [dataclasses.asdict(verdict) for _, verdict in counted])
+        session.execute(insert(Score.__table__), [  # not dataclasses.asdict: it deep-copies (0.2 s a batch)
+            {f.name: getattr(verdict, f.name) for f in _VERDICT_FIELDS} for _, verdict in counted])
         aggregates.record_batch(session, counted)
     return len(counted)
