@@ -445,7 +445,10 @@ class Daemon:
 
         server = EmbeddedServer(uvicorn.Config(app, host=self.config.web.host, port=self.config.web.port,
                                                log_config=None, access_log=False, lifespan="on"))
-        task = asyncio.create_task(server.serve())
+        from monitor.web.app import bind_socket
+
+        sock = bind_socket(self.config.web.host, self.config.web.port)  # PortInUse: a clear error, no traceback
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if task.done():

@@ -193,3 +193,13 @@ def test_two_admins_deactivating_each_other_at_once_leave_one(sessions: sessionm
     assert any(isinstance(v, accounts.AccountConflict) for v in results.values()), results
     with sessions() as s:
         assert len(s.scalars(select(User.name).where(User.role == "admin", User.active.is_(True))).all()) == 1
+
+
+def test_user_names_are_unique_regardless_of_case(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        accounts.create_user(session, "Alex", "agent", None, T0)
+    for name in ("alex", "ALEX", "Alex"):
+        with pytest.raises(accounts.AccountConflict, match="already exists"), transaction(sessions) as session:
+            accounts.create_user(session, name, "agent", None, T0)
+    with sessions() as session:
+        assert session.scalars(select(User.name)).all() == ["Alex"]

@@ -145,3 +145,17 @@ def _healthy(port: int) -> bool:
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_second_daemon_on_a_taken_port_says_so_and_exits_3(setup) -> None:
+    """The README's exit codes: 3 = could not start, the web port is taken; one clear line, no traceback."""
+    config, port = setup
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        for command in (["run"], ["web"]):
+            result = subprocess.run([sys.executable, "-m", "monitor.cli", *command, "--config", str(config)],
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 3, result.stderr[-2000:]
+            assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "another flarewatch" in result.stderr
+            assert "Traceback" not in result.stderr and "asyncio" not in result.stderr

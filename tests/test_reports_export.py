@@ -198,6 +198,8 @@ def test_cli_weekly_and_slack_digest(sqlite_engine: Engine, tmp_path: Path) -> N
                                           "--config", str(config)])
         assert result.exit_code == 0, result.output
         assert "| acme |" in result.output and "posted the digest to #alerts" in result.output
+        weeks = [line.split("|")[2].strip() for line in result.output.splitlines() if line.startswith("| acme |")]
+        assert weeks == sorted(weeks, reverse=True) and len(weeks) == 2  # newest first, as on the web page
         [message] = server.posts("C0ALERTS01")
         assert "Weekly incident response" in message["text"]
         bad = _config(tmp_path, sqlite_engine.url.render_as_string(hide_password=False),
@@ -207,6 +209,8 @@ def test_cli_weekly_and_slack_digest(sqlite_engine: Engine, tmp_path: Path) -> N
     unconfigured = _config(tmp_path, sqlite_engine.url.render_as_string(hide_password=False))
     result = CliRunner().invoke(app, ["report", "weekly", "--slack", "--config", str(unconfigured)])
     assert result.exit_code == 2 and "alerts.slack_bot_token" in result.output
+    result = CliRunner().invoke(app, ["report", "weekly", "--brand", "Nope", "--config", str(unconfigured)])
+    assert result.exit_code == 2 and "unknown brand 'Nope'" in result.output  # not a table of zeros
 
 
 def test_digest_lists_each_brand_and_escapes_names(sessions: sessionmaker[Session]) -> None:

@@ -15,7 +15,7 @@ from monitor.cli.sources import app as sources_app
 from monitor.cli.model import app as model_app, score_command
 from monitor.cli.backfill import backfill_command
 from monitor.cli.health import health_command
-from monitor.cli.common import ConfigOption, load_or_exit
+from monitor.cli.common import EXIT_CANNOT_START, ConfigOption, load_or_exit
 from monitor.demo import demo_command
 from monitor.cli.detection import backtest_command, replay_command
 from monitor.cli.reports import app as report_app
@@ -55,6 +55,7 @@ def run_command(
     from monitor.config import ROLES
     from monitor.daemon import run_daemon
     from monitor.logs import setup_logging
+    from monitor.web.app import PortInUse
 
     loaded = load_or_exit(config)
     roles = None
@@ -65,7 +66,11 @@ def run_command(
             typer.echo(f"--role: expected some of {','.join(ROLES)}, got {role!r}", err=True)
             raise typer.Exit(2)
     setup_logging(loaded.daemon.log_level)
-    run_daemon(loaded, roles)
+    try:
+        run_daemon(loaded, roles)
+    except PortInUse as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CANNOT_START) from None
 
 
 app.add_typer(config_app, name="config")

@@ -47,6 +47,7 @@ def open_store(path: Path | None) -> Iterator[tuple[Config, sessionmaker[Session
 # -- the rules every command follows for bad input lines, progress and exit codes (README "Command line") --
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # 1: it ran but something failed (bad lines included); 2: bad usage/config
+EXIT_CANNOT_START = 3  # `run` / `web`: the web port is taken (another flarewatch running?)
 SHOWN_BAD_LINES = 10
 
 

@@ -64,6 +64,9 @@ def weekly_report(
     from monitor.core.clock import SystemClock
     from monitor.reports.digest import DigestError, digest_message, post_digest
     from monitor.reports.export import weekly_json, weekly_markdown
+    from sqlalchemy import select
+
+    from monitor.core.storage.schema import Incident
     from monitor.reports.figures import weekly_figures
     from monitor.core.storage.db import transaction
 
@@ -75,6 +78,11 @@ def weekly_report(
             typer.echo("--slack needs Slack configured: set alerts.slack_bot_token", err=True)
             raise typer.Exit(2)
         with transaction(sessions) as session:
+            if brand is not None and brand not in {b.name for b in loaded.brands} and session.scalar(
+                    select(Incident.id).where(Incident.brand == brand).limit(1)) is None:
+                known = ", ".join(sorted(b.name for b in loaded.brands)) or "none"
+                typer.echo(f"unknown brand {brand!r} (configured: {known})", err=True)
+                raise typer.Exit(2)
             rows = weekly_figures(session, brand, weeks, SystemClock().now())
     typer.echo(weekly_markdown(rows) if format == "md" else json.dumps(weekly_json(rows), indent=2, ensure_ascii=False))
     if slack:

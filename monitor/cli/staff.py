@@ -292,13 +292,21 @@ def web_command(
     """Serve the web pages and the API alone (without the daemon's jobs)."""
     import uvicorn
 
+    from monitor.cli.common import EXIT_CANNOT_START
     from monitor.core.clock import SystemClock
-    from monitor.web.app import create_app
+    from monitor.web.app import PortInUse, bind_socket, create_app
 
     with open_store(config) as (cfg, sessions):
         app = create_app(cfg, sessions, SystemClock())
-        uvicorn.run(app, host=host or cfg.web.host, port=port if port is not None else cfg.web.port,
-                    log_level="info")
+        where, number = host or cfg.web.host, port if port is not None else cfg.web.port
+        try:
+            sock = bind_socket(where, number)
+        except PortInUse as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_CANNOT_START) from None
+        typer.echo(f"flarewatch web: http://{where}:{number}/ (Ctrl-C stops it)", err=True)
+        with sock:
+            uvicorn.run(app, fd=sock.fileno(), log_level="info")
 
 
 def mount(app: typer.Typer) -> None:

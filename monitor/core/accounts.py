@@ -84,6 +84,10 @@ def create_user(session: Session, name: str, role: str, password: str | None, no
         raise AccountError("a user name is 1-200 printable characters without spaces")
     if get_user(session, name) is not None:
         raise AccountConflict(f"user {name!r} already exists")
+    # Names differing only in case would be two people to the eye ("Alex" and "alex"): one is refused.
+    same = session.scalar(select(User.name).where(func.lower(User.name) == name.lower()))
+    if same is not None:
+        raise AccountConflict(f"user {same!r} already exists; user names are unique regardless of case")
     if password is not None:
         _check_password(password)
     user = User(name=name, role=role, password_hash=hash_password(password) if password else None,

@@ -219,7 +219,8 @@ def render_weekly_section(weeks: list[WeekFigures], brands: list[str], brand: st
 
 
 def weekly_markdown(weeks: list[WeekFigures]) -> str:
-    rows = weekly_rows(weeks)
+    """The weekly figures as a Markdown table: brand by brand, newest week first (as the web page shows them)."""
+    rows = weekly_rows(sorted(weeks, key=lambda w: (w.brand, -w.week.timestamp())))
     out = ["| " + " | ".join(md_escape(c) for c in rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows[1:]]
     out.append("")

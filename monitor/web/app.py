@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +81,26 @@ def _session_secret(config: Config) -> str:
         path.write_text(secret, encoding="utf-8")
         log.info("generated a session secret", extra={"path": str(path)})
         return secret
+
+
+class PortInUse(RuntimeError):
+    """The web app's address is taken (most often: another flarewatch is already running)."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket for the web app, bound here so a taken port is one clear error, not
+    uvicorn's log line and exit from deep inside the event loop."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}. Is another flarewatch running? "
+                        "Stop it, or set [web] port (or --port) to a free one.") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _api_docs(app: FastAPI) -> None:
