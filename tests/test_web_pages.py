@@ -56,6 +56,8 @@ def test_pages_need_login_and_the_right_role(web: WebEnv) -> None:  # noqa: F811
             allowed = levels.index(role) >= levels.index(least)
             assert response.status_code == (200 if allowed else 403), (user, path)
             assert response.headers["content-type"].startswith("text/html")
+            if not allowed:  # the refusal keeps the navigation bar and who is logged in
+                assert 'href="/queue">Queue</a>' in response.text and f"{user} <small>" in response.text
     web.client.cookies.clear()
     page = web.client.get("/login")
     wrong = web.client.post("/login", data={"username": "alice", "password": "nope", "csrf_token": _csrf(page.text)})

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
 
+from monitor.reports.figures import WeekFigures
 from monitor.reports.timeline import Timeline
 
 WIDTH, HEIGHT = 960, 400
 LEFT, RIGHT, TOP, BOTTOM = 56, 20, 64, 72  # TOP grows when the marker labels need more rows
-ROW = 13  # height of one row of marker labels
+ROW = 15  # height of one row of marker labels (font-size 11 text boxes are about 13.3 px tall)
 FONT = "system-ui, -apple-system, 'Segoe UI', 'Noto Sans', 'Noto Sans CJK SC', sans-serif"
 CHAR_WIDTH = 6.6  # at font-size 11, a generous average, so estimated label boxes never undershoot
 
@@ -98,7 +99,7 @@ def render_svg(t: Timeline, width: int = WIDTH, height: int = HEIGHT) -> str:
 
     labels = layout_labels([x(m.at) for m in t.markers], [m.label for m in t.markers], 0, width - 2)
     rows = max((lb.row for lb in labels), default=0) + 1
-    top = max(TOP, 24 + ROW * rows)
+    top = max(TOP, 18 + ROW * rows)
     height += top - TOP
     plot_h = height - top - BOTTOM
 
@@ -202,3 +203,62 @@ def _legend(t: Timeline, height: int) -> list[str]:
         out.append(f'<text x="{lx + 27}" y="{ly}" fill="#333">{escape(label)}</text>')
         lx += 27 + len(label) * CHAR_WIDTH + 18
     return out
+
+
+# -- the weekly trend ------------------------------------------------------------------------------
+
+TREND_SERIES = (("time_to_detect", "detect", "#8e44ad"), ("time_to_acknowledge", "acknowledge", "#2980b9"),
+                ("time_to_first_answer", "first answer", "#27ae60"), ("time_to_resolve", "resolve", "#2c3e50"))
+
+
+def weekly_svg(weeks: list[WeekFigures], width: int = 720, height: int = 240) -> str:
+    """One brand's weekly medians (minutes) as lines, oldest week on the left; a week without the
+    figure leaves a gap rather than a zero."""
+    weeks = sorted(weeks, key=lambda w: w.week)
+    left, right, top, bottom = 52, 16, 16, 58
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [w.medians[key].total_seconds() / 60 for w in weeks for key, _, _ in TREND_SERIES
+              if w.medians.get(key) is not None]
+    ymax, step = _nice_max(max(values, default=1.0) * 1.05)
+
+    def x(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / len(weeks) if weeks else 0)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - min(v, ymax) / ymax)
+
+    brand = weeks[0].brand if weeks else ""
+    title = f"{brand}: median minutes to detect, acknowledge, first answer and resolve, per week"
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="weekly-chart" viewBox="0 0 {width} {height}" width="100%" '
+           f'role="img" aria-label={quoteattr(title)} font-family={quoteattr(FONT)} font-size="11">',
+           f"<title>{escape(title)}</title>", f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>']
+    tick = 0.0
+    while tick <= ymax + 1e-9:
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e5e5e5"/>')
+        out.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="#555">{_num(tick)}</text>')
+        tick += step
+    out.append(f'<text x="12" y="{top + plot_h / 2:.0f}" fill="#555" text-anchor="middle" '
+               f'transform="rotate(-90 12 {top + plot_h / 2:.0f})">minutes</text>')
+    for i, w in enumerate(weeks):
+        out.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 14}" text-anchor="middle" fill="#555">'
+                   f'{escape(w.label.split("-")[1])}</text>')
+    for key, label, color in TREND_SERIES:
+        runs: list[list[str]] = [[]]
+        for i, w in enumerate(weeks):
+            value = w.medians.get(key)
+            if value is None:
+                runs.append([])
+                continue
+            runs[-1].append(f"{x(i):.1f},{y(value.total_seconds() / 60):.1f}")
+        for run in (r for r in runs if r):
+            out.append(f'<polyline data-series="{key}" fill="none" stroke="{color}" stroke-width="2" '
+                       f'points="{" ".join(run)}"><title>{escape(label)}</title></polyline>')
+            out += [f'<circle cx="{pt.split(",")[0]}" cy="{pt.split(",")[1]}" r="2.5" fill="{color}"/>' for pt in run]
+    lx = left
+    for key, label, color in TREND_SERIES:
+        out.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{height - 14}" y2="{height - 14}" stroke="{color}" stroke-width="2.4"/>')
+        out.append(f'<text x="{lx + 23}" y="{height - 10}" fill="#333">{escape(label)}</text>')
+        lx += 23 + len(label) * CHAR_WIDTH + 18
+    out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -18,7 +18,7 @@ from typing import Literal
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from monitor.reports.chart import render_svg
+from monitor.reports.chart import render_svg, weekly_svg
 from monitor.reports.figures import DURATIONS, WeekFigures, format_duration, format_share
 from monitor.reports.timeline import Timeline
 from monitor.web.views import safe_url
@@ -214,8 +214,9 @@ def render_weekly_section(weeks: list[WeekFigures], brands: list[str], brand: st
     by_brand: dict[str, list[list[str]]] = {}
     for row in rows[1:]:
         by_brand.setdefault(row[0], []).insert(0, row)
+    charts = {name: Markup(weekly_svg([w for w in weeks if w.brand == name])) for name in by_brand}
     return Markup(_ENV.get_template("_weekly.html").render(
-        header=rows[0], by_brand=list(by_brand.items()), brands=brands, brand=brand, weeks=count))
+        header=rows[0], by_brand=list(by_brand.items()), charts=charts, brands=brands, brand=brand, weeks=count))
 
 
 def weekly_markdown(weeks: list[WeekFigures]) -> str:

@@ -48,6 +48,18 @@ def api_role(needed: str) -> Callable[..., Staff]:
     return dependency
 
 
+def page_user(request: Request) -> Staff | None:
+    """The logged-in user of a page, or None (never raises): error pages use it to keep the nav bar."""
+    name = request.session.get("user") if "session" in request.scope else None
+    if not isinstance(name, str):
+        return None
+    with transaction(request.app.state.sessions) as session:
+        user = get_user(session, name)
+        current = (user is not None and user.active
+                   and hmac.compare_digest(str(request.session.get("login", "")), login_fingerprint(user)))
+        return Staff(user.name, user.role) if user is not None and current else None
+
+
 def page_role(needed: str) -> Callable[..., Staff]:
     """Dependency: the logged-in user of a page, who must hold at least `needed`."""
 

@@ -71,9 +71,13 @@ def _wants_html(request: Request) -> bool:
 
 def _respond(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> Response:
     if _wants_html(request):
+        from monitor.web.auth import page_user, session_csrf  # auth raises these errors: imported here
+
         templates = request.app.state.templates
+        user = page_user(request) if error.status != 401 else None  # a logged-in person keeps the nav bar
         return templates.TemplateResponse(
-            request, "error.html", {"status": error.status, "message": error.message, "user": None},
+            request, "error.html", {"status": error.status, "message": error.message, "user": user,
+                                    "csrf": session_csrf(request) if user else ""},
             status_code=error.status, headers=headers,
         )
     return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status,
