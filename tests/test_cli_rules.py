@@ -39,3 +39,14 @@ def test_progress_off_a_terminal_is_a_line_every_so_often_and_one_at_the_end(
     with ProgressReport("score", "bytes", enabled=False, terminal=False) as progress:
         progress.update(1, 2)
     assert capsys.readouterr().err == ""
+
+
+def test_model_commands_take_dash_c_and_keep_the_model_table_name_in_their_help() -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, ["model", "info", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "-c" in result.output and "[model] table" in result.output
+    missing = CliRunner().invoke(app, ["model", "info", "-c", "/nonexistent/flarewatch.toml"])
+    assert missing.exit_code == 2 and "No such option" not in missing.output

@@ -437,3 +437,24 @@ def test_random_input_never_gets_a_500(web: WebEnv) -> None:  # noqa: F811
         assert response.status_code < 500, (method, path, body, response.text)
 
     check()
+
+
+def test_a_post_shows_its_sentiment_and_incident_even_when_not_queued(web: WebEnv) -> None:  # noqa: F811
+    from monitor.core.storage.schema import IncidentPost
+    from tests.queue_seed import add_post
+
+    with transaction(web.sessions) as session:
+        incident = add_incident(session)
+        post = add_post(session, text="acme router dead", sentiment=-0.96, lang="en")
+        session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=T0))
+        post_id, incident_id = post.id, incident.id
+    body = web.client.get(f"/api/posts/{post_id}", headers=web.auth("alice")).json()
+    assert body["queue"] is None and body["sentiment"] == -0.96 and body["label"] == "negative"
+    assert body["incident_id"] == incident_id
+    login_page = web.client.get("/login")
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login_page.text).group(1)
+    web.client.post("/login", data={"username": "alice", "password": "alice-password", "csrf_token": token})
+    page = web.client.get(f"/posts/{post_id}").text
+    assert "negative (-0.96" in page and f"#{incident_id}" in page and "not scored" not in page
