@@ -7,9 +7,11 @@ Both end in `dispatch`. HTTP requests must carry a valid `X-Slack-Signature` ove
 with the signing secret, with an `X-Slack-Request-Timestamp` within 5 minutes of our clock
 (slack_sdk's SignatureVerifier); anything else is answered 401 and changes nothing.
 
-The clicking Slack user acts as the flarewatch user whose `users.slack_user_id` matches, else as
-"slack:<id>"; a deactivated user's clicks are refused. Every action is recorded on the incident
-timeline with that actor and `via: slack`. Everyone sees the result in the edited parent message;
+The clicking Slack user acts as the flarewatch user whose `users.slack_user_id` matches; the click
+runs through `alerts.actions.perform`, so the role rules are those of the web app, the API and the
+CLI (managers and admins change incidents, agents may claim posts), and clicks by deactivated or
+unlinked Slack users are refused. Every action is recorded on the incident timeline with that actor
+and `via: slack`. Everyone sees the result in the edited parent message;
 only the clicker gets an ephemeral reply when a click changed nothing (and why: "already claimed
 by grace") or when they claimed a post (which one, with a link when `web_base_url` is set).
 """
@@ -134,22 +136,27 @@ def _incident_id(session: Session, click: Click) -> int:
     return value_id
 
 
-def run_click(session: Session, settings: AlertSettings, click: Click, now: Any) -> ActionResult:
+def run_click(session: Session, settings: AlertSettings, click: Click, now: Any,
+              brands: list[str] | None = None) -> ActionResult:
+    """A button click as an `IncidentAction`, run through `actions.perform` (same role rules as everywhere)."""
     actor = actor_for(session, click.user_id)
     incident_id = _incident_id(session, click)
     if click.action_id == ACK:
-        return actions.acknowledge(session, incident_id, actor, now, settings=settings, via="slack")
-    if click.action_id == SNOOZE:
-        return actions.snooze(session, incident_id, actor, now + timedelta(minutes=SNOOZE_MINUTES), now,
-                              settings=settings, via="slack")
-    if click.action_id == RESOLVE:
-        return actions.resolve(session, incident_id, actor, now, settings=settings, via="slack")
-    if click.action_id == CLAIM:
+        action = actions.IncidentAction("acknowledge", incident_id)
+    elif click.action_id == SNOOZE:
+        action = actions.IncidentAction("snooze", incident_id, until=now + timedelta(minutes=SNOOZE_MINUTES))
+    elif click.action_id == RESOLVE:
+        action = actions.IncidentAction("resolve", incident_id)
+    elif click.action_id == CLAIM:
         parts = str(click.value or "").split(":")
         post_id = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-        return actions.claim_top_post(session, incident_id, actor, now, CLAIM_MINUTES, post_id=post_id,
-                                      settings=settings, via="slack")
-    raise ActionError(f"unknown action {click.action_id!r}")
+        action = actions.IncidentAction("claim", incident_id, post_id=post_id, claim_minutes=CLAIM_MINUTES)
+    else:
+        raise ActionError(f"unknown action {click.action_id!r}")
+    if actor.startswith("slack:"):
+        raise actions.ActionForbidden(f"your Slack account is not linked to a flarewatch user (an admin can run "
+                                      f"`flarewatch users set NAME --slack-id {click.user_id}`)")
+    return actions.perform(session, action, actor, now, settings=settings, brands=brands or [], via="slack")
 
 
 def dispatch(sessions: sessionmaker[Session], settings: AlertSettings, clock: Clock,

@@ -28,7 +28,8 @@ from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, 
 
 OPENING_KINDS = frozenset({"opened"})
 # People's actions (alerts.actions, monitor.core.queue): always told, never start an alert by themselves.
-HUMAN_KINDS = frozenset({"acknowledged", "snoozed", "resolved", "silenced", "reopened", "post_claimed"})
+HUMAN_KINDS = frozenset({"acknowledged", "snoozed", "resolved", "silenced", "reopened", "post_claimed", "assigned",
+                         "note"})
 TERMINAL_STATUSES = frozenset({"resolved", "closed"})
 NOT_YET_ALERTED = -1
 

@@ -6,19 +6,24 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from monitor.cli.alerts import parse_until
+from alerts.actions import parse_until
 from alerts.settings import AlertSettings
 from monitor.cli import app
 from monitor.core.storage.db import session_factory
 from monitor.core.storage.schema import Incident, IncidentEvent, Silence
+from monitor.core import accounts
+from monitor.core.storage.db import transaction
 from tests.alerts_support import clock, open_incident  # noqa: F401
 
 
 def test_incident_and_silence_commands(tmp_path, sqlite_url, sqlite_engine, clock) -> None:
     sessions = session_factory(sqlite_engine)
     incident_id = open_incident(sessions, AlertSettings(), clock.now())
+    with transaction(sessions) as session:
+        accounts.create_user(session, "ops-ivan", "manager", None, clock.now())
     config = tmp_path / "flarewatch.toml"
-    config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\nurl = "{sqlite_url}"\n', encoding="utf-8")
+    config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\nurl = "{sqlite_url}"\n'
+                      f'[[brands]]\nname = "acme"\nterms = ["acme"]\n', encoding="utf-8")
     runner = CliRunner()
 
     def run(*args: str):
@@ -29,8 +34,8 @@ def test_incident_and_silence_commands(tmp_path, sqlite_url, sqlite_engine, cloc
     assert f"incident {incident_id} acknowledged by ops-ivan" in first.output
     assert "already acknowledged by ops-ivan" in run("incident", "ack", str(incident_id)).output
     assert run("incident", "snooze", str(incident_id), "--until", "30m").exit_code == 0
-    silenced = run("silence", "acme", "--until", "2h", "--reason", "planned maintenance")
-    assert silenced.exit_code == 0 and "acme silenced until" in silenced.output
+    silenced = run("silence", "ACME", "--until", "2h", "--reason", "planned maintenance")
+    assert silenced.exit_code == 0 and "acme silenced until" in silenced.output  # the configured brand, any case
     assert run("incident", "resolve", str(incident_id)).exit_code == 0
     missing = run("incident", "resolve", "999")
     assert missing.exit_code == 1 and "incident 999 does not exist" in missing.output

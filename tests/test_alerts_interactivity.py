@@ -106,8 +106,9 @@ def posted(sessions, slack, clock):
     incident_id = open_incident(sessions, settings, clock.now(), posts=POSTS_FOR_CLAIM)
     drain(sessions, slack_senders(settings), clock)
     with transaction(sessions) as session:
-        session.add(User(name="grace", role="agent", slack_user_id="U08REALUSER1", active=True, created_at=T0))
-        session.add(User(name="heidi", role="agent", slack_user_id="U0GONE001", active=False, created_at=T0))
+        session.add(User(name="grace", role="manager", slack_user_id="U08REALUSER1", active=True, created_at=T0))
+        session.add(User(name="heidi", role="manager", slack_user_id="U0GONE001", active=False, created_at=T0))
+        session.add(User(name="alice", role="agent", slack_user_id="U0AGENT01", active=True, created_at=T0))
     [parent] = slack.parents()
     return settings, incident_id, parent
 
@@ -163,33 +164,38 @@ def test_bad_requests_are_refused(sessions, clock, posted) -> None:
     assert unconfigured.post("/slack/actions", content=body, headers=headers).status_code == 404
 
 
-def test_snooze_resolve_and_unknown_users(sessions, slack, clock, posted) -> None:
+def test_snooze_resolve_and_the_role_rules(sessions, slack, clock, posted) -> None:
     settings, incident_id, parent = posted
     ts = parent["ts"]
-    [snoozed] = dispatch(sessions, settings, clock, _click(SNOOZE, str(incident_id), "U0NEWBIE1", "C0ALERTS01", ts))
+    [unlinked] = dispatch(sessions, settings, clock, _click(SNOOZE, str(incident_id), "U0NEWBIE1", "C0ALERTS01", ts))
+    assert not unlinked.changed and "not linked to a flarewatch user" in unlinked.message
+    [agent] = dispatch(sessions, settings, clock, _click(SNOOZE, str(incident_id), "U0AGENT01", "C0ALERTS01", ts))
+    assert not agent.changed and "needs the manager role; alice is agent" in agent.message
+    [snoozed] = dispatch(sessions, settings, clock, _click(SNOOZE, str(incident_id), "U08REALUSER1", "C0ALERTS01", ts))
     assert snoozed.changed
     with sessions() as session:
         incident = session.get(Incident, incident_id)
         assert incident.snoozed_until == T0 + timedelta(hours=1)
         event = session.scalars(select(IncidentEvent).where(IncidentEvent.kind == "snoozed")).one()
-        assert event.actor == "slack:U0NEWBIE1"  # an unknown Slack user acts as slack:<id>
+        assert event.actor == "grace" and event.data["via"] == "slack"
     [refused] = dispatch(sessions, settings, clock, _click(RESOLVE, str(incident_id), "U0GONE001", "C0ALERTS01", ts))
     assert not refused.changed and "deactivated" in refused.message
-    [wrong] = dispatch(sessions, settings, clock, _click(RESOLVE, "999", "U0NEWBIE1", "C0ALERTS01", ts))
+    [wrong] = dispatch(sessions, settings, clock, _click(RESOLVE, "999", "U08REALUSER1", "C0ALERTS01", ts))
     assert not wrong.changed and "does not belong" in wrong.message
     [resolved] = dispatch(sessions, settings, clock, _click(RESOLVE, str(incident_id), "U08REALUSER1", "C0ALERTS01", ts))
     assert resolved.changed
     drain(sessions, slack_senders(settings), clock)
     notes = [r["text"] for r in slack.replies(ts)]
-    assert notes == ["Snoozed by <@U0NEWBIE1> until 2026-11-23T10:00+00:00.", "Resolved by grace."]
+    assert notes == ["Snoozed by grace until 2026-11-23T10:00+00:00.", "Resolved by grace."]
     # Clicks that changed something show in the parent message; the refused ones are explained to the clicker.
     assert [(e["user"], e["text"].split(" ", 1)[0]) for e in slack.ephemeral] == [
-        ("U0GONE001", ":warning:"), ("U0NEWBIE1", ":warning:")]
-    assert "deactivated" in slack.ephemeral[0]["text"] and "does not belong" in slack.ephemeral[1]["text"]
+        ("U0NEWBIE1", ":warning:"), ("U0AGENT01", ":warning:"), ("U0GONE001", ":warning:"),
+        ("U08REALUSER1", ":warning:")]
+    assert "deactivated" in slack.ephemeral[2]["text"] and "does not belong" in slack.ephemeral[3]["text"]
     slack.script("chat.postEphemeral", Scripted(body={"ok": False, "error": "user_not_in_channel"}))
-    [again] = dispatch(sessions, settings, clock, _click(RESOLVE, str(incident_id), "U0NEWBIE1", "C0ALERTS01", ts))
+    [again] = dispatch(sessions, settings, clock, _click(RESOLVE, str(incident_id), "U08REALUSER1", "C0ALERTS01", ts))
     assert not again.changed and "already resolved" in again.message  # a failed reply loses nothing
-    assert len(slack.calls_to("chat.postEphemeral")) == 3
+    assert len(slack.calls_to("chat.postEphemeral")) == 5
 
 
 def test_claim_top_post_uses_the_claim_queue(sessions, slack, clock, posted) -> None:
@@ -204,12 +210,12 @@ def test_claim_top_post_uses_the_claim_queue(sessions, slack, clock, posted) -> 
     [first] = dispatch(sessions, settings, clock, _click(CLAIM, str(incident_id), "U08REALUSER1", "C0ALERTS01",
                                                          parent["ts"]))
     assert first.changed, first.message
-    [second] = dispatch(sessions, settings, clock, _click(CLAIM, f"{incident_id}:{top}", "U0NEWBIE1", "C0ALERTS01",
-                                                          parent["ts"]))
+    [second] = dispatch(sessions, settings, clock, _click(CLAIM, f"{incident_id}:{top}", "U0AGENT01", "C0ALERTS01",
+                                                          parent["ts"]))  # agents may claim posts
     assert not second.changed and "claimed by grace" in second.message
     # Only the clickers hear about their own clicks: the winner gets the post, the loser who holds it.
     assert [(e["user"], e["channel"]) for e in slack.ephemeral] == [("U08REALUSER1", "C0ALERTS01"),
-                                                                      ("U0NEWBIE1", "C0ALERTS01")]
+                                                                      ("U0AGENT01", "C0ALERTS01")]
     won, lost = (e["text"] for e in slack.ephemeral)
     assert won.startswith(":white_check_mark:") and f"<https://fw.example/posts/{top}|open the post>" in won
     assert lost.startswith(":warning:") and f"post {top} is already claimed by grace" in lost
@@ -235,7 +241,7 @@ def test_socket_mode_click_is_acknowledged_and_dispatched(sessions, slack, clock
     settings, incident_id, parent = posted
     acks: queue.Queue[dict] = queue.Queue()
     envelope = {"envelope_id": "env-1", "type": "interactive", "accepts_response_payload": False,
-                "payload": _click(ACK, str(incident_id), "U0SOCKET1", "C0ALERTS01", parent["ts"])}
+                "payload": _click(ACK, str(incident_id), "U08REALUSER1", "C0ALERTS01", parent["ts"])}
 
     def session(ws) -> None:
         ws.send(json.dumps({"type": "hello", "num_connections": 1}))
@@ -261,4 +267,4 @@ def test_socket_mode_click_is_acknowledged_and_dispatched(sessions, slack, clock
             client.close()
             server.shutdown()
     with sessions() as s:
-        assert s.get(Incident, incident_id).acknowledged_by == "slack:U0SOCKET1"
+        assert s.get(Incident, incident_id).acknowledged_by == "grace"

@@ -1,106 +1,110 @@
-"""`flarewatch incident ack|snooze|resolve ID` and `flarewatch silence BRAND`: the Slack buttons, from a terminal.
+"""`flarewatch incident ack|snooze|resolve|reopen|assign|note ID` and `flarewatch silence BRAND`.
 
-They run the same actions (alerts.actions) and queue the same Slack thread notes and message edits,
-which the running daemon delivers.
+They run the same actions as the web page, the API and the Slack buttons, through
+`alerts.actions.perform`: `--user` must name an active user with the manager or admin role, and a
+brand is matched against the configured brands in any case. The alerts they queue (thread notes,
+edited Slack messages) are delivered by the running daemon.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from monitor.cli.common import ConfigOption, open_store
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from alerts.actions import IncidentAction
 
-UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER", help="who is acting (env FLAREWATCH_USER)")]
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER",
+                                         help="who is acting: an active manager or admin (env FLAREWATCH_USER)")]
+UntilOption = Annotated[str, typer.Option(help="how long (30m, 2h, 1d) or until when (ISO time)")]
 
-incident_app = typer.Typer(help="Acknowledge, snooze or resolve an incident.", no_args_is_help=True)
-
-
-def parse_until(value: str, now: datetime) -> datetime:
-    """`2h`, `30m`, `1d` from now, or an ISO time (UTC unless it says otherwise)."""
-    match = _DURATION.match(value)
-    if match:
-        amount, unit = float(match.group(1)), match.group(2)
-        return now + timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is neither a duration (30m, 2h, 1d) nor an ISO time") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+incident_app = typer.Typer(help="Acknowledge, snooze, resolve, re-open, assign or annotate an incident.",
+                           no_args_is_help=True)
 
 
-@contextmanager
-def _session(config_path: Path | None) -> Iterator[tuple[Any, Session, datetime]]:
+def _run(config_path: Path | None, user: str, build: Callable[[datetime], IncidentAction]) -> None:
+    from alerts import actions
+    from alerts.escape import strip_controls
     from monitor.core.clock import SystemClock
     from monitor.core.storage.db import transaction
 
-    with open_store(config_path) as (config, sessions), transaction(sessions) as session:
-        yield config, session, SystemClock().now()
-
-
-def _run(config_path: Path | None, action: Any) -> None:
-    from alerts.actions import ActionError
-
     try:
-        with _session(config_path) as (config, session, now):
-            result = action(session, config.alerts, now)
-    except ActionError as exc:
-        typer.echo(str(exc), err=True)
+        with open_store(config_path) as (config, sessions), transaction(sessions) as session:
+            now = SystemClock().now()
+            result = actions.perform(session, build(now), user, now, settings=config.alerts,
+                                     brands=[b.name for b in config.brands], via="cli")
+    except actions.ActionInvalid as exc:
+        typer.echo(f"error: {strip_controls(str(exc))}", err=True)
+        raise typer.Exit(2) from None
+    except actions.ActionError as exc:
+        typer.echo(f"error: {strip_controls(str(exc))}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(result.message if hasattr(result, "message") else result)
+    typer.echo(strip_controls(result.message))
+
+
+def _action(kind: str, incident_id: int | None, **fields: object) -> Callable[[datetime], IncidentAction]:
+    from alerts.actions import IncidentAction, parse_until
+
+    def build(now: datetime) -> IncidentAction:
+        if isinstance(fields.get("until"), str):
+            fields["until"] = parse_until(str(fields["until"]), now)
+        return IncidentAction(kind, incident_id, **fields)  # type: ignore[arg-type]
+
+    return build
 
 
 @incident_app.command("ack")
 def ack_command(incident_id: int, user: UserOption, config: ConfigOption = None) -> None:
     """Acknowledge an incident: you own it, escalation stops."""
-    from alerts.actions import acknowledge
-
-    _run(config, lambda s, a, now: acknowledge(s, incident_id, user, now, settings=a, via="cli"))
+    _run(config, user, _action("acknowledge", incident_id))
 
 
 @incident_app.command("snooze")
-def snooze_command(
-    incident_id: int, user: UserOption, config: ConfigOption = None,
-    until: Annotated[str, typer.Option(help="how long (30m, 2h) or until when (ISO time)")] = "1h",
-) -> None:
+def snooze_command(incident_id: int, user: UserOption, config: ConfigOption = None, until: UntilOption = "1h") -> None:
     """Mute an incident's alerts and pause its escalation for a while."""
-    from alerts.actions import snooze
-
-    _run(config, lambda s, a, now: snooze(s, incident_id, user, parse_until(until, now), now, settings=a, via="cli"))
+    _run(config, user, _action("snooze", incident_id, until=until))
 
 
 @incident_app.command("resolve")
 def resolve_command(incident_id: int, user: UserOption, config: ConfigOption = None) -> None:
     """Resolve an incident: all alerting and escalation for it stops."""
-    from alerts.actions import resolve
+    _run(config, user, _action("resolve", incident_id))
 
-    _run(config, lambda s, a, now: resolve(s, incident_id, user, now, settings=a, via="cli"))
+
+@incident_app.command("reopen")
+def reopen_command(incident_id: int, user: UserOption, config: ConfigOption = None) -> None:
+    """Re-open a resolved or closed incident."""
+    _run(config, user, _action("reopen", incident_id))
+
+
+@incident_app.command("assign")
+def assign_command(incident_id: int, owner: Annotated[str, typer.Argument(help="an active user's name")],
+                   user: UserOption, config: ConfigOption = None) -> None:
+    """Assign an incident to a user."""
+    _run(config, user, _action("assign", incident_id, owner=owner))
+
+
+@incident_app.command("note")
+def note_command(incident_id: int, text: Annotated[str, typer.Argument(help="the note")], user: UserOption,
+                 config: ConfigOption = None) -> None:
+    """Add a note to an incident's timeline (also posted in its Slack threads)."""
+    _run(config, user, _action("note", incident_id, text=text))
 
 
 def silence_command(
-    brand: Annotated[str, typer.Argument(help="the brand to silence")],
+    brand: Annotated[str, typer.Argument(help="a configured brand (any case)")],
     until: Annotated[str, typer.Option(help="how long (30m, 2h, 1d) or until when (ISO time)")],
     user: UserOption,
     reason: Annotated[str, typer.Option(help="why (shown on the incident timeline)")] = "",
     config: ConfigOption = None,
 ) -> None:
     """Silence every alert about a brand until a time (planned maintenance, a known issue)."""
-    from alerts.actions import silence
-
-    def act(session: Session, alerts: Any, now: datetime) -> str:
-        row = silence(session, brand, parse_until(until, now), user, reason, now, settings=alerts)
-        return f"{brand} silenced until {row.until:%Y-%m-%d %H:%M} UTC"
-
-    _run(config, act)
+    _run(config, user, _action("silence", None, brand=brand, until=until, text=reason))
 
 
 def mount(app: typer.Typer) -> None:

@@ -178,6 +178,10 @@ def event_sentence(kind: str, data: Mapping[str, Any], actor: str | None = None,
         return f"Resolved by {name}"
     if kind == "reopened":
         return f"Reopened by {name}"
+    if kind == "assigned":
+        return f"{name} assigned the incident to {d.get('owner', '?')}"
+    if kind == "note":
+        return f"Note from {name}: {d.get('text', '')}"
     if kind == "closed":
         if "quiet_minutes" in d:
             return f"Closed by itself: no new signal for {minutes(_number(d['quiet_minutes']))}"

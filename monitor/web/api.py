@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
 from connectors.registry import connector_mode
 from monitor.core import accounts, queue
@@ -222,7 +223,7 @@ def get_incident(request: Request, incident_id: IncidentId, staff: Staff = Depen
         incident = session.get(Incident, incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id} does not exist")
-        return IncidentOut.of(incident, alerts=incident_alerts(session, incident_id))
+        return _incident_out(session, incident, _state(request).clock.now())
 
 
 @router.get("/incidents/{incident_id}/events", tags=["incidents"], summary="An incident's timeline, oldest first")
@@ -234,6 +235,124 @@ def incident_events(request: Request, incident_id: IncidentId, limit: Limit = 10
         query = select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
         events, total = _page(session, query, (IncidentEvent.at, IncidentEvent.id), limit, offset)
         return PageOf[EventOut].build([EventOut.of(e) for e in events], total, limit, offset)
+
+
+class SnoozeBody(Body):
+    until: Annotated[CleanStr, Field(min_length=1, max_length=64,
+                                     description="a duration from now (30m, 2h, 1d) or an ISO time")] = "1h"
+
+
+class SilenceBody(Body):
+    until: Annotated[CleanStr, Field(min_length=1, max_length=64, description="30m, 2h, 1d or an ISO time")]
+    reason: Annotated[CleanStr, Field(max_length=2000)] = ""
+
+
+class BrandSilenceBody(SilenceBody):
+    brand: Annotated[CleanStr, Field(min_length=1, max_length=200, description="a configured brand, any case")]
+
+
+class AssignBody(Body):
+    owner: Annotated[CleanStr, Field(min_length=1, max_length=200, description="an active user's name")]
+
+
+class NoteBody(Body):
+    text: Annotated[CleanStr, Field(min_length=1, max_length=5000)]
+
+
+class ActionOut(BaseModel):
+    changed: bool  # false: nothing to do (already acknowledged, already open, …); `message` says why
+    message: str
+    incident: IncidentOut | None
+
+
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "only managers and admins change incidents"},
+    404: {"model": ErrorOut, "description": "no such incident"},
+    422: {"model": ErrorOut, "description": "a time in the past, an unknown brand or user, an empty note"},
+}
+
+
+def incident_action(request: Request, staff: Staff, action: Any) -> ActionOut:
+    """Run one incident action through `alerts.actions.perform` (the role rules live there) and answer its result."""
+    state = _state(request)
+    now = state.clock.now()
+    try:
+        with transaction(state.sessions) as session:
+            built = action(now) if callable(action) else action
+            result = actions.perform(session, built, staff.name, now, settings=state.config.alerts,
+                                     brands=[b.name for b in state.config.brands], via="api")
+    except actions.IncidentNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except actions.ActionForbidden as exc:
+        raise ApiError(403, str(exc)) from None
+    except actions.ActionError as exc:
+        raise ApiError(422, str(exc)) from None
+    incident = None
+    if result.incident_id is not None:
+        with transaction(state.sessions) as session:
+            row = session.get(Incident, result.incident_id)
+            incident = _incident_out(session, row, now) if row is not None else None
+    return ActionOut(changed=result.changed, message=result.message, incident=incident)
+
+
+def _incident_out(session: Session, incident: Incident, now: Any) -> IncidentOut:
+    return IncidentOut.of(incident, alerts=incident_alerts(session, incident.id),
+                          silenced_until=actions.active_silence_until(session, incident.brand, now))
+
+
+@router.post("/incidents/{incident_id}/acknowledge", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Acknowledge: you own it and escalation stops (manager)")
+def acknowledge_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, actions.IncidentAction("acknowledge", incident_id))
+
+
+@router.post("/incidents/{incident_id}/snooze", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Mute the incident's alerts and pause its escalation until a time (manager)")
+def snooze_incident(request: Request, incident_id: IncidentId, body: SnoozeBody | None = None,
+                    staff: Staff = Depends(agent)) -> ActionOut:
+    until = (body or SnoozeBody()).until
+    return incident_action(request, staff, lambda now: actions.IncidentAction(
+        "snooze", incident_id, until=actions.parse_until(until, now)))
+
+
+@router.post("/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Resolve: all alerting and escalation for it stops (manager)")
+def resolve_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, actions.IncidentAction("resolve", incident_id))
+
+
+@router.post("/incidents/{incident_id}/reopen", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Re-open a resolved or closed incident (manager)")
+def reopen_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, actions.IncidentAction("reopen", incident_id))
+
+
+@router.post("/incidents/{incident_id}/assign", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Assign the incident to a user (manager)")
+def assign_incident(request: Request, incident_id: IncidentId, body: AssignBody,
+                    staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, actions.IncidentAction("assign", incident_id, owner=body.owner))
+
+
+@router.post("/incidents/{incident_id}/notes", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Add a note to the incident's timeline (manager)")
+def note_incident(request: Request, incident_id: IncidentId, body: NoteBody, staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, actions.IncidentAction("note", incident_id, text=body.text))
+
+
+@router.post("/incidents/{incident_id}/silence", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Silence every alert about the incident's brand until a time (manager)")
+def silence_incident_brand(request: Request, incident_id: IncidentId, body: SilenceBody,
+                           staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, lambda now: actions.IncidentAction(
+        "silence", incident_id, until=actions.parse_until(body.until, now), text=body.reason))
+
+
+@router.post("/silences", tags=["incidents"], responses=ACTION_RESPONSES,
+             summary="Silence every alert about a brand until a time (manager; brand names in any case)")
+def silence_brand(request: Request, body: BrandSilenceBody, staff: Staff = Depends(agent)) -> ActionOut:
+    return incident_action(request, staff, lambda now: actions.IncidentAction(
+        "silence", None, until=actions.parse_until(body.until, now), text=body.reason, brand=body.brand))
 
 
 @router.get("/sources", tags=["sources"], summary="Every source's health")

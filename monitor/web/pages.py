@@ -11,11 +11,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
 from monitor.core import accounts, queue
 from monitor.web.reports import incident_section
@@ -268,19 +269,74 @@ def incidents_page(request: Request, staff: Staff = Depends(manager)) -> Respons
     return render(request, "incidents.html", staff, incidents=incidents, alert_states=alert_states)
 
 
-@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
+def _incident_state(request: Request, incident_id: int) -> dict[str, Any]:
+    """What the incident page's live state panel shows: status, who acknowledged, snooze, silence, owner, alerts."""
+    state = request.app.state
     if not 1 <= incident_id <= MAX_ID:
         raise ApiError(404, f"incident {incident_id} does not exist")
-    with transaction(request.app.state.sessions) as session:
+    with transaction(state.sessions) as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id} does not exist")
+        now = state.clock.now()
+        users = [u.name for u in accounts.list_users(session) if u.active]
+        return {"incident": incident, "alerts": incident_alerts(session, incident_id), "users": users,
+                "silenced_until": actions.active_silence_until(session, incident.brand, now),
+                "snoozed": incident.snoozed_until is not None and incident.snoozed_until > now}
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
+    context = _incident_state(request, incident_id)
+    with transaction(request.app.state.sessions) as session:
         events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
                                       .order_by(IncidentEvent.at, IncidentEvent.id)))
         report = incident_section(session, request.app.state.config, incident_id, request.app.state.clock.now())
-        alerts = incident_alerts(session, incident_id)
-    return render(request, "incident.html", staff, incident=incident, events=events, report=report, alerts=alerts)
+    return render(request, "incident.html", staff, events=events, report=report, **context)
+
+
+@router.get("/incidents/{incident_id}/state", response_class=HTMLResponse)
+def incident_state(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
+    """The state panel alone, for the page's live refresh (and after an action, without a reload)."""
+    return render(request, "_incident_state.html", staff, fragment=True, **_incident_state(request, incident_id))
+
+
+PAGE_ACTIONS = ("acknowledge", "snooze", "resolve", "reopen", "silence", "assign", "note")
+
+
+@router.post("/incidents/{incident_id}/actions")
+def incident_action(request: Request, incident_id: int, csrf_token: Annotated[str, Form()] = "",
+                    action: Annotated[str, Form(max_length=20)] = "",
+                    until: Annotated[str, Form(max_length=64)] = "", owner: Annotated[str, Form(max_length=200)] = "",
+                    text: Annotated[str, Form(max_length=5000)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+                    staff: Staff = Depends(agent)) -> Response:
+    """Every incident form posts here; the role check is `alerts.actions.perform`'s, as for the API, Slack and CLI.
+
+    A script sends `Accept: application/json` and gets {changed, message}; a plain form gets a redirect."""
+    verify_csrf(request, csrf_token)
+    state = request.app.state
+    wants_json = "application/json" in request.headers.get("accept", "")
+    status = 200
+    try:
+        if action not in PAGE_ACTIONS or not 1 <= incident_id <= MAX_ID:
+            raise actions.ActionInvalid(f"unknown action {action!r}" if action not in PAGE_ACTIONS
+                                        else f"incident {incident_id} does not exist")
+        now = state.clock.now()
+        when = actions.parse_until(until or "1h", now) if action in ("snooze", "silence") else None
+        request_ = actions.IncidentAction(action, incident_id, until=when, owner=owner or None,  # type: ignore[arg-type]
+                                          text=(reason if action == "silence" else text) or None)
+        with transaction(state.sessions) as session:
+            result = actions.perform(session, request_, staff.name, now, settings=state.config.alerts,
+                                     brands=[b.name for b in state.config.brands], via="web")
+        changed, message = result.changed, result.message
+    except actions.ActionError as exc:
+        changed, message = False, f"Not done: {exc}"
+        status = 403 if isinstance(exc, actions.ActionForbidden) else 404 if isinstance(
+            exc, actions.IncidentNotFound) else 422
+    if wants_json:
+        return JSONResponse({"changed": changed, "message": message}, status_code=status)
+    request.session["flash"] = message
+    return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
 
 
 @router.get("/sources", response_class=HTMLResponse)

@@ -134,12 +134,17 @@ class IncidentOut(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     escalation_level: int
+    snoozed_until: datetime | None
+    owner: str | None  # the user assigned to run it
+    silenced_until: datetime | None = None  # the brand's silence (one incident's answer only, not in lists)
     alert_state: str = "none"  # failed | retrying | pending | delivered | none
     alert_problems: list[AlertProblemOut] = []  # one incident's answer only (not in lists)
 
     @classmethod
-    def of(cls, incident: Incident, alert_state: str = "none", alerts: IncidentAlerts | None = None) -> IncidentOut:
+    def of(cls, incident: Incident, alert_state: str = "none", alerts: IncidentAlerts | None = None,
+           silenced_until: datetime | None = None) -> IncidentOut:
         return cls(
+            snoozed_until=incident.snoozed_until, owner=incident.owner, silenced_until=silenced_until,
             alert_state=alerts.state if alerts else alert_state,
             alert_problems=[AlertProblemOut(**vars(p)) for p in alerts.problems] if alerts else [],
             id=incident.id, brand=incident.brand, status=incident.status, severity=incident.severity,

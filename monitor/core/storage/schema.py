@@ -179,6 +179,7 @@ class Incident(Base):
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     snoozed_until: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(200))  # the user assigned to run the incident
     escalation_level: Mapped[int] = mapped_column(default=0)
     next_escalation_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any] | None]

@@ -5,7 +5,9 @@
 // out of the fetched page). The HTML comes from the server already escaped; it is parsed, never
 // run, and a refresh is skipped while someone types or clicks inside the box. Elements with a
 // `data-new-key` that were not there before get the class "new" until the person points at them.
-// On the queue (`[data-keys]`), j/k select a post and c/a/r/o/Enter act on it.
+// On the queue (`[data-keys]`), j/k select a post and c/a/r/o/Enter act on it. A `[data-async]` form
+// inside the box is sent with fetch (Accept: application/json): the box refreshes at once and the
+// answer's message goes into its `[data-flash]`, so an incident action never reloads the page.
 (function () {
   "use strict";
   var box = document.querySelector("[data-live]");
@@ -51,10 +53,9 @@
     box.dispatchEvent(new CustomEvent("live:updated"));
   }
 
-  function tick() {
-    if (document.hidden || box.contains(document.activeElement)) { return setTimeout(tick, every); }
+  function refresh() {
     var url = source ? source + location.search : location.pathname + location.search;
-    fetch(url, { credentials: "same-origin", headers: { "X-Live": "1" } })
+    return fetch(url, { credentials: "same-origin", headers: { "X-Live": "1" } })
       .then(function (r) {
         if (r.redirected || r.status === 401) { location.reload(); return null; }
         return r.ok ? r.text() : null;
@@ -68,10 +69,35 @@
         }
         replace(html);
       })
-      .catch(function () {})
-      .then(function () { setTimeout(tick, every); });
+      .catch(function () {});
+  }
+
+  function tick() {
+    if (document.hidden || box.contains(document.activeElement)) { return setTimeout(tick, every); }
+    refresh().then(function () { setTimeout(tick, every); });
   }
   setTimeout(tick, every);
+
+  box.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.hasAttribute("data-async")) return;
+    e.preventDefault();
+    // getAttribute: a field named "action" would shadow form.action
+    fetch(form.getAttribute("action"), { method: "POST", body: new FormData(form), credentials: "same-origin",
+                                         headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.json().catch(function () { return { message: "Not done: HTTP " + r.status }; }); })
+      .then(function (answer) {
+        if (document.activeElement && box.contains(document.activeElement)) document.activeElement.blur();
+        return refresh().then(function () {
+          var flash = box.querySelector("[data-flash]");
+          if (flash) flash.textContent = answer.message || "";
+        });
+      })
+      .catch(function () {
+        var flash = box.querySelector("[data-flash]");
+        if (flash) flash.textContent = "Not done: the server could not be reached.";
+      });
+  });
 
   // -- queue keys -----------------------------------------------------------------------------
   if (!box.hasAttribute("data-keys")) return;
