@@ -33,6 +33,14 @@ def _routes(env: WebEnv) -> list[tuple[str, Callable[[], str], str, Callable[[],
     def fresh_post() -> int:
         return env.seed(add_flagged)
 
+    def fresh_incident(status: str = "open") -> int:
+        def make(s: Any) -> int:
+            row = add_incident(s)
+            row.status = status
+            return row.id
+
+        return env.seed(make)
+
     def fresh_token() -> int:
         def issue(s: Any) -> int:
             accounts.issue_token(s, accounts.get_user(s, "alice"), "to revoke", T0)
@@ -56,6 +64,14 @@ def _routes(env: WebEnv) -> list[tuple[str, Callable[[], str], str, Callable[[],
         ("GET", lambda: f"/api/incidents/{incident_id}/timeline", "manager", None, 200),
         ("GET", lambda: f"/api/incidents/{incident_id}/report?format=md", "manager", None, 200),
         ("GET", lambda: "/api/reports/weekly", "manager", None, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident()}/acknowledge", "manager", None, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident()}/snooze", "manager", lambda: {"until": "30m"}, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident()}/resolve", "manager", None, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident('resolved')}/reopen", "manager", None, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident()}/assign", "manager", lambda: {"owner": "bob"}, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident()}/notes", "manager", lambda: {"text": "on it"}, 200),
+        ("POST", lambda: f"/api/incidents/{fresh_incident()}/silence", "manager", lambda: {"until": "1h"}, 200),
+        ("POST", lambda: "/api/silences", "manager", lambda: {"brand": "ACME", "until": "1h"}, 200),
         ("GET", lambda: "/api/users", "admin", None, 200),
         ("POST", lambda: "/api/users", "admin", lambda: {"name": f"new{next(_names)}", "role": "agent",
                                                           "password": "long-enough"}, 201),
@@ -105,6 +121,9 @@ def test_every_api_route_is_covered_and_documented(web: WebEnv) -> None:  # noqa
         ("GET", "/healthz"), ("GET", "/metrics"),
         ("GET", "/api/incidents/{incident_id}/timeline"), ("GET", "/api/incidents/{incident_id}/report"),
         ("GET", "/api/reports/weekly"),
+        *(("POST", f"/api/incidents/{{incident_id}}/{action}")
+          for action in ("acknowledge", "snooze", "resolve", "reopen", "assign", "notes", "silence")),
+        ("POST", "/api/silences"),
     }
     assert documented == expected  # a new route must be added here (and to the role matrix)
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
