@@ -34,12 +34,14 @@ def test_acknowledge_and_resolve_from_the_incident_page(served) -> None:  # noqa
             page.evaluate("window.__stayed = true")  # survives only if the page is never reloaded
 
             page.click("button:has-text('Acknowledge')")
-            expect(page.locator("#incident-ack")).to_contain_text("by mona")
+            # the page re-renders its chart and report on each refresh: slow on a loaded machine
+            expect(page.locator("#incident-ack")).to_contain_text("by mona", timeout=20_000)
             expect(page.locator("[data-flash]")).to_contain_text(f"incident {incident_id} acknowledged by mona")
             expect(page.locator("button:has-text('Acknowledge')")).to_have_count(0)
 
             page.click("button:has-text('Resolve')")
-            expect(page.locator("#incident-status")).to_have_text("resolved")
+            expect(page.locator("#incident-status")).to_have_text("resolved", timeout=20_000)
+            expect(page.locator("[data-flash]")).to_contain_text(f"incident {incident_id} resolved by mona")
             expect(page.locator("button:has-text('Re-open')")).to_be_visible()
             assert page.evaluate("window.__stayed") is True
             page.screenshot(path=str(SHOTS / "flarewatch-incident-actions.png"), full_page=True)

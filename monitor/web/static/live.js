@@ -53,8 +53,10 @@
     box.dispatchEvent(new CustomEvent("live:updated"));
   }
 
+  var started = 0, shown = 0;  // a slow answer that started before a newer one is dropped
   function refresh() {
     var url = source ? source + location.search : location.pathname + location.search;
+    var mine = ++started;
     return fetch(url, { credentials: "same-origin", headers: { "X-Live": "1" } })
       .then(function (r) {
         if (r.redirected || r.status === 401) { location.reload(); return null; }
@@ -67,6 +69,8 @@
           if (!found) return;
           html = found.innerHTML;
         }
+        if (mine < shown) return;
+        shown = mine;
         replace(html);
       })
       .catch(function () {});
