@@ -52,7 +52,8 @@ def what_moved(view: IncidentView) -> str:
     """The numbers in plain words: now while it is open; once over, how it ended and its peak."""
     if view.status != "open":
         end = ("Closed by itself after " + wording.minutes(view.quiet_minutes) + " without a new signal"
-               if view.quiet_minutes is not None else "Over")
+               if view.quiet_minutes is not None else "Over: back to the usual level" if view.back_to_baseline
+               else "Over")
         return end + (f"; at its peak, {wording.signal_sentence(view.peak)}" if view.peak else "")
     if view.signals:
         fired = [s for s in view.signals if s.get("fired") and isinstance(s.get("p_value"), (int, float))]

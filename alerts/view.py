@@ -64,7 +64,8 @@ class IncidentView:
     # Detection's signal dicts worth a sentence now (`wording.headline_signals`), and its peak.
     signals: list[dict[str, Any]] = field(default_factory=list)
     peak: dict[str, Any] | None = None
-    quiet_minutes: float | None = None  # set when detection closed it for want of new signals
+    quiet_minutes: float | None = None  # set when detection closed it for want of new signals (older rule)
+    back_to_baseline: bool = False  # set when detection closed it because counts were back to normal
     themes: list[str] = field(default_factory=list)  # what the complaint is about (key phrases)
     theme_posts: list[PostView] = field(default_factory=list)  # posts that say it best
 
@@ -136,12 +137,13 @@ def incident_view(session: Session, incident: Incident, now: datetime, top: int 
     current = [s for s in detail.get("current") or [] if isinstance(s, dict)]
     peak = detail.get("peak") if isinstance(detail.get("peak"), dict) else None
     themes = incident_themes(session, incident.id, limit=5)
-    quiet = None
+    quiet, back = None, False
     if incident.status == "closed":
         closed = session.scalar(select(IncidentEvent.data).where(IncidentEvent.incident_id == incident.id,
                                                                  IncidentEvent.kind == "closed")
                                 .order_by(IncidentEvent.id.desc()).limit(1))
         quiet = _number(closed or {}, "quiet_minutes")
+        back = "back_to_baseline" in (closed or {})
     metric = signal.get("metric") or METRICS.get(str(signal.get("detector")), "negative posts")
     return IncidentView(
         id=incident.id, brand=incident.brand, severity=incident.severity, status=incident.status,
@@ -156,7 +158,7 @@ def incident_view(session: Session, incident: Incident, now: datetime, top: int 
         trend=trend(session, incident.brand, min(now, incident.closed_at or now)),
         top_posts=top_posts(session, incident.id, top),
         web_url=f"{web_base_url.rstrip('/')}/incidents/{incident.id}" if web_base_url else None,
-        signals=[dict(s) for s in headline_signals(current)], peak=peak, quiet_minutes=quiet,
+        signals=[dict(s) for s in headline_signals(current)], peak=peak, quiet_minutes=quiet, back_to_baseline=back,
         themes=themes.words() if themes else [], theme_posts=_posts_by_id(session, themes.post_ids if themes else []),
     )
 

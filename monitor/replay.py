@@ -103,7 +103,7 @@ def replay(
     """Replay `posts` through ingest, scoring and detection; returns the incidents as dicts.
 
     The clock starts at the first post's minute and runs until every incident has had the
-    chance to close (the quiet period after the last post). Deterministic: the same posts,
+    chance to close (the windows after the last post). Deterministic: the same posts,
     config and scorer give the same incidents. `on_tick` runs after detection at every tick
     (the demo delivers and escalates alerts there).
     """
@@ -111,8 +111,8 @@ def replay(
         raise ReplayError("the configuration has no brands to match posts against")
     brand_of = _brand_of(config)
     start = floor_minute(posts[0].created_at)
-    end = posts[-1].created_at + timedelta(minutes=config.detection.quiet_minutes_to_close
-                                           + max(config.detection.windows_minutes) + 1)
+    # After the last post every window empties, so incidents are back at the baseline and close.
+    end = posts[-1].created_at + timedelta(minutes=2 * max(config.detection.windows_minutes) + 1)
     clock = SimulatedClock(start)
     total_ticks = int((end - start) / step) + 1
     with _database(db_url) as sessions:

@@ -55,17 +55,18 @@ def test_hour_of_week_baseline_learns_a_seasonal_series() -> None:
     assert baseline.kappa("negative", 5) < 0.05  # Poisson data: (almost) no extra dispersion
 
 
-def test_an_excluded_hour_teaches_nothing_and_an_outlier_is_winsorised() -> None:
+def test_a_burst_is_down_weighted_but_a_lasting_shift_is_learnt_within_two_days() -> None:
     baseline = SeasonalBaseline({"negative": 2.0}, [5, 15, 60])
     learn(baseline, 2 * 168, random.Random(2), rate=lambda t: 30.0)
     hour = T0 + 2 * 168 * HOUR
-    before = baseline.expect("negative", hour + 168 * HOUR, hour + 169 * HOUR).mean
-    crisis = {"negative": [200] * 60}
-    baseline.learn_hour(hour, crisis, 1, excluded=True)
-    assert baseline.expect("negative", hour + 168 * HOUR, hour + 169 * HOUR).mean == before
-    baseline.learn_hour(hour, crisis, 1, excluded=False)  # an undetected surge: capped, not learnt whole
-    after = baseline.expect("negative", hour + 168 * HOUR, hour + 169 * HOUR).mean
-    assert before < after < 1.5 * before  # learning 12,000 posts would have been a 100x jump
+    before = baseline.expect("negative", hour + HOUR, hour + 2 * HOUR).mean
+    baseline.learn_hour(hour, {"negative": [200] * 60}, 1)  # a crisis hour: 12,000 posts against 30
+    after = baseline.expect("negative", hour + HOUR, hour + 2 * HOUR).mean
+    assert before < after < 1.2 * before  # learnt as "a bit high", not 400x
+    # A new normal (three times the rate) is learnt within two days, not blinded for weeks.
+    learn(baseline, 48, random.Random(3), start=hour + HOUR, rate=lambda t: 90.0)
+    later = hour + 49 * HOUR
+    assert baseline.expect("negative", later, later + HOUR).mean == pytest.approx(90, rel=0.2)
 
 
 def test_cold_start_follows_the_overall_rate_and_waits_for_the_warm_up() -> None:
@@ -107,7 +108,7 @@ def test_a_clear_spike_fires_and_the_daily_peak_does_not() -> None:
     assert not any(rows[i].alert for i in peaks)  # the afternoon peak is expected, every day
     assert len([i for i in alerts if not spike <= i < spike + 12]) <= 2  # ~1 a week budget, 2 weeks
     assert all(0.0 <= r.anomaly_score <= 1.0 for r in rows)
-    assert max(r.anomaly_score for r in rows[spike:spike + 3]) == 1.0
+    assert max(r.anomaly_score for r in rows[spike:spike + 3]) >= 0.5  # 0.5 is the alert level
 
 
 def test_the_sensitivity_setting_trades_false_alarms_for_delay() -> None:

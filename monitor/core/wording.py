@@ -183,6 +183,8 @@ def event_sentence(kind: str, data: Mapping[str, Any], actor: str | None = None,
     if kind == "note":
         return f"Note from {name}: {d.get('text', '')}"
     if kind == "closed":
+        if "back_to_baseline" in d:
+            return "Closed by itself: negative posts are back to the usual level"
         if "quiet_minutes" in d:
             return f"Closed by itself: no new signal for {minutes(_number(d['quiet_minutes']))}"
         return f"Closed ({d.get('reason', 'quiet again')})"

@@ -1,25 +1,32 @@
 """`flarewatch backtest`: the volume detector on a plain bucketed count series, no database.
 
 Input: CSV with `timestamp,value` (as the NAB realTweets files: evenly spaced buckets, timestamps
-in UTC with or without an offset). Output: `timestamp,value,anomaly_score,alert`, where
-anomaly_score in [0, 1] is the strongest window's -log p relative to its threshold (1 = fires)
-and alert is 1 on the bucket where an incident opens (the same lifecycle as the daemon: one alert,
-then quiet until `quiet_minutes_to_close` without firing). The baseline is the daemon's,
-learning hour by hour after the lag and skipping hours inside incidents.
+in UTC with or without an offset). Output: `timestamp,value,anomaly_score,alert`:
+
+- anomaly_score in [0, 1): the calibrated tail probability P of the bucket's strongest window on a
+  log scale, -ln P / (-ln P - ln alpha); 0.5 exactly at the alert level, ordered above it too;
+- alert: 1 where a person would be alerted: an incident opens, or its severity rises (the same
+  lifecycle as the daemon's: an incident stays open until the widest window is back at or below
+  the baseline, so one burst is one incident).
+
+The baseline and calibration are the daemon's, learning hour by hour (`windows.fold_hour`); the
+tests run a whole hour at a time with numpy (`windows.hour_tests`). Deterministic.
 """
 from __future__ import annotations
 
 import csv
 import statistics
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from monitor.detection.baseline import HOUR, SeasonalBaseline, floor_hour
+
+from monitor.detection import calibration
+from monitor.detection.baseline import SeasonalBaseline, floor_hour
+from monitor.detection.lifecycle import back_to_baseline, severity_for
 from monitor.detection.settings import DetectionSettings
-from monitor.detection.stats import score_from_p
-from monitor.detection.windows import BucketRow, window_signals
+from monitor.detection.stats import anomaly_score
+from monitor.detection.windows import HourTests, bucket_alpha, fold_hour, hour_tests, tail_state
 
 
 class SeriesError(ValueError):
@@ -81,54 +88,48 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
     settings = settings.model_copy(update={"detectors": ["volume"]})  # the only test a count series allows
     budget = false_alarms_per_week or settings.false_alarms_per_week
     bucket = bucket_minutes_of(points)
-    step = timedelta(minutes=bucket)
     baseline = SeasonalBaseline({"negative": settings.cold_start_posts_per_hour}, settings.windows_minutes,
                                 settings.baseline_memory_weeks)
-    lag = timedelta(minutes=settings.baseline_lag_minutes)
-    exclusion = timedelta(hours=settings.incident_exclusion_hours)
-    quiet = timedelta(minutes=settings.quiet_minutes_to_close)
-    horizon = timedelta(minutes=max(settings.windows_minutes))
-
-    recent: deque[BucketRow] = deque()
-    hours: dict[datetime, list[float]] = {}
-    next_hour: datetime | None = None  # the next hour to learn
-    incidents: list[list[datetime | None]] = []  # [started, closed]
-    open_since: datetime | None = None
-    last_fired: datetime | None = None
+    alpha = bucket_alpha(settings, budget, "volume", bucket)
+    levels = settings.severity_excess_posts
     out: list[Scored] = []
-    for point in points:
-        now = point.at + step
-        hour = floor_hour(point.at)
-        hours.setdefault(hour, []).append(point.value)
-        if next_hour is None:
-            next_hour = hour + HOUR if point.at != hour else hour  # learn whole hours only
-        while next_hour + HOUR + lag <= now:
-            started_closed = [(s, c) for s, c in incidents]
-            excluded = any(s < next_hour + HOUR and (c is None or c > next_hour) and next_hour < s + exclusion
-                           for s, c in started_closed)  # type: ignore[operator]
-            values = hours.pop(next_hour, [])
-            baseline.learn_hour(next_hour, {"negative": values}, bucket, excluded)
-            next_hour += HOUR
-        for old in [h for h in hours if h < next_hour]:
-            del hours[old]
-
-        recent.append(BucketRow(point.at, point.value, None))  # type: ignore[arg-type]
-        while recent and recent[0].start < now - horizon:
-            recent.popleft()
-        signals = window_signals(list(recent), now, baseline, settings, budget, bucket)
-        fired = [s for s in signals if s.fired]
-        score = max((score_from_p(s.p_value, s.threshold) for s in signals), default=0.0)
-        alert = False
-        if fired:
-            last_fired = now
-            if open_since is None:
-                open_since = min(s.window_start for s in fired)
-                incidents.append([open_since, None])
-                alert = True
-        elif open_since is not None and last_fired is not None and now - last_fired >= quiet:
-            incidents[-1][1] = now
-            open_since = None
-        out.append(Scored(point, score, alert))
+    pending: tuple[datetime, list[float], HourTests | None] | None = None  # the last hour, to learn
+    severity = 0  # 0: no incident open
+    peak = 0.0
+    i = 0
+    while i < len(points):
+        hour = floor_hour(points[i].at)
+        j = i
+        while j < len(points) and floor_hour(points[j].at) == hour:
+            j += 1
+        if pending is not None:
+            fold_hour(baseline, pending[0], {"negative": pending[1]}, bucket, settings, tests=pending[2])
+        values = [p.value for p in points[i:j]]
+        if baseline.hours < settings.warmup_hours:
+            out += [Scored(p, 0.0, False) for p in points[i:j]]
+            pending = (hour, values, None)
+            i = j
+            continue
+        tests = hour_tests(baseline, hour, {"negative": values}, bucket, settings)
+        p_cal = calibration.tail_probability(tail_state(baseline, "volume"), tests.surprise["volume"])
+        scores = anomaly_score(p_cal, alpha)
+        fired = p_cal <= alpha
+        for k, point in enumerate(points[i:j]):
+            alert = False
+            excess = float(tests.excess[k])
+            if severity == 0:
+                if fired[k]:
+                    severity, peak, alert = severity_for(excess, levels), excess, True
+            else:
+                peak = max(peak, excess)
+                raised = max(severity, severity_for(peak, levels))
+                if raised > severity:
+                    severity, alert = raised, True
+                if back_to_baseline(bool(fired[k]), float(tests.widest_excess[k])):
+                    severity, peak = 0, 0.0
+            out.append(Scored(point, float(scores[k]), alert))
+        pending = (hour, values, tests)
+        i = j
     return out
 
 

@@ -1,28 +1,41 @@
-"""Expected counts by hour of week, learnt online, robust to incidents, with a cold-start prior.
+"""Expected counts learnt online from real, bursty mention streams: level x daily x weekly shape.
 
-Model. Posts of a metric (all posts, negative posts) arrive as a Poisson process whose rate per
-minute depends on the hour of week. The rate of each hour-of-week slot has a gamma posterior
-(counts c, minutes m: shape c, rate m) that borrows strength from the hour of day, which borrows
-from the brand's overall rate, which starts from a cold-start prior worth one hour:
+Model. The rate per minute of a metric (all posts, negative posts) in hour h is
 
-    overall      a_all = c_all + r0·60      b_all = m_all + 60                 (r_all = a_all/b_all)
-    hour of day  a_day = c_day + s_d        b_day = m_day + s_d/r_all,  s_d = min(1, a_all)
-    hour of week a     = c_wk + s_w         b     = m_wk + s_w/r_day,   s_w = min(30, a_day)
+    rate(h) = L · D[hour of day] · W[hour of week] · F
 
-so a new brand's slots follow its overall rate, the daily shape appears after a day, and the
-weekly one as weeks accumulate. The prior shapes 1 and 30 say how far an hour of day may stray
-from the overall rate (exponentially: daily cycles of 5x are common) and an hour of week from its
-hour of day (about ±20%; ±35% with under a week of history, when weekdays and weekends have
-not all been seen); they never claim more than the level above knows.
-The predictive count for a window is negative binomial (gamma-mixed Poisson): its size is the
-posterior shape (estimation uncertainty) combined with κ, the extra-Poisson variance learnt from
-how far past windows strayed from their expectation: var = μ + μ²/a + κμ².
+- L, the slow level, is a ratio estimator with a week of memory (`SLOW_LEVEL_MEMORY_HOURS`): the
+  daily and weekly shapes are learnt against it, so a weekend does not read as a level change;
+- D and W are ratio estimators with `memory_weeks` of memory, each shrunk towards 1 (flat) by a
+  prior worth `DAY_PRIOR_POSTS` / `WEEK_PRIOR_POSTS` posts: a busy brand gets its daily and weekly
+  rhythm within days, a quiet one keeps a flat profile until its counts can tell a rhythm from noise;
+- F, the fast level, is the ratio of the last day's counts to what L·D·W predicted
+  (`FAST_LEVEL_MEMORY_HOURS`, shrunk towards 1 by `FAST_PRIOR_POSTS`), so trends and level
+  shifts are followed within a day or two.
 
-Learning is by whole hours, `lag` after they end. Each hour decays the old evidence (memory of
-`memory_weeks`), then adds its count, winsorised at μ + 4σ + 4μ/size of the hour's own prediction
-(about its 1-in-10,000 quantile, whether the prediction is tight or still vague), and an
-hour that overlaps an incident is skipped: a crisis never teaches that crises are normal.
-Everything is plain float arithmetic in a fixed order, so the same data gives the same state.
+The daily shape, the fast level and the dispersion start learning after the first day, the weekly shape after
+the first week
+(`DAY_AFTER_MINUTES`, `WEEK_AFTER_MINUTES`): before a whole cycle has been seen, the level cannot be
+told from the hour of day (or the hour of week from the hour of day), and a shape learnt against a
+level still near the cold-start prior would stay wrong for weeks.
+
+Robust learning (Gelper, Fried & Croux 2010, "Robust forecasting with exponential and Holt-Winters
+smoothing"). Each hour is compared with its own prediction on the log scale; the standardised
+residual r = log((c+½)/(μ+½)) / σ is passed through Huber's ψ (clipped at ±`HUBER_K`), and the
+hour is learnt as the count that ψ(r) corresponds to. An ordinary hour is learnt exactly as seen;
+a burst counts as "a bit high" (at most HUBER_K σ): it down-weights itself instead of blinding
+the baseline, and a lasting new level still pulls the baseline up by that much every hour, so it
+is learnt within a day. σ combines the learnt dispersion, the Poisson noise of the count and the
+uncertainty of the estimate itself (large at cold start, so the first hours are learnt as they are).
+
+Dispersion. Real counts vary far more than Poisson. For each window length w, τ²(w), the variance
+of log(rate) between w-minute windows beyond Poisson noise, is learnt from the hour's w-minute
+chunks as a clipped mean of d² - v(μ), d the chunk's log residual and v(μ) ≈ μ/(μ+½)² its Poisson
+part. The predictive count of a window is then negative binomial with κ = exp(τ²) - 1 (a lognormal
+rate's extra variance). That is the body of the distribution; its heavy tail is left to
+`calibration`, which learns how often the resulting p-values are really reached.
+
+Everything is float arithmetic in a fixed order, so the same data gives the same state.
 """
 from __future__ import annotations
 
@@ -32,15 +45,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+from scipy.special import gammaln
+
+from monitor.detection import calibration
+
 HOUR = timedelta(hours=1)
-PRIOR_MINUTES = 60.0
-DAY_PRIOR_SHAPE = 1.0
-WEEK_PRIOR_SHAPE = 30.0
-YOUNG_WEEK_PRIOR_SHAPE = 8.0  # until a week of history exists
-YOUNG_MINUTES = 6.5 * 24 * 60
-# Viral-post reference before any data: ln(1+followers) ~ N(5, 2), ln(1+reposts+replies) ~ N(1, 1),
-# worth 20 posts.
-POST_PRIOR = (20.0, 5.0, 2.0, 1.0, 1.0)
+PRIOR_MINUTES = 60.0  # the cold-start rate is worth one hour of data
+SLOW_LEVEL_MEMORY_HOURS = 168.0
+FAST_LEVEL_MEMORY_HOURS = 24.0
+FAST_PRIOR_POSTS = 20.0
+# Dispersion and the detectors' calibration remember about a week: long enough for a 1-in-2,000
+# bucket tail to rest on a hundred exceedances, short enough that a transient misfit fades.
+SPREAD_MEMORY_HOURS = 168.0
+DAY_PRIOR_POSTS = 20.0
+WEEK_PRIOR_POSTS = 50.0
+HUBER_K = 2.0
+DAY_AFTER_MINUTES = 24 * 60.0
+WEEK_AFTER_MINUTES = 7 * 24 * 60.0
+# Cold start: the prior rate may be wrong by a factor of e^2 either way (log-sd 2); its share of
+# the level (worth PRIOR_MINUTES of data) and so its error fade as minutes are learnt.
+PRIOR_LOG_VARIANCE = 4.0
+TAU2_PRIOR = 0.05  # between-window log-variance before any data, worth TAU2_PRIOR_WEIGHT chunks
+TAU2_PRIOR_WEIGHT = 24.0
+TAU2_CLIP = 9.0  # chunks beyond 3 σ count as 3 σ when learning the dispersion (the tail is calibration's)
 
 
 def floor_hour(when: datetime) -> datetime:
@@ -49,6 +77,30 @@ def floor_hour(when: datetime) -> datetime:
 
 def hour_of_week(when: datetime) -> int:
     return when.weekday() * 24 + when.hour
+
+
+def _poisson_log_table() -> tuple[np.ndarray, np.ndarray]:
+    grid = np.logspace(-3, 3, 241)
+    values = []
+    for mu in grid:
+        k = np.arange(0, int(mu + 12 * math.sqrt(mu) + 30))
+        log_pmf = k * math.log(mu) - mu - gammaln(k + 1)
+        d = np.log((k + 0.5) / (mu + 0.5))
+        values.append(float((np.exp(log_pmf) * d * d).sum()))
+    return np.log(grid), np.array(values)
+
+
+_LOG_GRID, _LOG_VARIANCE = _poisson_log_table()
+
+
+def poisson_log_variance(mean: float) -> float:
+    """E[log((X + ½)/(mean + ½))²] for X ~ Poisson(mean): the Poisson part of a log residual's
+    square (tabulated; the delta method's mean/(mean+½)² is off by half at a few posts)."""
+    if mean <= 1e-3:
+        return float(_LOG_VARIANCE[0] * mean / 1e-3)
+    if mean >= 1e3:
+        return mean / ((mean + 0.5) ** 2)
+    return float(np.interp(math.log(mean), _LOG_GRID, _LOG_VARIANCE))
 
 
 @dataclass(frozen=True)
@@ -63,19 +115,9 @@ class Expectation:
         return math.sqrt(self.mean + (self.mean * self.mean / self.size if math.isfinite(self.size) else 0.0))
 
 
-@dataclass(frozen=True)
-class ReachStats:
-    """Mean and spread of ln(1+followers) and ln(1+engagement) over the brand's recent posts."""
-
-    posts: float
-    followers_mean: float
-    followers_sd: float
-    engagement_mean: float
-    engagement_sd: float
-
-
 def _blank_metric() -> dict[str, Any]:
-    return {"wc": [0.0] * 168, "wm": [0.0] * 168, "dc": [0.0] * 24, "dm": [0.0] * 24, "ac": 0.0, "am": 0.0, "k": {}}
+    return {"lc": 0.0, "lm": 0.0, "fc": 0.0, "fe": 0.0, "dc": [0.0] * 24, "de": [0.0] * 24, "wc": [0.0] * 168, "we": [0.0] * 168,
+            "minutes": 0.0, "t2": {}, "tail": [], "tail_end": None}
 
 
 class SeasonalBaseline:
@@ -89,91 +131,101 @@ class SeasonalBaseline:
         state: Mapping[str, Any] | None = None,
     ) -> None:
         self.cold = {m: r / 60.0 for m, r in cold_rates_per_hour.items()}
-        self.kappa_windows = sorted({w for w in windows_minutes if w <= 60}) or [60]
+        self.windows = sorted(set(windows_minutes))
+        self.kappa_windows = sorted({w for w in windows_minutes if w <= 60} | {60})
+        self.decay_level = 1.0 - 1.0 / SLOW_LEVEL_MEMORY_HOURS
+        self.decay_fast = 1.0 - 1.0 / FAST_LEVEL_MEMORY_HOURS
+        self.decay_spread = 1.0 - 1.0 / SPREAD_MEMORY_HOURS
         self.decay_hour = 1.0 - 1.0 / (168.0 * memory_weeks)
         self.decay_day = 1.0 - 1.0 / (7.0 * memory_weeks)
         self.decay_week = 1.0 - 1.0 / memory_weeks
         state = dict(state or {})
+        if state.get("v") != 2:
+            state = {}  # an older model's state: start afresh rather than misread it
         self.hours = int(state.get("hours", 0))
         self.metrics: dict[str, dict[str, Any]] = {m: _blank_metric() for m in self.cold}
         for name, saved in (state.get("metrics") or {}).items():
             if name in self.metrics:
-                self.metrics[name] = {**_blank_metric(), **saved, "k": dict(saved.get("k", {}))}
-        n, fm, fs, em, es = POST_PRIOR
-        self.posts = dict(state.get("posts") or {"n": n, "f1": n * fm, "f2": n * (fs * fs + fm * fm),
-                                                  "e1": n * em, "e2": n * (es * es + em * em)})
-        self._cache: dict[tuple[str, datetime], tuple[float, float]] = {}
-        self._kappa_cache: dict[tuple[str, float], float] = {}
+                self.metrics[name] = {**_blank_metric(), **saved, "t2": dict(saved.get("t2", {}))}
+        self.calibration: dict[str, list[float]] = {k: list(v) for k, v in (state.get("cal") or {}).items()}
+        self.posts: dict[str, list[float]] = {k: list(v) for k, v in (state.get("posts") or {}).items()}
+        self._cache: dict[tuple[str, datetime], float] = {}
 
     def state(self) -> dict[str, Any]:
-        return {"v": 1, "hours": self.hours, "metrics": self.metrics, "posts": self.posts}
+        return {"v": 2, "hours": self.hours, "metrics": self.metrics, "cal": self.calibration, "posts": self.posts}
 
     # -- prediction -------------------------------------------------------------------------
 
-    def _slot(self, metric: str, hour: datetime) -> tuple[float, float]:
-        """Gamma posterior (shape, rate per minute) of the rate in this hour's slot."""
+    def _factors(self, metric: str, hour: datetime) -> tuple[float, float, float, float]:
+        s = self.metrics[metric]
+        fast = (s["fc"] + FAST_PRIOR_POSTS) / (s["fe"] + FAST_PRIOR_POSTS)
+        level = (s["lc"] + self.cold[metric] * PRIOR_MINUTES) / (s["lm"] + PRIOR_MINUTES)
+        h, hw = hour.hour, hour_of_week(hour)
+        day = (s["dc"][h] + DAY_PRIOR_POSTS) / (s["de"][h] + DAY_PRIOR_POSTS)
+        week = (s["wc"][hw] + WEEK_PRIOR_POSTS) / (s["we"][hw] + WEEK_PRIOR_POSTS)
+        return level, day, week, fast
+
+    def rate(self, metric: str, hour: datetime) -> float:
+        """Expected posts per minute in this hour."""
         key = (metric, hour)
         hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        s = self.metrics[metric]
-        b_all = s["am"] + PRIOR_MINUTES
-        a_all = s["ac"] + self.cold[metric] * PRIOR_MINUTES
-        h, hw = hour.hour, hour_of_week(hour)
-        s_d = min(DAY_PRIOR_SHAPE, a_all)
-        a_day = s["dc"][h] + s_d
-        b_day = s["dm"][h] + s_d * b_all / a_all
-        young = s["am"] < YOUNG_MINUTES  # weekday/weekend differences are unknown yet: a wider prior
-        s_w = min(YOUNG_WEEK_PRIOR_SHAPE if young else WEEK_PRIOR_SHAPE, a_day)
-        result = (s["wc"][hw] + s_w, s["wm"][hw] + s_w * b_day / a_day)
-        self._cache[key] = result
-        return result
-
-    def kappa(self, metric: str, window_minutes: float) -> float:
-        key = (metric, window_minutes)
-        hit = self._kappa_cache.get(key)
         if hit is None:
-            usable = [w for w in self.kappa_windows if w <= window_minutes] or self.kappa_windows[:1]
-            num, den = self.metrics[metric]["k"].get(str(usable[-1]), (0.0, 0.0))
-            hit = self._kappa_cache[key] = max(0.0, num / den) if den > 0 else 0.0
+            level, day, week, fast = self._factors(metric, hour)
+            hit = self._cache[key] = level * day * week * fast
         return hit
 
+    def estimate_log_variance(self, metric: str) -> float:
+        """Relative variance of the estimated rate itself: counting noise of the level, plus the
+        cold-start prior's doubt fading with the minutes learnt."""
+        s = self.metrics[metric]
+        posts = s["lc"] + self.cold[metric] * PRIOR_MINUTES
+        prior_weight = PRIOR_MINUTES / (PRIOR_MINUTES + s["minutes"])  # the prior's share of the level
+        return 1.0 / max(posts, 1e-9) + PRIOR_LOG_VARIANCE * prior_weight * prior_weight
+
+    def tau2(self, metric: str, window_minutes: float) -> float:
+        usable = [w for w in self.kappa_windows if w <= window_minutes] or self.kappa_windows[:1]
+        num, den = self.metrics[metric]["t2"].get(str(usable[-1]), (0.0, 0.0))
+        return max(0.0, (num + TAU2_PRIOR * TAU2_PRIOR_WEIGHT) / (den + TAU2_PRIOR_WEIGHT))
+
+    def kappa(self, metric: str, window_minutes: float) -> float:
+        """Extra-Poisson variance of a window's count, as var = μ + κμ² (plus estimation noise)."""
+        return math.expm1(self.tau2(metric, window_minutes))
+
+    def inverse_size(self, metric: str, window_minutes: float) -> float:
+        """1/size of the predictive negative binomial: dispersion plus the estimate's own doubt."""
+        return self.kappa(metric, window_minutes) + math.expm1(min(self.estimate_log_variance(metric), 5.0))
+
     def estimate(self, metric: str, start: datetime, end: datetime) -> Expectation:
-        """Expected count over [start, end) with estimation uncertainty only (no κ)."""
-        hour = floor_hour(start)
-        if end <= hour + HOUR:  # the usual case: one slot
-            a, b = self._slot(metric, hour)
-            w = (end - start).total_seconds() / 60.0
-            return Expectation(w * a / b, a) if w > 0 else Expectation(0.0, math.inf)
-        mean = var = 0.0
+        """Expected count over [start, end) (the size says only how uncertain the estimate is)."""
+        mean = 0.0
         t = start
         while t < end:
             hour = floor_hour(t)
             seg_end = min(end, hour + HOUR)
-            w = (seg_end - t).total_seconds() / 60.0
-            a, b = self._slot(metric, hour)
-            mean += w * a / b
-            var += w * w * a / (b * b)
+            mean += (seg_end - t).total_seconds() / 60.0 * self.rate(metric, hour)
             t = seg_end
-        return Expectation(mean, mean * mean / var if var > 0 else math.inf)
+        inverse = math.expm1(min(self.estimate_log_variance(metric), 5.0))
+        return Expectation(mean, 1.0 / inverse if inverse > 0 else math.inf)
 
     def expect(self, metric: str, start: datetime, end: datetime) -> Expectation:
         """The predictive negative binomial for the count over [start, end)."""
-        est = self.estimate(metric, start, end)
-        inverse = (1.0 / est.size if math.isfinite(est.size) else 0.0) + self.kappa(
-            metric, (end - start).total_seconds() / 60.0)
-        return Expectation(est.mean, 1.0 / inverse if inverse > 0 else math.inf)
+        mean = self.estimate(metric, start, end).mean
+        inverse = self.inverse_size(metric, (end - start).total_seconds() / 60.0)
+        return Expectation(mean, 1.0 / inverse if inverse > 0 else math.inf)
 
     def rate_per_week(self, metric: str) -> float:
         s = self.metrics[metric]
-        return 10080.0 * (s["ac"] + self.cold[metric] * PRIOR_MINUTES) / (s["am"] + PRIOR_MINUTES)
+        return 10080.0 * (s["lc"] + self.cold[metric] * PRIOR_MINUTES) / (s["lm"] + PRIOR_MINUTES)
 
-    def reach_stats(self) -> ReachStats:
-        p = self.posts
-        n = p["n"]
-        fm, em = p["f1"] / n, p["e1"] / n
-        return ReachStats(n, fm, math.sqrt(max(p["f2"] / n - fm * fm, 1e-6)),
-                          em, math.sqrt(max(p["e2"] / n - em * em, 1e-6)))
+    def tail(self, metric: str, hour: datetime, buckets: int, bucket_minutes: int) -> list[float]:
+        """The last `buckets` bucket counts before `hour` (zeros where nothing was seen)."""
+        s = self.metrics[metric]
+        known: list[float] = []
+        if s["tail_end"] is not None:
+            gap = max(0, int((hour - datetime.fromisoformat(s["tail_end"])) / HOUR))
+            known = list(s["tail"]) + [0.0] * (gap * max(1, 60 // bucket_minutes))  # no rows: no posts
+        known = known[-buckets:] if buckets > 0 else []
+        return [0.0] * (buckets - len(known)) + known
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -182,74 +234,83 @@ class SeasonalBaseline:
         hour: datetime,
         counts: Mapping[str, Sequence[float]],
         bucket_minutes: int,
-        excluded: bool = False,
-        posts: Iterable[tuple[int | None, int]] = (),
+        posts: Iterable[tuple[int | None, int]] | None = None,
     ) -> None:
         """Fold one completed hour: per metric, its counts per bucket (60/bucket_minutes of them).
 
         `posts` are (followers, reposts + replies) of the hour's original posts, for the viral
-        detector's reference. An excluded hour (inside an incident) teaches nothing.
+        detector's reference distributions (None: a count series without posts).
         """
         self._cache.clear()
-        self._kappa_cache.clear()
         self.hours += 1
-        if excluded:
-            return
-        end = hour + HOUR
+        hd, hw = hour.hour, hour_of_week(hour)
         for metric, buckets in counts.items():
             if metric not in self.metrics:
                 continue
             s = self.metrics[metric]
-            est = self.estimate(metric, hour, end)
-            self._learn_kappa(metric, s, est, buckets, bucket_minutes)
-            self._kappa_cache.clear()
-            predictive = self.expect(metric, hour, end)
-            skew = 4.0 * predictive.mean / predictive.size if math.isfinite(predictive.size) else 0.0
-            total = min(float(sum(buckets)), predictive.mean + 4.0 * predictive.sd + skew + 1.0)
-            hd, hw = hour.hour, hour_of_week(hour)
-            s["ac"] = self.decay_hour * s["ac"] + total
-            s["am"] = self.decay_hour * s["am"] + 60.0
-            s["dc"][hd] = self.decay_day * s["dc"][hd] + total
-            s["dm"][hd] = self.decay_day * s["dm"][hd] + 60.0
-            s["wc"][hw] = self.decay_week * s["wc"][hw] + total
-            s["wm"][hw] = self.decay_week * s["wm"][hw] + 60.0
+            rate = self.rate(metric, hour)
+            level, day, week, _ = self._factors(metric, hour)
+            est_var = self.estimate_log_variance(metric)
+            if s["minutes"] >= DAY_AFTER_MINUTES:  # the first day's misfit is the cold start's, not noise
+                self._learn_tau2(metric, s, rate, buckets, bucket_minutes, est_var)
+            mu = rate * 60.0
+            total = float(sum(buckets))
+            sigma = math.sqrt(self.tau2(metric, 60) + poisson_log_variance(mu) + est_var)
+            r = math.log((total + 0.5) / (mu + 0.5)) / sigma
+            cleaned = total if abs(r) <= HUBER_K else max(
+                0.0, (mu + 0.5) * math.exp(math.copysign(HUBER_K, r) * sigma) - 0.5)
+            s["lc"] = self.decay_level * s["lc"] + cleaned / (day * week)
+            s["lm"] = self.decay_level * s["lm"] + 60.0
+            if s["minutes"] >= DAY_AFTER_MINUTES:
+                s["fc"] = self.decay_fast * s["fc"] + cleaned
+                s["fe"] = self.decay_fast * s["fe"] + 60.0 * level * day * week
+                s["dc"][hd] = self.decay_day * s["dc"][hd] + cleaned
+                s["de"][hd] = self.decay_day * s["de"][hd] + 60.0 * level * week
+            if s["minutes"] >= WEEK_AFTER_MINUTES:
+                s["wc"][hw] = self.decay_week * s["wc"][hw] + cleaned
+                s["we"][hw] = self.decay_week * s["we"][hw] + 60.0 * level * day
+            s["minutes"] += 60.0
+            self._remember_tail(s, metric, hour, buckets, bucket_minutes)
         self._cache.clear()
-        self._learn_posts(posts)
+        if posts is not None:
+            self._learn_posts(posts)
 
-    def _learn_kappa(
-        self, metric: str, s: dict[str, Any], est: Expectation, buckets: Sequence[float], bucket_minutes: int
-    ) -> None:
-        """Method of moments for κ per window length: E[(c-μ)² - μ - μ²/a] = κμ²."""
-        inv_size = 1.0 / est.size if math.isfinite(est.size) else 0.0
+    def _learn_tau2(self, metric: str, s: dict[str, Any], rate: float, buckets: Sequence[float],
+                    bucket_minutes: int, est_var: float) -> None:
         for w in self.kappa_windows:
             per_chunk = max(1, round(w / bucket_minutes))
             chunks = len(buckets) // per_chunk
             if chunks == 0:
                 continue
-            mu = est.mean * per_chunk / len(buckets)
-            kappa = self.kappa(metric, w)
-            cap = mu + 6.0 * math.sqrt(mu + mu * mu * (inv_size + kappa)) + 1.0
-            num = den = 0.0
+            mu = rate * per_chunk * bucket_minutes
+            v = poisson_log_variance(mu)
+            bound = TAU2_CLIP * (self.tau2(metric, w) + v + est_var)
+            num = 0.0
             for i in range(chunks):
-                c = min(float(sum(buckets[i * per_chunk:(i + 1) * per_chunk])), cap)
-                num += (c - mu) ** 2 - mu - mu * mu * inv_size
-                den += mu * mu
-            old_num, old_den = s["k"].get(str(w), (0.0, 0.0))
-            s["k"][str(w)] = [self.decay_hour * old_num + num, self.decay_hour * old_den + den]
+                c = float(sum(buckets[i * per_chunk:(i + 1) * per_chunk]))
+                d = math.log((c + 0.5) / (mu + 0.5))
+                num += min(d * d, bound) - v - est_var
+            old_num, old_den = s["t2"].get(str(w), (0.0, 0.0))
+            s["t2"][str(w)] = [self.decay_spread * old_num + num, self.decay_spread * old_den + chunks]
+
+    def _remember_tail(self, s: dict[str, Any], metric: str, hour: datetime, buckets: Sequence[float],
+                       bucket_minutes: int) -> None:
+        keep = max(1, math.ceil(max(self.windows) / bucket_minutes))
+        known = self.tail(metric, hour, keep, bucket_minutes) + [float(b) for b in buckets]
+        s["tail"] = known[-keep:]
+        s["tail_end"] = (hour + HOUR).isoformat()
 
     def _learn_posts(self, posts: Iterable[tuple[int | None, int]]) -> None:
-        p = self.posts
-        for key in p:
-            p[key] *= self.decay_hour
-        for followers, engagement in posts:
-            f, e = math.log1p(max(followers or 0, 0)), math.log1p(max(engagement, 0))
-            p["n"] += 1.0
-            p["f1"] += f
-            p["f2"] += f * f
-            p["e1"] += e
-            p["e2"] += e * e
-        n, fm, fs, em, es = POST_PRIOR  # keep the prior's weight so the reference never collapses
-        if p["n"] < n:
-            scale = n / p["n"]
-            for key in p:
-                p[key] *= scale
+        followers, engagement = [], []
+        for f, e in posts:
+            followers.append(math.log1p(max(f or 0, 0)))
+            engagement.append(math.log1p(max(e, 0)))
+        for key, values in (("followers", followers), ("engagement", engagement)):
+            hist = self.posts.get(key)
+            if hist is None:
+                hist = self.posts[key] = calibration.blank_histogram(key)
+            calibration.histogram_update(hist, values, self.decay_hour)
+
+    def seasoned(self, metric: str) -> bool:
+        """Whether a whole day has been learnt: before that, misfits are the cold start's."""
+        return self.metrics[metric]["minutes"] >= DAY_AFTER_MINUTES

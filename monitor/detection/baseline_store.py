@@ -1,9 +1,10 @@
 """A brand's baseline in the database: loaded on each detect tick, caught up hour by hour.
 
 The state row says up to which hour the buckets have been learnt; each tick folds the hours that
-have become `baseline_lag_minutes` old since, from one query of their minute buckets, so a tick
-costs a primary-key read except once an hour. Hours overlapping an incident (for at most
-`incident_exclusion_hours` after its start) are skipped.
+have ended since, from one query of their minute buckets, so a tick costs a primary-key read
+except once an hour. Every hour is learnt, incidents included: the baseline's robust weights
+keep a burst from teaching that bursts are normal (`baseline`), and `windows.fold_hour`
+calibrates the detectors on the hour first.
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from monitor.detection import aggregates
 from monitor.detection.baseline import HOUR, SeasonalBaseline, floor_hour
 from monitor.detection.settings import DetectionSettings
-from monitor.core.storage.schema import DetectionBaseline, Incident, Post
+from monitor.core.storage.schema import DetectionBaseline, Post
+from monitor.detection.windows import fold_hour
 
 NEGATIVE_PRIOR_SHARE = 0.3  # cold start: a new brand's prior share of negative posts
 
@@ -39,7 +41,7 @@ _HEAD = select(DetectionBaseline.folded_until, DetectionBaseline.revision).where
 
 
 def load(session: Session, brand: str, now: datetime, settings: DetectionSettings) -> SeasonalBaseline:
-    """The brand's baseline with every hour older than the lag learnt (persisted in this transaction)."""
+    """The brand's baseline with every completed hour learnt (persisted in this transaction)."""
     head = session.connection().execute(_HEAD, {"brand": brand}).first()
     if head is None:
         first = aggregates.first_minute(session, brand)
@@ -52,7 +54,7 @@ def load(session: Session, brand: str, now: datetime, settings: DetectionSetting
         if state is None:
             state = session.get(DetectionBaseline, brand).state  # type: ignore[union-attr]
             _STATES[revision] = state
-    target = floor_hour(now - timedelta(minutes=settings.baseline_lag_minutes))
+    target = floor_hour(now)
     # After a long outage, learning more than two memories back would be forgotten anyway.
     start = max(folded_until, target - timedelta(weeks=2 * settings.baseline_memory_weeks))
     if start >= target:
@@ -86,13 +88,6 @@ def _learn(
         .order_by(Post.created_at, Post.id)
     ):
         posts.setdefault(floor_hour(created), []).append((followers, (reposts or 0) + (replies or 0)))
-    incidents = list(session.execute(
-        select(Incident.started_at, Incident.closed_at)
-        .where(Incident.brand == brand, Incident.started_at < end,
-               or_(Incident.closed_at.is_(None), Incident.closed_at > start))
-        .order_by(Incident.id)
-    ))
-    exclusion = timedelta(hours=settings.incident_exclusion_hours)
     hour = start
     while hour < end:
         volume, negative = [0] * 60, [0] * 60
@@ -100,8 +95,5 @@ def _learn(
             m = by_minute.get(hour + timedelta(minutes=i))
             if m is not None:
                 volume[i], negative[i] = m.volume, m.negative
-        excluded = any(
-            s < hour + HOUR and (c is None or c > hour) and hour < s + exclusion for s, c in incidents
-        )
-        baseline.learn_hour(hour, {"volume": volume, "negative": negative}, 1, excluded, posts.get(hour, ()))
+        fold_hour(baseline, hour, {"volume": volume, "negative": negative}, 1, settings, posts.get(hour, ()))
         hour += HOUR

@@ -8,7 +8,8 @@ Per brand, in one transaction: learn the baseline up to the lag, evaluate the de
   excess of negative posts reaches the next level (severity never goes down), links the posts
   behind firing windows and flags the most visible ones for the customer-service queue;
 - merge a brand's younger active incidents into its oldest (one brand, one active incident);
-- close it once nothing has fired for `quiet_minutes_to_close`.
+- close it once nothing fires and the widest window is back at or below the baseline
+  (`lifecycle`: one burst is one incident, however long it lasts).
 
 "Active" means not closed: an incident someone marked resolved stays the brand's active incident
 until detection closes it, so resolving it during a crisis does not open a new one a minute later.
@@ -37,8 +38,8 @@ from monitor.detection import aggregates, baseline_store
 from monitor.detection.aggregates import floor_minute, visibility
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.signals import Signal
-from monitor.detection.stats import per_test_alpha
-from monitor.detection.viral import RecentPost, check_viral_posts
+from monitor.detection.lifecycle import back_to_baseline, severity_for
+from monitor.detection.viral import RecentPost, check_viral_posts, post_alpha
 from monitor.detection.windows import BucketRow, detector_share, window_signals
 from monitor.core.queue import flag_post
 from monitor.core.storage.db import transaction
@@ -95,9 +96,9 @@ def evaluate(
     if "viral" in settings.detectors:
         lookback = settings.viral_lookback_minutes
         posts = _recent_negative_posts(session, brand, now - timedelta(minutes=lookback), now)
-        alpha = per_test_alpha(false_alarms_per_week, detector_share(settings, "viral"),
-                               baseline.rate_per_week("negative"))
-        signals += check_viral_posts(posts, baseline.reach_stats(), alpha, lookback)
+        alpha = post_alpha(false_alarms_per_week, detector_share(settings, "viral"),
+                           baseline.rate_per_week("negative"))
+        signals += check_viral_posts(posts, baseline.posts, alpha, lookback, now)
     return signals
 
 
@@ -124,10 +125,6 @@ def detect_brand(
 
 
 _ACTIVE = select(Incident.id).where(Incident.brand == bindparam("brand"), Incident.status != "closed").order_by(Incident.id)
-
-
-def severity_for(excess: float, levels: list[int]) -> int:
-    return 1 + sum(1 for level in levels if excess >= level)
 
 
 class _Run:
@@ -190,12 +187,12 @@ class _Run:
             incident.updated_at = self.now
         if posts:
             self.attach(incident, posts, fired)
-        last = datetime.fromisoformat(detail["last_signal_at"])
-        if not fired and self.now - last >= timedelta(minutes=self.settings.quiet_minutes_to_close):
+        widest = _widest(signals)
+        if back_to_baseline(bool(fired), widest.excess if widest is not None else 0.0):
             incident.status, incident.closed_at, incident.updated_at = "closed", self.now, self.now
             self.event(incident, "closed", {
-                "quiet_minutes": self.settings.quiet_minutes_to_close, "last_signal_at": detail["last_signal_at"],
-                "severity": incident.severity, "peak": detail.get("peak"),
+                "back_to_baseline": widest.as_dict() if widest is not None else None,
+                "last_signal_at": detail["last_signal_at"], "severity": incident.severity, "peak": detail.get("peak"),
             })
 
     def merge(self, into: Incident, other: Incident) -> None:
@@ -303,6 +300,12 @@ class _Run:
                       reason=f"incident {incident.id}: {'viral' if pid in viral else reason}",
                       urgency=round(reach * incident.severity, 3), incident_id=incident.id, now=self.now)
         self.session.flush()
+
+
+def _widest(signals: list[Signal]) -> Signal | None:
+    """The widest window's test (volume first): its excess says whether the burst is over."""
+    windows = [s for s in signals if s.detector != "viral"]
+    return max(windows, key=lambda s: (s.window_minutes, s.detector == "volume"), default=None)
 
 
 def _excess(signals: list[Signal]) -> float:

@@ -15,10 +15,9 @@ class DetectionSettings(BaseModel):
     bucket_seconds: Literal[60] = 60
     windows_minutes: list[int] = Field(default_factory=lambda: [5, 15, 60])
     detectors: list[Detector] = Field(default_factory=lambda: ["volume", "share", "viral"])
-    # Plain-terms sensitivity: how many false alarms a week the brand accepts (per brand override:
-    # [[brands]] false_alarms_per_week).
+    # Plain-terms sensitivity: how many alerts (openings and severity rises) a week the brand
+    # accepts from ordinary background (per brand override: [[brands]] false_alarms_per_week).
     false_alarms_per_week: float = Field(default=1.0, gt=0)
-    quiet_minutes_to_close: int = Field(default=60, gt=0)
     min_negative_posts: int = Field(default=3, ge=1)
     # Between-window variation of the negative share, as a beta prior's weight in posts: the share
     # test counts n posts as at most about this many independent ones.
@@ -26,16 +25,11 @@ class DetectionSettings(BaseModel):
     viral_lookback_minutes: int = Field(default=60, gt=0)
     # Severity = 1 + how many of these the incident's excess of negative posts has reached.
     severity_excess_posts: list[int] = Field(default_factory=lambda: [10, 50, 200])
-    # Hours are learnt once they are this old, so an incident detected late still excludes them.
-    baseline_lag_minutes: int = Field(default=60, ge=0)
     baseline_memory_weeks: float = Field(default=4.0, ge=1)
     # Cold start: the prior rate of a brand with no history, worth one hour of data.
     cold_start_posts_per_hour: float = Field(default=2.0, gt=0)
     # Volume and share tests wait until this many hours are learnt (viral works from the start).
     warmup_hours: int = Field(default=6, ge=0)
-    # An incident stops the baseline from learning for at most this long, so a lasting new normal
-    # is eventually learnt instead of alerting forever.
-    incident_exclusion_hours: float = Field(default=24.0, gt=0)
     link_posts_max: int = Field(default=500, ge=1)
     flag_posts: int = Field(default=5, ge=0)
 

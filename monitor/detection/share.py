@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
+
 from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.signals import Signal
 from monitor.detection.stats import binomial_tail
+
+
+def design_effect(volume: np.ndarray | float, concentration: float) -> np.ndarray:
+    """1 + (n-1)/(c+1): how many posts count as one independent one (vectorised)."""
+    return 1.0 + np.maximum(np.asarray(volume, dtype=float) - 1.0, 0.0) / (concentration + 1.0)
 
 
 def check_negative_share(
@@ -21,7 +28,7 @@ def check_negative_share(
     expected_volume = baseline.estimate("volume", start, end).mean
     expected_negative = baseline.estimate("negative", start, end).mean
     p0 = min(max(expected_negative / expected_volume, 1e-4), 0.9999) if expected_volume > 0 else 0.5
-    deff = 1.0 + max(volume - 1, 0) / (concentration + 1.0)
+    deff = float(design_effect(volume, concentration))
     p_value = binomial_tail(negative / deff, volume / deff, p0) if volume else 1.0
     return Signal(
         detector="share", window_minutes=window_minutes, window_start=start, observed=float(negative),

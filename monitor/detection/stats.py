@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 from scipy.special import betainc, gammainc, ndtr
 
 MINUTES_PER_WEEK = 7 * 24 * 60
@@ -55,19 +56,37 @@ def normal_tail(z: float) -> float:
     return float(ndtr(-z))
 
 
-def per_test_alpha(false_alarms_per_week: float, share: float, tests_per_week: float) -> float:
-    """Bonferroni: the per-test level that spends `share` of the weekly false-alarm budget.
+def negative_binomial_tail_array(k: np.ndarray, mean: np.ndarray, inverse_size: float) -> np.ndarray:
+    """`negative_binomial_tail`, vectorised over counts and means, for one size (1/inverse_size)."""
+    k = np.asarray(k, dtype=float)
+    mean = np.asarray(mean, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if inverse_size <= 1e-12:
+            p = gammainc(np.maximum(k, 1e-300), mean)
+        else:
+            size = 1.0 / inverse_size
+            p = betainc(np.maximum(k, 1e-300), size, mean / (size + mean))
+    p = np.where(mean <= 0, 0.0, p)
+    return np.where(k <= 0, 1.0, p)
 
-    With m tests a week each at level a, the expected number of false alarms is at most m·a
-    (`windows.tests_per_week` says how many tests a sliding window amounts to).
-    """
-    return min(0.5, false_alarms_per_week * share / max(tests_per_week, 1.0))
+
+def binomial_tail_array(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """`binomial_tail`, vectorised."""
+    k, n, p = (np.asarray(x, dtype=float) for x in (k, n, p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = betainc(np.maximum(k, 1e-300), np.maximum(n - k + 1, 1e-300), np.clip(p, 0.0, 1.0))
+    out = np.where((k > n) | (p <= 0), 0.0, out)
+    out = np.where(p >= 1, 1.0, out)
+    return np.where(k <= 0, 1.0, out)
 
 
-def score_from_p(p_value: float, alpha: float) -> float:
-    """A [0, 1] anomaly score: 1 exactly when p <= alpha, log-scaled below it."""
-    if p_value <= alpha:
-        return 1.0
-    if p_value >= 1.0:
-        return 0.0
-    return min(0.999999, math.log(p_value) / math.log(alpha))
+def surprise(p_value: np.ndarray | float) -> np.ndarray:
+    """-ln p, the evidence a p-value carries (capped at 700 where p underflows)."""
+    return -np.log(np.maximum(np.asarray(p_value, dtype=float), 1e-300))
+
+
+def anomaly_score(tail_probability: np.ndarray | float, alpha: float) -> np.ndarray:
+    """A score in [0, 1) on the log scale of the calibrated tail probability: L / (L + L_alpha),
+    L = -ln P. It is 0.5 exactly at the alert level and keeps ordering above it."""
+    evidence = surprise(tail_probability)
+    return evidence / (evidence - math.log(alpha))

@@ -1,20 +1,22 @@
-"""A single negative post with unusual reach, before the volume moves.
+"""A single negative post that is spreading unusually fast for this brand, before the volume moves.
 
-Each recent negative post is compared with the brand's own posts: z-scores of ln(1+followers)
-and of ln(1+reposts+replies) against their learnt mean and spread (engagement is cumulative and
-grows as re-posts are folded into the original by ingest, so a post that spreads crosses later
-if not at once). The p-value is the smaller normal tail, doubled (Bonferroni over the two).
+Each recent negative post's engagement velocity, ln(1 + (reposts + replies) per hour of age, ages
+under an hour counting as an hour), is compared with the brand's own distribution of engagement
+(`calibration.histogram_tail`: a decayed histogram of its posts, with a Pareto tail fitted beyond
+its 95th percentile), so what is ordinary for a brand with a large, heavy-tailed audience never
+pages anyone. Reach (followers) alone never fires: a big account saying something nobody picks up
+is not spreading. It is reported, as its own tail probability, and ranks the posts.
 A post is one test, so the per-test level spends the budget over the negative posts of a week.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.detection.baseline import ReachStats
+from monitor.detection import calibration
 from monitor.detection.signals import Signal
-from monitor.detection.stats import normal_tail
 
 
 @dataclass(frozen=True)
@@ -25,25 +27,41 @@ class RecentPost:
     engagement: int  # reposts + replies
 
 
-def check_viral_posts(posts: list[RecentPost], stats: ReachStats, alpha: float, lookback_minutes: int) -> list[Signal]:
+def post_alpha(false_alarms_per_week: float, share: float, negative_posts_per_week: float) -> float:
+    return min(0.5, false_alarms_per_week * share / max(negative_posts_per_week, 1.0))
+
+
+def velocity(engagement: int, created_at: datetime, now: datetime) -> float:
+    """ln(1 + engagement per hour of age); posts younger than an hour count their whole engagement."""
+    hours = max((now - created_at).total_seconds() / 3600.0, 1.0)
+    return math.log1p(max(engagement, 0) / hours)
+
+
+def _reference(histograms: Mapping[str, Sequence[float]], kind: str) -> Sequence[float]:
+    return histograms.get(kind) or calibration.blank_histogram(kind)
+
+
+def check_viral_posts(posts: list[RecentPost], histograms: Mapping[str, Sequence[float]], alpha: float,
+                      lookback_minutes: int, now: datetime) -> list[Signal]:
     """Signals for the posts that fire, or for the single most unusual one when none does."""
+    engagement, reach = _reference(histograms, "engagement"), _reference(histograms, "followers")
     scored = []
     for post in posts:
-        zf = (math.log1p(max(post.followers or 0, 0)) - stats.followers_mean) / stats.followers_sd
-        ze = (math.log1p(max(post.engagement, 0)) - stats.engagement_mean) / stats.engagement_sd
-        scored.append((max(zf, ze), post.id, post, zf, ze))
+        p_engagement = calibration.histogram_tail(engagement, velocity(post.engagement, post.created_at, now))
+        p_reach = calibration.histogram_tail(reach, math.log1p(max(post.followers or 0, 0)))
+        scored.append((p_engagement, p_reach, post.id, post))
     if not scored:
         return []
-    scored.sort(key=lambda item: (-item[0], item[1]))
+    scored.sort(key=lambda item: (item[0], item[1], item[2]))
     signals = []
-    for z, _, post, zf, ze in scored:
-        p_value = min(1.0, 2.0 * normal_tail(z))
+    for p_value, p_reach, _, post in scored:
         if signals and p_value > alpha:
             break  # the rest are less unusual still
         signals.append(Signal(
             detector="viral", window_minutes=lookback_minutes, window_start=post.created_at,
-            observed=float(post.engagement), expected=math.expm1(stats.engagement_mean), p_value=p_value,
+            observed=float(post.engagement), expected=round(math.expm1(calibration.histogram_median(engagement)), 3),
+            p_value=p_value,
             threshold=alpha, fired=p_value <= alpha, post_ids=(post.id,),
-            extra={"followers": post.followers, "z_followers": round(zf, 3), "z_engagement": round(ze, 3)},
+            extra={"followers": post.followers, "p_reach": float(f"{p_reach:.4g}")},
         ))
     return signals

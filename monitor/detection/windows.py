@@ -1,23 +1,39 @@
-"""Sliding-window evaluation shared by the daemon (buckets from the database) and backtests.
+"""Sliding-window tests shared by the daemon (buckets from the database) and backtests.
 
 A window of w minutes at time `now` covers the buckets starting in [now - w, now), the current
 partial bucket included, and its expectation covers exactly that span, so a tick between bucket
 boundaries compares like with like.
+
+Each detector's surprise at a bucket is -ln of its smallest model p-value over the windows; its
+calibrated tail probability (`calibration`) is compared with the per-bucket level that spends the
+detector's share of the weekly false-alarm budget: alpha = budget · share / buckets per week.
+Every alert needs at least one firing bucket, so at most budget · share alerts a week come from
+background buckets, whatever the windows and however the firing buckets cluster.
+
+`hour_tests` runs the same tests over a whole hour of buckets with numpy: the backtest scores
+with it, and `fold_hour` feeds the hour's surprises to the calibration before the baseline learns
+the hour (so the calibration only ever sees what the detector saw, in real time).
 """
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.detection.baseline import SeasonalBaseline
+import numpy as np
+
+from monitor.detection import calibration
+from monitor.detection.baseline import SeasonalBaseline, floor_hour
 from monitor.detection.settings import DetectionSettings
-from monitor.detection.share import check_negative_share
+from monitor.detection.share import check_negative_share, design_effect
 from monitor.detection.signals import Signal
-from monitor.detection.stats import MINUTES_PER_WEEK, per_test_alpha
-from monitor.detection.volume import check_negative_volume
+from monitor.detection.stats import (
+    MINUTES_PER_WEEK, binomial_tail_array, negative_binomial_tail_array, surprise,
+)
+from monitor.detection.volume import activity_scaled_mean, check_negative_volume
+
+WINDOW_DETECTORS = ("volume", "share")
 
 
 @dataclass(frozen=True)
@@ -32,29 +48,34 @@ def detector_share(settings: DetectionSettings, detector: str) -> float:
     return 1.0 / len(settings.detectors) if detector in settings.detectors else 0.0
 
 
-def tests_per_week(window_minutes: int, bucket_minutes: int) -> float:
-    """How many tests a window re-evaluated every bucket amounts to, for Bonferroni.
-
-    Its non-overlapping positions (10080/w) undercount: a sliding window's maximum exceeds a
-    level more often than any fixed position does. Scan-statistic approximations grow with the
-    logarithm of the oversampling, so we count 10080/w · (1 + ln(w/b)) tests, between the
-    non-overlapping count and one per bucket (which is the fully conservative bound).
-    """
-    w = max(window_minutes, bucket_minutes)
-    return MINUTES_PER_WEEK / w * (1.0 + math.log(w / bucket_minutes))
+def bucket_alpha(settings: DetectionSettings, false_alarms_per_week: float, detector: str,
+                 bucket_minutes: int = 1) -> float:
+    """The calibrated per-bucket level a detector fires at (see the module docstring)."""
+    buckets_per_week = MINUTES_PER_WEEK / bucket_minutes
+    return min(0.5, false_alarms_per_week * detector_share(settings, detector) / buckets_per_week)
 
 
-def window_alpha(settings: DetectionSettings, false_alarms_per_week: float, detector: str,
-                 window_minutes: int, bucket_minutes: int = 1) -> float:
-    return _alpha(tuple(settings.detectors), len(settings.windows_minutes), false_alarms_per_week, detector,
-                  window_minutes, bucket_minutes)
+def tail_state(baseline: SeasonalBaseline, detector: str) -> list[float]:
+    return baseline.calibration.get(detector) or calibration.blank_tail()
 
 
-@functools.lru_cache(maxsize=1024)
-def _alpha(detectors: tuple[str, ...], windows: int, false_alarms_per_week: float, detector: str,
-           window_minutes: int, bucket_minutes: int) -> float:
-    share = (1.0 / len(detectors) if detector in detectors else 0.0) / windows
-    return per_test_alpha(false_alarms_per_week, share, tests_per_week(window_minutes, bucket_minutes))
+def model_alpha(baseline: SeasonalBaseline, settings: DetectionSettings, false_alarms_per_week: float,
+                detector: str, bucket_minutes: int = 1) -> float:
+    """The model p-value that is the alert level now (what the calibration has made of alpha)."""
+    level = calibration.surprise_for(tail_state(baseline, detector),
+                                     bucket_alpha(settings, false_alarms_per_week, detector, bucket_minutes))
+    return math.exp(-level)
+
+
+def _calibrate(signal: Signal, baseline: SeasonalBaseline, alpha: float, min_posts: int) -> Signal:
+    model_p = signal.p_value
+    p_cal = float(calibration.tail_probability(tail_state(baseline, signal.detector), surprise(model_p)))
+    return Signal(
+        detector=signal.detector, window_minutes=signal.window_minutes, window_start=signal.window_start,
+        observed=signal.observed, expected=signal.expected, p_value=p_cal, threshold=alpha,
+        fired=signal.observed >= min_posts and p_cal <= alpha, post_ids=signal.post_ids,
+        extra={**signal.extra, "model_p": float(f"{model_p:.4g}")},
+    )
 
 
 def window_signals(
@@ -84,15 +105,15 @@ def window_signals(
     for i, w in enumerate(windows):
         window_start = _first_bucket_start(starts[i], now, bucket_minutes)
         if "volume" in settings.detectors:
-            alpha = window_alpha(settings, false_alarms_per_week, "volume", w, bucket_minutes)
-            signals.append(check_negative_volume(
-                baseline, window_start, now, w, negative[i], volume[i] if has_volume else None, alpha,
-                settings.min_negative_posts))
+            alpha = bucket_alpha(settings, false_alarms_per_week, "volume", bucket_minutes)
+            signals.append(_calibrate(check_negative_volume(
+                baseline, window_start, now, w, negative[i], volume[i] if has_volume else None, 1.0,
+                settings.min_negative_posts), baseline, alpha, settings.min_negative_posts))
         if with_share:
-            alpha = window_alpha(settings, false_alarms_per_week, "share", w, bucket_minutes)
-            signals.append(check_negative_share(
-                baseline, window_start, now, w, negative[i], volume[i], alpha, settings.min_negative_posts,
-                settings.share_concentration))
+            alpha = bucket_alpha(settings, false_alarms_per_week, "share", bucket_minutes)
+            signals.append(_calibrate(check_negative_share(
+                baseline, window_start, now, w, negative[i], volume[i], 1.0, settings.min_negative_posts,
+                settings.share_concentration), baseline, alpha, settings.min_negative_posts))
     return signals
 
 
@@ -103,3 +124,96 @@ def _first_bucket_start(start: datetime, now: datetime, bucket_minutes: int) -> 
         return start
     floor = start.replace(second=0, microsecond=0)
     return min(floor if floor == start else floor + timedelta(minutes=1), now)
+
+
+# -- the same tests over a whole hour of buckets ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourTests:
+    """Per bucket of one hour: each window detector's surprise, and the volume test's excess."""
+
+    surprise: dict[str, np.ndarray]
+    excess: np.ndarray  # the largest excess (observed - expected) of negatives over the windows
+    widest_excess: np.ndarray  # the widest window's excess: <= 0 means back to the baseline
+
+
+def _means(baseline: SeasonalBaseline, metric: str, hour: datetime, before: int, per_hour: int,
+           bucket_minutes: int) -> np.ndarray:
+    """Expected count of each bucket: `before` buckets preceding `hour` (whole hours of them),
+    then the hour's own."""
+    out = np.empty(before + per_hour)
+    out[before:] = baseline.rate(metric, hour) * bucket_minutes
+    per = max(1, 60 // bucket_minutes)
+    back = hour
+    i = before
+    while i > 0:  # whole hours back; only the few hours the longest window reaches
+        back -= timedelta(hours=1)
+        lo = max(0, i - per)
+        out[lo:i] = baseline.rate(metric, back) * bucket_minutes
+        i = lo
+    return out
+
+
+def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, Sequence[float]],
+               bucket_minutes: int, settings: DetectionSettings) -> HourTests:
+    """The window tests at the end of each bucket of `hour` (`counts`: "negative", optionally
+    "volume"), with the baseline as it is now; the same numbers `window_signals` gives."""
+    per_hour = len(counts["negative"])
+    spans = [max(1, round(w / bucket_minutes)) for w in settings.windows_minutes]
+    before = max(spans) - 1
+    has_volume = "volume" in counts and "volume" in baseline.metrics
+    key = (hour, before, per_hour, bucket_minutes)
+    neg = np.array(baseline.tail("negative", hour, before, bucket_minutes) + list(counts["negative"]), dtype=float)
+    neg_mean = _cached_means(baseline, "negative", key)
+    cn, cm = np.concatenate(([0.0], np.cumsum(neg))), np.concatenate(([0.0], np.cumsum(neg_mean)))
+    if has_volume:
+        vol = np.array(baseline.tail("volume", hour, before, bucket_minutes) + list(counts["volume"]), dtype=float)
+        vol_mean = _cached_means(baseline, "volume", key)
+        cv, cvm = np.concatenate(([0.0], np.cumsum(vol))), np.concatenate(([0.0], np.cumsum(vol_mean)))
+    ends = np.arange(before + 1, before + per_hour + 1)
+    best = {d: np.zeros(per_hour) for d in WINDOW_DETECTORS}
+    excess = np.full(per_hour, -np.inf)
+    widest = np.zeros(per_hour)
+    for w, span in zip(settings.windows_minutes, spans):
+        observed = cn[ends] - cn[ends - span]
+        expected = cm[ends] - cm[ends - span]
+        enough = observed >= settings.min_negative_posts
+        mean = expected
+        if has_volume:
+            volume = cv[ends] - cv[ends - span]
+            mean = activity_scaled_mean(expected, volume - observed, cvm[ends] - cvm[ends - span] - expected)
+        if "volume" in settings.detectors:
+            p = negative_binomial_tail_array(observed, mean, baseline.inverse_size("negative", w))
+            best["volume"] = np.maximum(best["volume"], np.where(enough, surprise(p), 0.0))
+        if has_volume and "share" in settings.detectors:
+            vol_expected = cvm[ends] - cvm[ends - span]
+            p0 = np.where(vol_expected > 0, np.clip(expected / np.maximum(vol_expected, 1e-300), 1e-4, 0.9999), 0.5)
+            deff = design_effect(volume, settings.share_concentration)
+            p = np.where(volume > 0, binomial_tail_array(observed / deff, volume / deff, p0), 1.0)
+            best["share"] = np.maximum(best["share"], np.where(enough, surprise(p), 0.0))
+        excess = np.maximum(excess, observed - mean)
+        widest = observed - mean
+    return HourTests({d: best[d] for d in WINDOW_DETECTORS if d in settings.detectors}, excess, widest)
+
+
+def _cached_means(baseline: SeasonalBaseline, metric: str, key: tuple) -> np.ndarray:
+    hour, before, per_hour, bucket_minutes = key
+    return _means(baseline, metric, hour, before, per_hour, bucket_minutes)
+
+
+def fold_hour(
+    baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, Sequence[float]], bucket_minutes: int,
+    settings: DetectionSettings, posts: Iterable[tuple[int | None, int]] | None = None,
+    tests: HourTests | None = None,
+) -> None:
+    """Learn one completed hour: calibrate each window detector on the surprises the hour's buckets
+    had (`tests` when the caller already computed them), then fold the counts into the baseline.
+    The first day calibrates nothing: its surprises say how wrong a cold start is, not how the
+    brand's background behaves, and would make the detectors deaf for weeks."""
+    if baseline.hours >= settings.warmup_hours and "negative" in counts and baseline.seasoned("negative"):
+        tests = tests or hour_tests(baseline, hour, counts, bucket_minutes, settings)
+        for detector, values in tests.surprise.items():
+            state = baseline.calibration.setdefault(detector, calibration.blank_tail())
+            calibration.tail_update(state, values.tolist(), baseline.decay_spread)
+    baseline.learn_hour(hour, counts, bucket_minutes, posts)

@@ -1,10 +1,10 @@
 """An incident's timeline: the minutes around it, its milestones, its events and its posts.
 
 Reads only. The expected counts come from the brand's stored baseline (`detection_baselines`,
-the hour-of-week model detection learns; hours inside incidents are never learnt, so it shows
-what a normal hour looks like) without folding new hours, so a report never writes. The detection
+the model detection learns; bursts are down-weighted when learnt, so it shows what a normal
+hour looks like) without folding new hours, so a report never writes. The detection
 threshold is the number of negative posts the shortest window would need to fire, computed with
-detection's own false-alarm budget (`windows.window_alpha`) and tail test, shown as a per-minute
+detection's own false-alarm budget and calibration (`windows.model_alpha`) and tail test, shown as a per-minute
 rate sustained over that window; the activity scaling the volume test applies on busy hours is
 left out, so the line is the quiet-hour threshold.
 """
@@ -27,7 +27,7 @@ from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.baseline_store import new_baseline
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.stats import negative_binomial_tail
-from monitor.detection.windows import window_alpha
+from monitor.detection.windows import model_alpha
 from monitor.core.queue import effective_state
 from monitor.reports.figures import IncidentFigures, incident_figures
 from monitor.core.storage.schema import DetectionBaseline, FlaggedPost, Incident, IncidentEvent, IncidentPost, Post
@@ -186,7 +186,7 @@ def _points(session: Session, brand: str, since: datetime, until: datetime, step
     model = baseline or new_baseline(settings)
     counts = {m.start: m for m in aggregates.minutes(session, brand, since, until)}
     window = min(settings.windows_minutes) if "volume" in settings.detectors else None
-    alpha = window_alpha(settings, budget, "volume", window) if window else None
+    alpha = model_alpha(model, settings, budget, "volume") if window else None
     size = timedelta(minutes=step)
     points = []
     t = since
@@ -251,9 +251,43 @@ def _markers(figures: IncidentFigures, events: list[IncidentEvent]) -> list[Mark
     return sorted(markers, key=lambda m: m.at)
 
 
+<<<<<<< HEAD
 def describe(kind: str, data: dict[str, Any], actor: str | None = None) -> str:
     """An event in one plain sentence (`wording.event_sentence`)."""
     return wording.event_sentence(kind, data, actor)
+=======
+def _signal(s: dict[str, Any]) -> str:
+    detector, window = s.get("detector", "?"), s.get("window_minutes")
+    where = f" {window}m" if window and detector != "viral" else ""
+    return f"{detector}{where}: {s.get('observed')} vs {s.get('expected')} expected (p={s.get('p_value')})"
+
+
+def describe(kind: str, data: dict[str, Any]) -> str:
+    """The numbers behind an event, in one line (generic `key: value` when the shape is unknown)."""
+    if kind == "opened" and "signals" in data:
+        signals = "; ".join(_signal(s) for s in data.get("signals", []) if isinstance(s, dict))
+        return f"severity S{data.get('severity')}" + (f"; {signals}" if signals else "")
+    if kind == "signal" and isinstance(data.get("signal"), dict):
+        return _signal(data["signal"])
+    if kind == "severity_changed" and "to" in data:
+        return f"S{data.get('from')} → S{data.get('to')} (excess {data.get('excess')} negative posts)"
+    if kind == "escalated" and "level" in data:
+        targets = ", ".join(map(str, data.get("targets", [])))
+        return f"level {data.get('level')} after {data.get('after_minutes')} min unacknowledged" + (
+            f"; {targets}" if targets else "")
+    if kind == "closed" and isinstance(data.get("back_to_baseline"), dict):
+        widest = data["back_to_baseline"]
+        return (f"back to the baseline ({widest.get('window_minutes')}m window: {widest.get('observed')} vs "
+                f"{widest.get('expected')} expected); peak severity S{data.get('severity')}")
+    if kind == "closed" and "quiet_minutes" in data:
+        return f"quiet for {data.get('quiet_minutes')} min since {data.get('last_signal_at')}; peak severity S{data.get('severity')}"
+    if kind.startswith("post_"):
+        rest = {k: v for k, v in data.items() if k not in ("post_id", "expires_at")}
+        extra = ", ".join(f"{k}: {v}" for k, v in rest.items() if v not in (None, ""))
+        return f"post {data.get('post_id')}" + (f" ({extra})" if extra else "")
+    skip = {"top_posts", "sources"}
+    return ", ".join(f"{k}: {v}" for k, v in data.items() if k not in skip and v not in (None, ""))
+>>>>>>> 3216af5 (Detection that holds its budget on real streams: robust level/shape baseline, calibrated (GPD) tails, burst-long incidents)
 
 
 def _event_row(event: IncidentEvent) -> EventRow:
