@@ -15,6 +15,7 @@ tests run a whole hour at a time with numpy (`windows.hour_tests`). Deterministi
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,7 @@ class Scored:
     point: Point
     anomaly_score: float
     alert: bool
+    incident: int = 0  # the incident open at this bucket, numbered from 1 (0: none)
 
 
 def _parse_time(text: str) -> datetime:
@@ -96,6 +98,7 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
     pending: tuple[datetime, list[float], HourTests | None] | None = None  # the last hour, to learn
     severity = 0  # 0: no incident open
     peak = 0.0
+    incidents = 0
     i = 0
     while i < len(points):
         hour = floor_hour(points[i].at)
@@ -114,12 +117,16 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
         p_cal = calibration.tail_probability(tail_state(baseline, "volume"), tests.surprise["volume"])
         scores = anomaly_score(p_cal, alpha)
         fired = p_cal <= alpha
+        level = math.exp(-calibration.surprise_for(tail_state(baseline, "volume"), alpha))
         for k, point in enumerate(points[i:j]):
             alert = False
-            excess = float(tests.excess[k])
+            current = incidents if severity else 0
+            if severity or fired[k]:
+                excess = tests.beyond_threshold(k, level, settings.min_negative_posts)
             if severity == 0:
                 if fired[k]:
                     severity, peak, alert = severity_for(excess, levels), excess, True
+                    incidents += 1
             else:
                 peak = max(peak, excess)
                 raised = max(severity, severity_for(peak, levels))
@@ -127,7 +134,7 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
                     severity, alert = raised, True
                 if back_to_baseline(bool(fired[k]), float(tests.widest_excess[k])):
                     severity, peak = 0, 0.0
-            out.append(Scored(point, float(scores[k]), alert))
+            out.append(Scored(point, float(scores[k]), alert, incidents if severity or current else 0))
         pending = (hour, values, tests)
         i = j
     return out

@@ -6,11 +6,13 @@ Model. The rate per minute of a metric (all posts, negative posts) in hour h is
 
 - L, the slow level, is a ratio estimator with a week of memory (`SLOW_LEVEL_MEMORY_HOURS`): the
   daily and weekly shapes are learnt against it, so a weekend does not read as a level change;
-- D and W are ratio estimators with `memory_weeks` of memory, each shrunk towards 1 (flat) by a
-  prior worth `DAY_PRIOR_POSTS` / `WEEK_PRIOR_POSTS` posts: a busy brand gets its daily and weekly
-  rhythm within days, a quiet one keeps a flat profile until its counts can tell a rhythm from noise;
+- D and W are ratio estimators R = Σ counts / Σ expected with `memory_weeks` of memory, shrunk
+  towards 1 (flat) on the log scale as an empirical-Bayes estimate would: R^(V/(V + var R)), V the
+  prior spread of the shape (`DAY_SHAPE_VARIANCE`, `WEEK_SHAPE_VARIANCE`), var R its sampling
+  variance under the learnt dispersion, 1/Σc + κ·Σμ²/(Σμ)². A busy, regular brand gets its rhythm
+  within days; a quiet or bursty one keeps a flat profile until its counts can tell rhythm from noise;
 - F, the fast level, is the ratio of the last day's counts to what L·D·W predicted
-  (`FAST_LEVEL_MEMORY_HOURS`, shrunk towards 1 by `FAST_PRIOR_POSTS`), so trends and level
+  (`FAST_LEVEL_MEMORY_HOURS`, shrunk towards 1 the same way), so trends and level
   shifts are followed within a day or two.
 
 The daily shape, the fast level and the dispersion start learning after the first day, the weekly shape after
@@ -54,12 +56,12 @@ HOUR = timedelta(hours=1)
 PRIOR_MINUTES = 60.0  # the cold-start rate is worth one hour of data
 SLOW_LEVEL_MEMORY_HOURS = 168.0
 FAST_LEVEL_MEMORY_HOURS = 24.0
-FAST_PRIOR_POSTS = 20.0
+FAST_LEVEL_VARIANCE = 0.25  # the level may move by about half within days
 # Dispersion and the detectors' calibration remember about a week: long enough for a 1-in-2,000
 # bucket tail to rest on a hundred exceedances, short enough that a transient misfit fades.
 SPREAD_MEMORY_HOURS = 168.0
-DAY_PRIOR_POSTS = 20.0
-WEEK_PRIOR_POSTS = 50.0
+DAY_SHAPE_VARIANCE = 1.0  # hours of the day differ by factors of e (nights are quiet)
+WEEK_SHAPE_VARIANCE = 0.1  # an hour of the week differs from its hour of day by about ±30%
 HUBER_K = 2.0
 DAY_AFTER_MINUTES = 24 * 60.0
 WEEK_AFTER_MINUTES = 7 * 24 * 60.0
@@ -115,8 +117,18 @@ class Expectation:
         return math.sqrt(self.mean + (self.mean * self.mean / self.size if math.isfinite(self.size) else 0.0))
 
 
+def _shrunk(counts: float, expected: float, expected_sq: float, kappa: float, prior_variance: float) -> float:
+    """The ratio counts/expected shrunk towards 1 on the log scale by its sampling variance."""
+    if expected <= 0.0:
+        return 1.0
+    ratio = max(counts, 0.5) / expected
+    variance = 1.0 / max(counts, 0.5) + kappa * expected_sq / (expected * expected)
+    return ratio ** (prior_variance / (prior_variance + variance))
+
+
 def _blank_metric() -> dict[str, Any]:
-    return {"lc": 0.0, "lm": 0.0, "fc": 0.0, "fe": 0.0, "dc": [0.0] * 24, "de": [0.0] * 24, "wc": [0.0] * 168, "we": [0.0] * 168,
+    return {"lc": 0.0, "lm": 0.0, "fc": 0.0, "fe": 0.0, "fq": 0.0, "dc": [0.0] * 24, "de": [0.0] * 24,
+            "dq": [0.0] * 24, "wc": [0.0] * 168, "we": [0.0] * 168, "wq": [0.0] * 168,
             "minutes": 0.0, "t2": {}, "tail": [], "tail_end": None}
 
 
@@ -158,11 +170,12 @@ class SeasonalBaseline:
 
     def _factors(self, metric: str, hour: datetime) -> tuple[float, float, float, float]:
         s = self.metrics[metric]
-        fast = (s["fc"] + FAST_PRIOR_POSTS) / (s["fe"] + FAST_PRIOR_POSTS)
+        kappa = self.kappa(metric, 60)
+        fast = _shrunk(s["fc"], s["fe"], s["fq"], kappa, FAST_LEVEL_VARIANCE)
         level = (s["lc"] + self.cold[metric] * PRIOR_MINUTES) / (s["lm"] + PRIOR_MINUTES)
         h, hw = hour.hour, hour_of_week(hour)
-        day = (s["dc"][h] + DAY_PRIOR_POSTS) / (s["de"][h] + DAY_PRIOR_POSTS)
-        week = (s["wc"][hw] + WEEK_PRIOR_POSTS) / (s["we"][hw] + WEEK_PRIOR_POSTS)
+        day = _shrunk(s["dc"][h], s["de"][h], s["dq"][h], kappa, DAY_SHAPE_VARIANCE)
+        week = _shrunk(s["wc"][hw], s["we"][hw], s["wq"][hw], kappa, WEEK_SHAPE_VARIANCE)
         return level, day, week, fast
 
     def rate(self, metric: str, hour: datetime) -> float:
@@ -263,12 +276,18 @@ class SeasonalBaseline:
             s["lm"] = self.decay_level * s["lm"] + 60.0
             if s["minutes"] >= DAY_AFTER_MINUTES:
                 s["fc"] = self.decay_fast * s["fc"] + cleaned
-                s["fe"] = self.decay_fast * s["fe"] + 60.0 * level * day * week
+                expected = 60.0 * level * day * week
+                s["fe"] = self.decay_fast * s["fe"] + expected
+                s["fq"] = self.decay_fast * s["fq"] + expected * expected
                 s["dc"][hd] = self.decay_day * s["dc"][hd] + cleaned
-                s["de"][hd] = self.decay_day * s["de"][hd] + 60.0 * level * week
+                expected = 60.0 * level * week
+                s["de"][hd] = self.decay_day * s["de"][hd] + expected
+                s["dq"][hd] = self.decay_day * s["dq"][hd] + expected * expected
             if s["minutes"] >= WEEK_AFTER_MINUTES:
                 s["wc"][hw] = self.decay_week * s["wc"][hw] + cleaned
-                s["we"][hw] = self.decay_week * s["we"][hw] + 60.0 * level * day
+                expected = 60.0 * level * day
+                s["we"][hw] = self.decay_week * s["we"][hw] + expected
+                s["wq"][hw] = self.decay_week * s["wq"][hw] + expected * expected
             s["minutes"] += 60.0
             self._remember_tail(s, metric, hour, buckets, bucket_minutes)
         self._cache.clear()

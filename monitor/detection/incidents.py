@@ -227,8 +227,8 @@ class _Run:
         counted = [s for s in signals if s.detector != "viral"] + [s for s in fired if s.detector == "viral"]
         peak = old.get("peak")
         volume = [s for s in signals if s.detector == "volume"]
-        best = max(volume, key=lambda s: (s.excess, -s.window_minutes), default=None)
-        if best is not None and best.excess >= float(old.get("peak_excess", float("-inf"))):
+        best = max(volume, key=lambda s: (_beyond(s), -s.window_minutes), default=None)
+        if best is not None and _beyond(best) >= float(old.get("peak_excess", float("-inf"))):
             peak = best.as_dict()
         return {
             "firing": sorted(s.key for s in fired),
@@ -308,8 +308,13 @@ def _widest(signals: list[Signal]) -> Signal | None:
     return max(windows, key=lambda s: (s.window_minutes, s.detector == "volume"), default=None)
 
 
+def _beyond(signal: Signal) -> float:
+    """Negative posts beyond what would just fire the window (severity's measure; see `lifecycle`)."""
+    return signal.observed - float(signal.extra.get("threshold_count", signal.expected))
+
+
 def _excess(signals: list[Signal]) -> float:
-    return max((s.excess for s in signals if s.detector == "volume"), default=0.0)
+    return max((_beyond(s) for s in signals if s.detector == "volume"), default=0.0)
 
 
 _NEGATIVE_POSTS = (

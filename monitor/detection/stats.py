@@ -90,3 +90,17 @@ def anomaly_score(tail_probability: np.ndarray | float, alpha: float) -> np.ndar
     L = -ln P. It is 0.5 exactly at the alert level and keeps ordering above it."""
     evidence = surprise(tail_probability)
     return evidence / (evidence - math.log(alpha))
+
+
+def threshold_count(model_p: float, mean: np.ndarray | float, inverse_size: float, min_posts: int) -> np.ndarray:
+    """The least count k >= min_posts with P(X >= k) <= model_p under the negative binomial
+    (vectorised over means): the count at which a window starts firing."""
+    from scipy.stats import nbinom, poisson
+
+    mean = np.maximum(np.asarray(mean, dtype=float), 1e-12)
+    if inverse_size <= 1e-12:
+        k = poisson.isf(model_p, mean) + 1.0
+    else:
+        size = 1.0 / inverse_size
+        k = nbinom.isf(model_p, size, size / (size + mean)) + 1.0
+    return np.maximum(k, float(min_posts))

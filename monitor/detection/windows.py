@@ -29,7 +29,7 @@ from monitor.detection.settings import DetectionSettings
 from monitor.detection.share import check_negative_share, design_effect
 from monitor.detection.signals import Signal
 from monitor.detection.stats import (
-    MINUTES_PER_WEEK, binomial_tail_array, negative_binomial_tail_array, surprise,
+    MINUTES_PER_WEEK, binomial_tail_array, negative_binomial_tail_array, surprise, threshold_count,
 )
 from monitor.detection.volume import activity_scaled_mean, check_negative_volume
 
@@ -69,12 +69,18 @@ def model_alpha(baseline: SeasonalBaseline, settings: DetectionSettings, false_a
 
 def _calibrate(signal: Signal, baseline: SeasonalBaseline, alpha: float, min_posts: int) -> Signal:
     model_p = signal.p_value
-    p_cal = float(calibration.tail_probability(tail_state(baseline, signal.detector), surprise(model_p)))
+    state = tail_state(baseline, signal.detector)
+    p_cal = float(calibration.tail_probability(state, surprise(model_p)))
+    extra = dict(signal.extra)
+    if signal.detector == "volume":  # the count that fires this window: severity counts beyond it
+        level = math.exp(-calibration.surprise_for(state, alpha))
+        inverse = baseline.inverse_size("negative", signal.window_minutes)
+        extra["threshold_count"] = float(threshold_count(level, signal.expected, inverse, min_posts))
     return Signal(
         detector=signal.detector, window_minutes=signal.window_minutes, window_start=signal.window_start,
         observed=signal.observed, expected=signal.expected, p_value=p_cal, threshold=alpha,
         fired=signal.observed >= min_posts and p_cal <= alpha, post_ids=signal.post_ids,
-        extra={**signal.extra, "model_p": float(f"{model_p:.4g}")},
+        extra={**extra, "model_p": float(f"{model_p:.4g}")},
     )
 
 
@@ -136,6 +142,13 @@ class HourTests:
     surprise: dict[str, np.ndarray]
     excess: np.ndarray  # the largest excess (observed - expected) of negatives over the windows
     widest_excess: np.ndarray  # the widest window's excess: <= 0 means back to the baseline
+    volume_windows: list[tuple[np.ndarray, np.ndarray, float]]  # (observed, mean, 1/size) per window
+
+    def beyond_threshold(self, k: int, model_p: float, min_posts: int) -> float:
+        """Bucket k's largest count of negatives beyond what would just fire its window: the
+        excess the background cannot explain, which severity is measured in."""
+        return max((float(obs[k] - threshold_count(model_p, mean[k], inverse, min_posts))
+                    for obs, mean, inverse in self.volume_windows), default=0.0)
 
 
 def _means(baseline: SeasonalBaseline, metric: str, hour: datetime, before: int, per_hour: int,
@@ -175,6 +188,7 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
     best = {d: np.zeros(per_hour) for d in WINDOW_DETECTORS}
     excess = np.full(per_hour, -np.inf)
     widest = np.zeros(per_hour)
+    volume_windows = []
     for w, span in zip(settings.windows_minutes, spans):
         observed = cn[ends] - cn[ends - span]
         expected = cm[ends] - cm[ends - span]
@@ -184,7 +198,9 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
             volume = cv[ends] - cv[ends - span]
             mean = activity_scaled_mean(expected, volume - observed, cvm[ends] - cvm[ends - span] - expected)
         if "volume" in settings.detectors:
-            p = negative_binomial_tail_array(observed, mean, baseline.inverse_size("negative", w))
+            inverse = baseline.inverse_size("negative", w)
+            volume_windows.append((observed, mean, inverse))
+            p = negative_binomial_tail_array(observed, mean, inverse)
             best["volume"] = np.maximum(best["volume"], np.where(enough, surprise(p), 0.0))
         if has_volume and "share" in settings.detectors:
             vol_expected = cvm[ends] - cvm[ends - span]
@@ -194,7 +210,8 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
             best["share"] = np.maximum(best["share"], np.where(enough, surprise(p), 0.0))
         excess = np.maximum(excess, observed - mean)
         widest = observed - mean
-    return HourTests({d: best[d] for d in WINDOW_DETECTORS if d in settings.detectors}, excess, widest)
+    return HourTests({d: best[d] for d in WINDOW_DETECTORS if d in settings.detectors}, excess, widest,
+                     volume_windows)
 
 
 def _cached_means(baseline: SeasonalBaseline, metric: str, key: tuple) -> np.ndarray:
@@ -215,5 +232,5 @@ def fold_hour(
         tests = tests or hour_tests(baseline, hour, counts, bucket_minutes, settings)
         for detector, values in tests.surprise.items():
             state = baseline.calibration.setdefault(detector, calibration.blank_tail())
-            calibration.tail_update(state, values.tolist(), baseline.decay_spread)
+            calibration.tail_update(state, values.tolist(), baseline.decay_hour)
     baseline.learn_hour(hour, counts, bucket_minutes, posts)

@@ -1,0 +1,203 @@
+"""Detection on realistic synthetic streams: over-dispersed, heavy-tailed, trending, shifting.
+
+Each test is a backtest of a few weeks of 5-minute buckets (well under a second each): the false
+alarm budget must hold on background alone, bursts must be caught once, the score must rank.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from monitor.detection import calibration
+from monitor.detection.backtest import Point, run_backtest
+from monitor.detection.baseline import SeasonalBaseline
+from monitor.detection.settings import DetectionSettings
+from monitor.detection.stats import anomaly_score
+from monitor.detection.viral import RecentPost, check_viral_posts, post_alpha
+from monitor.detection.windows import bucket_alpha, fold_hour, hour_tests, tail_state
+from tests.detection_helpers import T0, daily_rate
+
+BUCKETS_PER_DAY = 288
+WARM_DAYS = 3  # NAB's probation is 2.6 days: the budget is judged after it
+
+
+def rates(days: int, peak_per_hour: float = 60.0, trend_per_week: float = 0.0) -> np.ndarray:
+    """Expected count per 5-minute bucket: daily cycle, quieter weekends, optional trend."""
+    out = np.empty(days * BUCKETS_PER_DAY)
+    for i in range(len(out)):
+        t = T0 + timedelta(minutes=5 * i)
+        week = 0.7 if t.weekday() >= 5 else 1.0
+        out[i] = daily_rate(t, peak_per_hour) / 12 * week * (1 + trend_per_week) ** (i / (7 * BUCKETS_PER_DAY))
+    return out
+
+
+def noisy(rate: np.ndarray, seed: int, kind: str) -> np.ndarray:
+    """Counts: Poisson, or with each hour's rate scaled by gamma (NB) or lognormal (heavy) noise."""
+    rng = np.random.default_rng(seed)
+    hours = len(rate) // 12
+    if kind == "poisson":
+        scale = np.ones(hours)
+    elif kind == "gamma":  # make_replay --dispersion 3: variance 1/3
+        scale = rng.gamma(3.0, 1 / 3.0, hours)
+    elif kind == "lognormal":  # heavier than any negative binomial: log-sd 0.7
+        scale = rng.lognormal(-0.7 ** 2 / 2, 0.7, hours)
+    else:
+        raise ValueError(kind)
+    return rng.poisson(rate * np.repeat(scale, 12)).astype(float)
+
+
+def points_of(counts: np.ndarray) -> list[Point]:
+    out = []
+    for i, c in enumerate(counts):
+        t = T0 + timedelta(minutes=5 * i)
+        out.append(Point(t.isoformat(), t, float(c)))
+    return out
+
+
+def alerts_after_warm_up(rows) -> int:
+    return sum(r.alert for r in rows[WARM_DAYS * BUCKETS_PER_DAY:])
+
+
+@pytest.mark.parametrize("kind", ["poisson", "gamma", "lognormal"])
+def test_false_alarms_on_a_long_background_stay_within_the_budget(kind: str) -> None:
+    days = 8 * 7
+    rows = run_backtest(points_of(noisy(rates(days), seed=11, kind=kind)), DetectionSettings())
+    weeks = (days - WARM_DAYS) / 7
+    assert alerts_after_warm_up(rows) <= 1.0 * weeks  # openings and severity rises alike
+
+
+def test_a_trending_series_is_followed_and_stays_within_the_budget() -> None:
+    days = 6 * 7
+    expected = rates(days, trend_per_week=0.15)
+    rows = run_backtest(points_of(noisy(expected, seed=12, kind="gamma")), DetectionSettings())
+    assert alerts_after_warm_up(rows) <= (days - WARM_DAYS) / 7
+
+
+def test_a_level_shift_is_learnt_within_two_days_as_one_incident() -> None:
+    days = 5 * 7
+    expected = rates(days)
+    shift = 3 * 7 * BUCKETS_PER_DAY
+    expected[shift:] *= 2.5  # a new normal: two and a half times the traffic, for good
+    rows = run_backtest(points_of(noisy(expected, seed=13, kind="poisson")), DetectionSettings())
+    after = rows[shift + 2 * BUCKETS_PER_DAY:]
+    assert sum(r.alert for r in after) <= 1  # two days on, the new level is ordinary
+    assert len({r.incident for r in rows[shift:shift + 2 * BUCKETS_PER_DAY] if r.incident}) <= 1
+
+
+def test_the_baseline_learns_an_overdispersed_series() -> None:
+    settings = DetectionSettings(detectors=["volume"])
+    days = 4 * 7
+    expected = rates(days)
+    counts = noisy(expected, seed=14, kind="gamma")
+    baseline = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
+    predicted, truth = [], []
+    for h in range(days * 24):
+        hour = T0 + timedelta(hours=h)
+        if h >= 3 * 7 * 24:
+            predicted.append(baseline.rate("negative", hour) * 60)
+            truth.append(expected[h * 12:(h + 1) * 12].sum())
+        fold_hour(baseline, hour, {"negative": counts[h * 12:(h + 1) * 12].tolist()}, 5, settings)
+    ratio = np.array(predicted) / np.array(truth)
+    assert 0.85 < float(np.exp(np.mean(np.log(ratio)))) < 1.15  # level: no bias from the bursts
+    assert float(np.std(np.log(ratio))) < 0.2  # shape: each hour of the week within about 20%
+    # Gamma(3) noise on each hour: extra variance 1/3 in every window within the hour.
+    assert 0.15 < baseline.kappa("negative", 60) < 0.7
+    assert 0.15 < baseline.kappa("negative", 5) < 0.7
+
+
+def test_a_burst_with_a_dip_stays_one_incident_and_closes_when_back_to_normal() -> None:
+    days = 14
+    expected = rates(days)
+    start = 10 * BUCKETS_PER_DAY + 12 * 10  # day 10, 10:00
+    burst = np.full(36, 4.0)  # three hours at four times the usual rate...
+    burst[15:21] = 1.6  # ...with a half-hour lull in the middle
+    expected[start:start + 36] *= burst
+    rows = run_backtest(points_of(noisy(expected, seed=15, kind="poisson")), DetectionSettings())
+    incidents = {r.incident for r in rows[start:start + 36] if r.incident}
+    assert len(incidents) == 1
+    (number,) = incidents
+    open_until = max(i for i, r in enumerate(rows) if r.incident == number)
+    assert open_until < start + 36 + 24  # closed within two hours of the burst's end
+    assert any(r.alert for r in rows[start:start + 3])  # caught within 15 minutes
+
+
+def test_the_anomaly_score_is_monotone_in_the_evidence_and_half_at_the_alert_level() -> None:
+    settings = DetectionSettings(detectors=["volume"])
+    counts = noisy(rates(14), seed=16, kind="gamma")
+    baseline = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
+    for h in range(14 * 24):
+        fold_hour(baseline, T0 + timedelta(hours=h), {"negative": counts[h * 12:(h + 1) * 12].tolist()}, 5, settings)
+    hour = T0 + timedelta(days=14, hours=15)
+    alpha = bucket_alpha(settings, 1.0, "volume", 5)
+    scores = []
+    for last in range(0, 400, 4):
+        tests = hour_tests(baseline, hour, {"negative": [5.0] * 11 + [float(last)]}, 5, settings)
+        p = calibration.tail_probability(tail_state(baseline, "volume"), tests.surprise["volume"][-1:])
+        scores.append((float(anomaly_score(p, alpha)[0]), bool(p[0] <= alpha)))
+    values = [s for s, _ in scores]
+    assert all(b >= a for a, b in zip(values, values[1:]))  # never falls as the count grows
+    assert values[-1] > values[-2] > 0.5  # and still ranks far above the alert level
+    assert all((s >= 0.5) == fired for s, fired in scores)
+
+
+def test_cold_start_on_a_busy_brand_is_quiet_and_then_catches_a_burst() -> None:
+    days = 7
+    expected = rates(days, peak_per_hour=3000)  # 1,500 times the cold-start prior
+    spike = 3 * BUCKETS_PER_DAY + 12 * 9  # Thursday: its first weekend would still surprise it
+    expected[spike:spike + 6] *= 3
+    rows = run_backtest(points_of(noisy(expected, seed=17, kind="poisson")), DetectionSettings())
+    assert sum(r.alert for r in rows[:spike]) <= 1
+    assert any(r.alert for r in rows[spike:spike + 3])
+
+
+def test_backtest_and_the_stored_state_are_deterministic() -> None:
+    points = points_of(noisy(rates(10), seed=18, kind="lognormal"))
+    first, second = run_backtest(points, DetectionSettings()), run_backtest(points, DetectionSettings())
+    assert [(r.anomaly_score, r.alert) for r in first] == [(r.anomaly_score, r.alert) for r in second]
+    settings = DetectionSettings(detectors=["volume"])
+    baseline = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
+    counts = [float(p.value) for p in points]
+    for h in range(5 * 24):
+        fold_hour(baseline, T0 + timedelta(hours=h), {"negative": counts[h * 12:(h + 1) * 12]}, 5, settings)
+    stored = json.loads(json.dumps(baseline.state()))  # as the database keeps it
+    again = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes, state=stored)
+    hour = T0 + timedelta(hours=5 * 24)
+    window = {"negative": counts[5 * 24 * 12:5 * 24 * 12 + 12]}
+    assert np.array_equal(hour_tests(baseline, hour, window, 5, settings).surprise["volume"],
+                          hour_tests(again, hour, window, 5, settings).surprise["volume"])
+
+
+def test_a_heavy_tailed_audience_does_not_page_but_a_spreading_post_does() -> None:
+    rng = random.Random(19)
+    baseline = SeasonalBaseline({"negative": 10.0}, [5, 15, 60])
+
+    def ordinary() -> tuple[int, int]:
+        followers = int(rng.lognormvariate(5, 3.0))  # audiences from a handful to celebrities
+        engagement = int(rng.paretovariate(1.5) * 2) - 2  # most posts nothing, a few dozens
+        return followers, engagement
+
+    negatives_per_week = 7 * 24 * 10
+    for h in range(7 * 24):
+        baseline.learn_hour(T0 + timedelta(hours=h), {"negative": [0] * 60}, 1, [ordinary() for _ in range(30)])
+    alpha = post_alpha(1.0, 1 / 3, negatives_per_week)
+    now = T0 + timedelta(days=7, minutes=30)
+    fresh = [RecentPost(i, now - timedelta(minutes=rng.uniform(0, 60)), *ordinary()) for i in range(20000)]
+    fired = sum(s.fired for s in check_viral_posts(fresh, baseline.posts, alpha, 60, now))
+    # 20,000 ordinary negative posts are about 12 weeks of this brand: at most 1/3 alarm a week.
+    assert fired <= 12 / 3 + 2
+    spreading = RecentPost(0, now - timedelta(minutes=20), 800, 5000)
+    assert check_viral_posts([spreading], baseline.posts, alpha, 60, now)[0].fired
+    celebrity = RecentPost(1, now - timedelta(minutes=20), 50_000_000, 1)
+    assert not check_viral_posts([celebrity], baseline.posts, alpha, 60, now)[0].fired
+
+
+def test_the_budget_scales_the_threshold() -> None:
+    settings = DetectionSettings()
+    assert bucket_alpha(settings, 2.0, "volume", 5) == pytest.approx(2 * bucket_alpha(settings, 1.0, "volume", 5))
+    assert bucket_alpha(settings, 1.0, "volume", 1) == pytest.approx(1 / 3 / 10080)
+    assert math.isclose(float(anomaly_score(bucket_alpha(settings, 1.0, "volume", 5), bucket_alpha(settings, 1.0, "volume", 5))), 0.5)
