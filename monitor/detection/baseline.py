@@ -15,7 +15,8 @@ Model. The rate per minute of a metric (all posts, negative posts) in hour h is
   (`FAST_LEVEL_MEMORY_HOURS`, shrunk towards 1 the same way), so trends and level
   shifts are followed within a day or two.
 
-The daily shape, the fast level and the dispersion start learning after the first day, the weekly shape after
+The daily shape, the fast level and the dispersion start learning after the first day (whose
+hours then initialise the level and daily shape at once, each hour against the day's mean), the weekly shape after
 the first week
 (`DAY_AFTER_MINUTES`, `WEEK_AFTER_MINUTES`): before a whole cycle has been seen, the level cannot be
 told from the hour of day (or the hour of week from the hour of day), and a shape learnt against a
@@ -283,16 +284,32 @@ class SeasonalBaseline:
                 expected = 60.0 * level * week
                 s["de"][hd] = self.decay_day * s["de"][hd] + expected
                 s["dq"][hd] = self.decay_day * s["dq"][hd] + expected * expected
+            else:
+                s.setdefault("first_day", []).append([hd, total])
             if s["minutes"] >= WEEK_AFTER_MINUTES:
                 s["wc"][hw] = self.decay_week * s["wc"][hw] + cleaned
                 expected = 60.0 * level * day
                 s["we"][hw] = self.decay_week * s["we"][hw] + expected
                 s["wq"][hw] = self.decay_week * s["wq"][hw] + expected * expected
             s["minutes"] += 60.0
+            if s["minutes"] >= DAY_AFTER_MINUTES and s.get("first_day"):
+                self._start_from_first_day(s)
             self._remember_tail(s, metric, hour, buckets, bucket_minutes)
         self._cache.clear()
         if posts is not None:
             self._learn_posts(posts)
+
+    @staticmethod
+    def _start_from_first_day(s: dict[str, Any]) -> None:
+        """Initialise the level and the daily shape from the whole first day, as Holt-Winters
+        starts from its first season: each hour of day against the day's mean."""
+        day = s.pop("first_day")
+        mean = sum(c for _, c in day) / len(day)  # per hour
+        s["lc"], s["lm"] = mean * len(day), 60.0 * len(day)
+        for hd, count in day:
+            s["dc"][hd] += count
+            s["de"][hd] += mean
+            s["dq"][hd] += mean * mean
 
     def _learn_tau2(self, metric: str, s: dict[str, Any], rate: float, buckets: Sequence[float],
                     bucket_minutes: int, est_var: float) -> None:

@@ -6,13 +6,12 @@ s = -ln(smallest model p-value over the windows), is tracked over the brand's ow
 tail is modelled by peaks over threshold (Pickands 1975; Siffer et al. 2017, "Anomaly detection in
 streams with extreme value theory"): exceedances of s over U = -ln 0.05 follow a generalised Pareto
 distribution whose shape ξ and scale β are estimated by the method of moments from decayed sums
-(no history kept). The calibrated tail probability of a bucket is then
+(no history kept), after a prior worth `PRIOR_EXCEEDANCES` exceedances of the model's own tail. The calibrated tail probability of a bucket is then
 
     P(S >= s) = ζ · (1 + ξ (s - U) / β) ^ (-1/ξ)        for s >= U   (ζ = share of buckets above U)
 
-and P = ζ·e^(U-s) below U. It is monotone in s. Until the history says otherwise, a prior worth
-`PRIOR_EXCEEDANCES` exceedances assumes a tail somewhat heavier than the model's own (cold start
-errs towards silence). The viral detector uses the same idea on the brand's distribution of post
+and P = ζ·e^(U-s) below U. It is monotone in s. Exceedances cluster (a burst is many buckets),
+so the bucket rate bounds the rate of alerts from above. The viral detector uses the same idea on the brand's distribution of post
 reach and engagement: decayed histograms with an exponential tail beyond their 95th percentile.
 """
 from __future__ import annotations
@@ -22,11 +21,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-U = -math.log(0.05)
+U = -math.log(0.01)
 PRIOR_EXCEEDANCES = 10.0
-PRIOR_ZETA = 0.05
-PRIOR_MEAN_EXCESS = 1.5  # the model's own tail has mean excess 1: the prior assumes a heavier one
-PRIOR_XI = 0.1
+PRIOR_ZETA = 0.01
+PRIOR_MEAN_EXCESS = 1.0  # the model's own tail (-ln p is exponential): trusted until data disagree
+PRIOR_XI = 0.0
 MAX_XI = 0.45
 
 

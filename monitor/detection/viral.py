@@ -3,9 +3,11 @@
 Each recent negative post's engagement velocity, ln(1 + (reposts + replies) per hour of age, ages
 under an hour counting as an hour), is compared with the brand's own distribution of engagement
 (`calibration.histogram_tail`: a decayed histogram of its posts, with a Pareto tail fitted beyond
-its 95th percentile), so what is ordinary for a brand with a large, heavy-tailed audience never
-pages anyone. Reach (followers) alone never fires: a big account saying something nobody picks up
-is not spreading. It is reported, as its own tail probability, and ranks the posts.
+its 95th percentile), and so is its author's reach (followers), so what is ordinary for a brand with
+a large, heavy-tailed audience never pages anyone. The two tail probabilities are combined by
+Fisher's method (exact for two: p·(1 - ln p) of their product), but only for a post whose
+engagement is itself unusual (p <= `ENGAGEMENT_GATE`): a big account saying something nobody picks
+up is not spreading, and reach alone never fires. The gate keeps the test's level.
 A post is one test, so the per-test level spends the budget over the negative posts of a week.
 """
 from __future__ import annotations
@@ -25,6 +27,17 @@ class RecentPost:
     created_at: datetime
     followers: int | None
     engagement: int  # reposts + replies
+
+
+ENGAGEMENT_GATE = 0.05
+
+
+def combined_p(p_engagement: float, p_reach: float) -> float:
+    """Fisher's combination of the two tail probabilities, for posts whose engagement is unusual."""
+    if p_engagement > ENGAGEMENT_GATE:
+        return p_engagement
+    product = max(p_engagement * p_reach, 1e-300)
+    return min(p_engagement, product * (1.0 - math.log(product)))
 
 
 def post_alpha(false_alarms_per_week: float, share: float, negative_posts_per_week: float) -> float:
@@ -49,7 +62,7 @@ def check_viral_posts(posts: list[RecentPost], histograms: Mapping[str, Sequence
     for post in posts:
         p_engagement = calibration.histogram_tail(engagement, velocity(post.engagement, post.created_at, now))
         p_reach = calibration.histogram_tail(reach, math.log1p(max(post.followers or 0, 0)))
-        scored.append((p_engagement, p_reach, post.id, post))
+        scored.append((combined_p(p_engagement, p_reach), p_reach, post.id, post))
     if not scored:
         return []
     scored.sort(key=lambda item: (item[0], item[1], item[2]))
