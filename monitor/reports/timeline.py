@@ -251,43 +251,9 @@ def _markers(figures: IncidentFigures, events: list[IncidentEvent]) -> list[Mark
     return sorted(markers, key=lambda m: m.at)
 
 
-<<<<<<< HEAD
 def describe(kind: str, data: dict[str, Any], actor: str | None = None) -> str:
     """An event in one plain sentence (`wording.event_sentence`)."""
     return wording.event_sentence(kind, data, actor)
-=======
-def _signal(s: dict[str, Any]) -> str:
-    detector, window = s.get("detector", "?"), s.get("window_minutes")
-    where = f" {window}m" if window and detector != "viral" else ""
-    return f"{detector}{where}: {s.get('observed')} vs {s.get('expected')} expected (p={s.get('p_value')})"
-
-
-def describe(kind: str, data: dict[str, Any]) -> str:
-    """The numbers behind an event, in one line (generic `key: value` when the shape is unknown)."""
-    if kind == "opened" and "signals" in data:
-        signals = "; ".join(_signal(s) for s in data.get("signals", []) if isinstance(s, dict))
-        return f"severity S{data.get('severity')}" + (f"; {signals}" if signals else "")
-    if kind == "signal" and isinstance(data.get("signal"), dict):
-        return _signal(data["signal"])
-    if kind == "severity_changed" and "to" in data:
-        return f"S{data.get('from')} → S{data.get('to')} (excess {data.get('excess')} negative posts)"
-    if kind == "escalated" and "level" in data:
-        targets = ", ".join(map(str, data.get("targets", [])))
-        return f"level {data.get('level')} after {data.get('after_minutes')} min unacknowledged" + (
-            f"; {targets}" if targets else "")
-    if kind == "closed" and isinstance(data.get("back_to_baseline"), dict):
-        widest = data["back_to_baseline"]
-        return (f"back to the baseline ({widest.get('window_minutes')}m window: {widest.get('observed')} vs "
-                f"{widest.get('expected')} expected); peak severity S{data.get('severity')}")
-    if kind == "closed" and "quiet_minutes" in data:
-        return f"quiet for {data.get('quiet_minutes')} min since {data.get('last_signal_at')}; peak severity S{data.get('severity')}"
-    if kind.startswith("post_"):
-        rest = {k: v for k, v in data.items() if k not in ("post_id", "expires_at")}
-        extra = ", ".join(f"{k}: {v}" for k, v in rest.items() if v not in (None, ""))
-        return f"post {data.get('post_id')}" + (f" ({extra})" if extra else "")
-    skip = {"top_posts", "sources"}
-    return ", ".join(f"{k}: {v}" for k, v in data.items() if k not in skip and v not in (None, ""))
->>>>>>> 3216af5 (Detection that holds its budget on real streams: robust level/shape baseline, calibrated (GPD) tails, burst-long incidents)
 
 
 def _event_row(event: IncidentEvent) -> EventRow:
