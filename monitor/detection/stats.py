@@ -94,13 +94,23 @@ def anomaly_score(tail_probability: np.ndarray | float, alpha: float) -> np.ndar
 
 def threshold_count(model_p: float, mean: np.ndarray | float, inverse_size: float, min_posts: int) -> np.ndarray:
     """The least count k >= min_posts with P(X >= k) <= model_p under the negative binomial
-    (vectorised over means): the count at which a window starts firing."""
-    from scipy.stats import nbinom, poisson
-
-    mean = np.maximum(np.asarray(mean, dtype=float), 1e-12)
-    if inverse_size <= 1e-12:
-        k = poisson.isf(model_p, mean) + 1.0
-    else:
-        size = 1.0 / inverse_size
-        k = nbinom.isf(model_p, size, size / (size + mean)) + 1.0
-    return np.maximum(k, float(min_posts))
+    (vectorised over means): the count at which a window starts firing. Bisection on the tail
+    (scipy.special only: scipy.stats costs seconds to import)."""
+    mean = np.atleast_1d(np.maximum(np.asarray(mean, dtype=float), 1e-12))
+    low = np.full(mean.shape, float(min_posts))
+    fires = negative_binomial_tail_array(low, mean, inverse_size) <= model_p
+    high = np.maximum(low, np.ceil(mean) + 1.0)
+    for _ in range(60):  # grow until the tail is below the level
+        short = negative_binomial_tail_array(high, mean, inverse_size) > model_p
+        if not short.any():
+            break
+        high = np.where(short, high * 2.0, high)
+    while True:  # tail(low) > model_p >= tail(high), unless low already fires
+        gap = (high - low > 1) & ~fires
+        if not gap.any():
+            break
+        mid = np.floor((low + high) / 2.0)
+        ok = negative_binomial_tail_array(mid, mean, inverse_size) <= model_p
+        high = np.where(gap & ok, mid, high)
+        low = np.where(gap & ~ok, mid, low)
+    return np.where(fires, low, high)
