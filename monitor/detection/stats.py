@@ -96,6 +96,7 @@ def threshold_count(model_p: float, mean: np.ndarray | float, inverse_size: floa
     """The least count k >= min_posts with P(X >= k) <= model_p under the negative binomial
     (vectorised over means): the count at which a window starts firing. Bisection on the tail
     (scipy.special only: scipy.stats costs seconds to import)."""
+    scalar = np.ndim(mean) == 0
     mean = np.atleast_1d(np.maximum(np.asarray(mean, dtype=float), 1e-12))
     low = np.full(mean.shape, float(min_posts))
     fires = negative_binomial_tail_array(low, mean, inverse_size) <= model_p
@@ -113,4 +114,5 @@ def threshold_count(model_p: float, mean: np.ndarray | float, inverse_size: floa
         ok = negative_binomial_tail_array(mid, mean, inverse_size) <= model_p
         high = np.where(gap & ok, mid, high)
         low = np.where(gap & ~ok, mid, low)
-    return np.where(fires, low, high)
+    out = np.where(fires, low, high)
+    return out[0] if scalar else out
