@@ -192,9 +192,9 @@ def event_sentence(kind: str, data: Mapping[str, Any], actor: str | None = None,
         return f"Incident #{d['from']} merged into this one" if "from" in d else f"Merged into incident #{d.get('into')}"
     if kind in ("alert_failed", "alert_retrying"):
         where = " ".join(str(d[k]) for k in ("channel", "target") if d.get(k))
-        verb = "could not be delivered" if kind == "alert_failed" else "is being retried"
+        verb = "could not be delivered to" if kind == "alert_failed" else "is being retried for"
         error = f": {d['error']}" if d.get("error") else ""
-        return f"An alert{' to ' + where if where else ''} {verb}{error}"
+        return f"An alert {verb} {where or 'its channel'}{error}"
     if kind == "alerted":
         return "Silence over: the incident was alerted"
     if kind == "silenced":
