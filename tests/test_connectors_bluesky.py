@@ -98,22 +98,6 @@ async def test_expired_token_is_refreshed(replay_server):
     assert replay_server.requests_to(REFRESH)[0].headers["authorization"] == "Bearer R1"
 
 
-async def test_rate_limit_reset_is_honoured(replay_server, instant_sleep, monkeypatch):
-    import connectors.http
-
-    monkeypatch.setattr(connectors.http, "wall_time", lambda: 1726683990.0)
-    recorded = load("bluesky", "error_429_createSession_transcribed_2024.http.json")
-    replay_server.route(SEARCH, Reply(429, recorded["body"], recorded["headers"]), Reply(200, {"posts": []}))
-    pages = await drain(logged_in(replay_server))
-    assert pages[-1].posts == [] and 10 <= instant_sleep[0] < 11  # ratelimit-reset is 10 s away
-
-
-async def test_html_error_page_fails_the_run_without_a_cursor(replay_server, instant_sleep):
-    replay_server.route(SEARCH, Reply(200, "<html><body>Bad gateway</body></html>", {"Content-Type": "text/html"}))
-    pages, error = await drain_until_error(logged_in(replay_server))
-    assert pages == [] and isinstance(error, MalformedPayload)
-
-
 async def test_wrong_envelope_and_bad_items(replay_server):
     views = thread_views()
     broken = copy.deepcopy(views[1])

@@ -1,6 +1,7 @@
 """The shared request helper against a real local server: retries, 429 waits, malformed bodies."""
 from __future__ import annotations
 
+import json
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
 
@@ -137,3 +138,19 @@ def test_requested_wait_forms():
 async def test_json_labelled_as_html_is_still_json(replay_server):
     replay_server.route("/x", Reply(200, b'{"ok": true}', {"Content-Type": "text/html; charset=utf-8"}))
     assert decode_json(await get(replay_server)) == {"ok": True}
+
+
+@pytest.mark.parametrize("recorded, headers, now, wait", [
+    ("bluesky/error_429_createSession_transcribed_2024.http.json", None, 1726683990.0, 10),  # ratelimit-reset
+    ("x/error_429_v2_observed.http.json", {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "1665183229"},
+     1665183200.0, 29),  # recorded body, headers as documented
+])
+async def test_recorded_429s_are_waited_out_as_asked(replay_server, instant_sleep, monkeypatch,
+                                                     recorded, headers, now, wait):
+    import connectors.http
+
+    monkeypatch.setattr(connectors.http, "wall_time", lambda: now)
+    meta = json.loads((FIXTURES / recorded).read_text(encoding="utf-8"))
+    replay_server.route("/x", Reply(429, meta["body"], headers or meta["headers"]), Reply(200, {"ok": 1}))
+    await get(replay_server)
+    assert len(instant_sleep) == 1 and wait <= instant_sleep[0] < wait + 1

@@ -53,17 +53,6 @@ async def test_usage_cap_stops_without_retrying(replay_server, instant_sleep):
     assert len(replay_server.requests) == 1 and instant_sleep == []
 
 
-async def test_rate_limit_then_recovery(replay_server, instant_sleep, monkeypatch):
-    import connectors.http
-
-    monkeypatch.setattr(connectors.http, "wall_time", lambda: 1665183200.0)
-    body = load("x", "error_429_v2_observed.http.json")["body"]
-    replay_server.route(PATH, Reply(429, body, {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "1665183229"}),
-                        Reply(200, load("x", "search_recent_brexit_expansions_2021.json")))
-    pages = await drain(connector(replay_server))
-    assert posts_of(pages) and 29 <= instant_sleep[0] < 30
-
-
 async def test_since_id_older_than_the_search_window_restarts_from_now(replay_server):
     # constructed in the documented 400 invalid-request shape (FACTS.md); no recording exists
     problem = {"errors": [{"parameters": {"since_id": ["1"]}, "message": "Invalid 'since_id':'1'. 'since_id' must "
