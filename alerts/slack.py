@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, ThreadRef
 from alerts.blocks import parent_message, reply_message
 from alerts.settings import AlertSettings
+from monitor.core.http_outcome import Outcome, classify, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,10 @@ def make_client(settings: AlertSettings) -> WebClient:
                      timeout=int(max(1, settings.slack_timeout_seconds)), retry_handlers=[])
 
 
-def _retry_after(headers: Any) -> float:
-    for name in ("Retry-After", "retry-after"):
-        value = headers.get(name) if headers else None
-        if value:
-            try:
-                return max(float(value if isinstance(value, str) else value[0]), 1.0)
-            except (TypeError, ValueError):
-                break
-    return 1.0
+def _retry_after(headers: Any, now: datetime) -> float:
+    """Slack's Retry-After (seconds); at least one second, one when it does not say."""
+    wait = retry_after(headers, now.timestamp())
+    return max(1.0, 1.0 if wait is None else wait)
 
 
 @dataclass(frozen=True)
@@ -104,12 +100,13 @@ class SlackSender:
         except SlackApiError as exc:
             status = exc.response.status_code
             code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
-            if status == 429 or code in ("ratelimited", "rate_limited"):
-                wait = _retry_after(exc.response.headers)
+            outcome = classify(status)
+            if outcome is Outcome.RATE_LIMITED or code in ("ratelimited", "rate_limited"):
+                wait = _retry_after(exc.response.headers, now)
                 if conversation:
                     self._blocked_until[conversation] = now + timedelta(seconds=wait)
                 raise RetryableError(f"Slack rate limit ({code or status}), retry after {wait:g}s", wait) from None
-            if status >= 500 or code in RETRYABLE_CODES:
+            if outcome is Outcome.TRANSIENT or code in RETRYABLE_CODES:
                 raise RetryableError(f"Slack error {status} {code or ''}".strip()) from None
             raise PermanentError(f"Slack refused the message: {code or status}") from None
         except (URLError, OSError, http.client.HTTPException, json.JSONDecodeError) as exc:

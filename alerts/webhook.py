@@ -9,7 +9,8 @@ Headers on every request:
 * `Idempotency-Key`: the outbox key; the same alert resent after a crash or timeout carries the same
   key, so a receiver drops repeats.
 
-2xx is success; 429 waits for Retry-After; 5xx and network errors are retried; other 4xx fail.
+2xx is success; 429 waits for Retry-After (seconds or an HTTP date); 408, 5xx and network errors are
+retried; other statuses fail (`monitor.core.http_outcome.classify`).
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ import httpx
 from alerts.base import AlertJob, Delivered, PermanentError, RetryableError
 from alerts.settings import WebhookSettings
 from alerts.summary import event_line, headline, what_moved
+from monitor.core.http_outcome import Outcome, classify, retry_after
 
 SIGNATURE_HEADER = "X-Flarewatch-Signature"
 TIMESTAMP_HEADER = "X-Flarewatch-Timestamp"
+RATE_LIMIT_FALLBACK_SECONDS = 30.0  # a 429 that does not say how long
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -81,14 +84,13 @@ class WebhookSender:
             response = self.client.post(hook.url, content=body, headers=headers, timeout=hook.timeout_seconds)
         except httpx.HTTPError as exc:
             raise RetryableError(f"webhook {job.target} unreachable: {exc!r}") from None
-        if response.status_code == 429:
-            try:
-                wait = max(float(response.headers.get("Retry-After", "")), 1.0)
-            except ValueError:
-                wait = 30.0
-            raise RetryableError(f"webhook {job.target} rate limited", wait)
-        if response.status_code >= 500:
+        outcome = classify(response.status_code)
+        if outcome is Outcome.OK:
+            return Delivered(f"http:{response.status_code}")
+        if outcome is Outcome.RATE_LIMITED:
+            wait = retry_after(response.headers, job.now.timestamp())
+            raise RetryableError(f"webhook {job.target} rate limited",
+                                 RATE_LIMIT_FALLBACK_SECONDS if wait is None else max(wait, 1.0))
+        if outcome is Outcome.TRANSIENT:
             raise RetryableError(f"webhook {job.target} answered {response.status_code}")
-        if response.status_code >= 300:
-            raise PermanentError(f"webhook {job.target} refused the alert: HTTP {response.status_code}")
-        return Delivered(f"http:{response.status_code}")
+        raise PermanentError(f"webhook {job.target} refused the alert: HTTP {response.status_code}")

@@ -2,10 +2,10 @@
 
 Every connector calls `request()` (and `decode_json()` for JSON bodies). Network errors, 408 and
 5xx are retried with exponential backoff and jitter; 429 waits as long as the server asks
-(`Retry-After` in seconds or as an HTTP date, else `x-ratelimit-reset` / `x-rate-limit-reset` /
-`ratelimit-reset` as epoch, seconds-from-now or ISO time). A wait longer than
-`max_wait_seconds` is not slept through: the run stops with `RateLimited` and the scheduler
-tries again at the next interval, cursor untouched.
+(`monitor.core.http_outcome`: the one status classifier and Retry-After parser, shared with the
+alert senders). A wait longer than `max_wait_seconds` is not slept through: the run stops with
+`RateLimited(wait_seconds=...)`, cursor untouched, and the scheduler leaves the source alone that
+long. 401/403 stop the run with `AuthFailed`, and the scheduler pauses the source.
 
 Tests replace `connectors.http.sleep` (and `connectors.http.wall_time`) to keep waits instant.
 """
@@ -18,8 +18,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -28,6 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from connectors.base import SourceParams
+from monitor.core.http_outcome import Outcome, classify, retry_after
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -57,6 +56,10 @@ class HttpError(SourceError):
         self.body = body
 
 
+class AuthFailed(HttpError):
+    """401 or 403: the credentials are wrong or lack access; retrying cannot help until they change."""
+
+
 class NetworkError(SourceError):
     pass
 
@@ -83,45 +86,6 @@ class _Transient(Exception):
 
     response: httpx.Response
     hint: float | None
-
-
-_RESET_HEADERS = ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
-
-
-def requested_wait(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds the server asks us to wait, from Retry-After or a rate-limit reset header."""
-    value = headers.get("retry-after")
-    if value:
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = parsedate_to_datetime(value)
-            except (TypeError, ValueError, IndexError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=timezone.utc)
-                return max(0.0, when.timestamp() - now)
-    for name in _RESET_HEADERS:
-        value = headers.get(name)
-        if not value:
-            continue
-        value = value.strip()
-        try:
-            number = float(value)
-        except ValueError:
-            try:  # Mastodon sends an ISO-8601 time
-                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            return max(0.0, when.timestamp() - now)
-        # Epoch seconds (X, Bluesky) are large; Reddit sends seconds from now.
-        return max(0.0, number - now if number > 1_000_000_000 else number)
-    return None
 
 
 def _wait_strategy(params: HttpParams) -> Any:
@@ -164,7 +128,8 @@ async def request(
 
     `no_retry(response)` marks a 429 that waiting will not fix (X's monthly usage cap).
 
-    Raises `RateLimited`, `HttpError` (other statuses) or `NetworkError`; all are `SourceError`.
+    Raises `RateLimited`, `AuthFailed` (401, 403), `HttpError` (other statuses) or `NetworkError`;
+    all are `SourceError`.
     """
     sent_headers = {"User-Agent": params.user_agent, **(headers or {})}
     retrying = AsyncRetrying(
@@ -189,11 +154,12 @@ async def request(
                 status = response.status_code
                 if status in ok:
                     return response
-                if status == 429 and no_retry is not None and no_retry(response):
-                    raise RateLimited(f"HTTP 429 from {url}: {_snippet(response)}", requested_wait(
+                outcome = classify(status)
+                if outcome is Outcome.RATE_LIMITED and no_retry is not None and no_retry(response):
+                    raise RateLimited(f"HTTP 429 from {url}: {_snippet(response)}", retry_after(
                         response.headers, wall_time()))
-                if status == 429 or status == 408 or status >= 500:
-                    hint = requested_wait(response.headers, wall_time())
+                if outcome.retryable:
+                    hint = retry_after(response.headers, wall_time())
                     if hint is not None and hint > params.max_wait_seconds:
                         raise RateLimited(
                             f"HTTP {status} from {url}: server asks to wait {hint:.0f}s "
@@ -201,7 +167,8 @@ async def request(
                             hint,
                         )
                     raise _Transient(response, hint)
-                raise HttpError(f"HTTP {status} from {url}: {_snippet(response)}", status, response.text[:2000])
+                failure = AuthFailed if outcome is Outcome.AUTH_FAILED else HttpError
+                raise failure(f"HTTP {status} from {url}: {_snippet(response)}", status, response.text[:2000])
     except _Transient as exc:
         status = exc.response.status_code
         if status == 429:

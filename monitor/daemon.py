@@ -27,10 +27,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
@@ -41,8 +42,28 @@ from monitor.core.storage.db import make_engine, migrate, session_factory, trans
 from monitor.core.storage.schema import Bucket, IncidentPost, Post, Source
 from monitor.metrics import JOB_FAILURES, JOB_SECONDS, POSTS_SCORED
 
+if TYPE_CHECKING:
+    from monitor.polling import PollResult
+
 log = logging.getLogger("flarewatch.daemon")
 SLACK_RECHECK_SECONDS = 600
+
+
+def steer_poll_job(scheduler: BaseScheduler, job_id: str, interval_seconds: float, result: PollResult) -> None:
+    """Let a source's answer steer its poll job: pause it on bad credentials, wait as long as it asked.
+
+    A paused source stays paused until the daemon restarts (credentials live in the config, which
+    is read at start); the sources page and `flarewatch sources status` show "needs credentials".
+    """
+    if result.auth_failed:
+        scheduler.pause_job(job_id)
+        log.warning("source paused: it needs credentials; fix them and restart",
+                    extra={"source": result.source, "error": result.error})
+    elif result.retry_after is not None and result.retry_after > interval_seconds:
+        when = datetime.now().astimezone() + timedelta(seconds=result.retry_after)
+        scheduler.modify_job(job_id, next_run_time=when)
+        log.info("source asked to be left alone; next poll deferred",
+                 extra={"source": result.source, "retry_after_s": round(result.retry_after), "at": when.isoformat()})
 
 
 @dataclass
@@ -213,8 +234,9 @@ class Daemon:
                     return
                 if not await asyncio.to_thread(self._poll_due, source.name, source.interval_seconds):
                     return
-                await poll_source(self.sessions, brand, source, http, self.clock,
-                                  fence=lambda session, name=name: self.leases.fence(session, name))
+                result = await poll_source(self.sessions, brand, source, http, self.clock,
+                                           fence=lambda session, name=name: self.leases.fence(session, name))
+                steer_poll_job(self.scheduler, name, source.interval_seconds, result)
 
             self._schedule(name, min(source.interval_seconds, max(lease / 4, 0.5)), poll)
 

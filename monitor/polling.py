@@ -3,6 +3,12 @@
 Loads the source's cursor, lets its connector page from there, stores each page (posts and the
 page's cursor) in its own transaction, and records success or failure on the source row. A
 source's failure is logged and recorded, never raised, so one broken source cannot stop another.
+
+The result tells the scheduler what the source said (Home Assistant's update coordinator is the
+model): `retry_after` when it asked us to wait longer than a run may sleep (the daemon does not
+poll it before then), `auth_failed` on 401/403 (the daemon pauses it: new credentials need a
+restart anyway). Logging follows the source's state, not each run: a warning when it starts
+failing, info when it recovers, debug for the failures in between.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.core.posts import Page
-from connectors.http import RateLimited, SourceError
+from connectors.http import AuthFailed, RateLimited, SourceError
 from monitor.core.brands import BrandMatcher
 from connectors.registry import build_connector
 from monitor.core.clock import Clock
@@ -44,6 +50,8 @@ class PollResult:
     rejected: int = 0
     error: str | None = None
     rate_limited: bool = False
+    retry_after: float | None = None  # seconds the source asked us to leave it alone
+    auth_failed: bool = False  # 401/403: polling again cannot help until the credentials change
 
     @property
     def fetched(self) -> int:
@@ -82,19 +90,26 @@ async def poll_source(
     except Exception as exc:  # noqa: BLE001  (any failure of one source is recorded, not raised)
         result.ok = False
         result.rate_limited = isinstance(exc, RateLimited)
+        result.retry_after = exc.wait_seconds if isinstance(exc, RateLimited) else None
+        result.auth_failed = isinstance(exc, AuthFailed)
         result.error = _describe(exc)
+        before = await asyncio.to_thread(_finish, sessions, source.name, clock, result.error)
         expected = isinstance(exc, SourceError)
-        log.warning(
-            "source poll failed",
-            exc_info=not expected,
+        log.log(
+            logging.WARNING if before == 0 else logging.DEBUG,
+            "source poll failed" if before == 0 else "source still failing",
+            exc_info=not expected and before == 0,
             extra={"source": source.name, "brand": brand.name, "kind": source.kind, "error": result.error,
-                   "pages": result.pages, "stored": result.stored},
+                   "pages": result.pages, "stored": result.stored, "failures": before + 1,
+                   "retry_after_s": result.retry_after},
         )
-        await asyncio.to_thread(_finish, sessions, source.name, clock, result.error)
         count_poll(source.name, result.fetched, result.stored, ok=False)
         return result
-    await asyncio.to_thread(_finish, sessions, source.name, clock, None)
+    before = await asyncio.to_thread(_finish, sessions, source.name, clock, None)
     count_poll(source.name, result.fetched, result.stored, ok=True)
+    if before:
+        log.info("source recovered", extra={"source": source.name, "brand": brand.name, "kind": source.kind,
+                                            "failed_runs": before})
     log.info(
         "source polled",
         extra={"source": source.name, "brand": brand.name, "kind": source.kind, "pages": result.pages,
@@ -111,18 +126,21 @@ def _begin(sessions: sessionmaker[Session], brand: BrandConfig, source: SourceCo
         return row.cursor
 
 
-def _finish(sessions: sessionmaker[Session], name: str, clock: Clock, error: str | None) -> None:
+def _finish(sessions: sessionmaker[Session], name: str, clock: Clock, error: str | None) -> int:
+    """Record the run's outcome; return the consecutive failures before it (0: it was healthy)."""
     with transaction(sessions) as session:
         row = session.get(Source, name)
         if row is None:
-            return
+            return 0
+        before = row.consecutive_failures or 0
         if error is None:
             row.last_success_at = clock.now()
             row.consecutive_failures = 0
         else:
             row.last_error_at = clock.now()
             row.last_error = error[:MAX_ERROR_TEXT]
-            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+            row.consecutive_failures = before + 1
+        return before
 
 
 def _store(

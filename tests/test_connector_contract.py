@@ -23,7 +23,7 @@ import pytest
 
 import connectors.bluesky
 import connectors.reddit
-from connectors.http import HttpError, MalformedPayload, RateLimited
+from connectors.http import AuthFailed, MalformedPayload, RateLimited
 from connectors.registry import CONNECTORS, _load_builtin
 from monitor.core.posts import FetchedPost
 from tests.connectorkit import FAST, FIXTURES, drain, drain_until_error, load, make, posts_of
@@ -167,7 +167,7 @@ async def test_a_transient_failure_is_waited_out(case, trouble, replay_server, i
 async def test_bad_credentials_are_an_auth_failure_not_retried(case, status, replay_server, instant_sleep):
     replay_server.route(case.path, Reply(status, {"error": "Unauthorized"}))
     pages, error = await drain_until_error(case.build(replay_server))
-    assert isinstance(error, HttpError) and error.status == status
+    assert isinstance(error, AuthFailed) and error.status == status
     assert instant_sleep == []  # not retried as if transient
     assert len(replay_server.requests_to(case.path)) <= 2  # one renewal of a token at most
     assert pages == []

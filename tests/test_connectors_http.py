@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from connectors.http import (
-    HttpError, HttpParams, MalformedPayload, NetworkError, RateLimited, decode_json, request, requested_wait,
+    HttpError, HttpParams, MalformedPayload, NetworkError, RateLimited, decode_json, request,
 )
 from tests.connectorkit import FIXTURES
 from tests.httpreplay import Reply, ReplayServer, fixture_reply, instant_sleep, replay_server  # noqa: F401
@@ -123,16 +123,6 @@ async def test_malformed_bodies(replay_server, body, kind):
     replay_server.route("/x", Reply(200, body, {"Content-Type": kind}))
     with pytest.raises(MalformedPayload):
         decode_json(await get(replay_server))
-
-
-def test_requested_wait_forms():
-    now = 1_700_000_000.0
-    assert requested_wait(httpx.Headers({"retry-after": "12"}), now) == 12
-    assert requested_wait(httpx.Headers({"x-ratelimit-reset": "15"}), now) == 15  # reddit: seconds from now
-    assert requested_wait(httpx.Headers({"ratelimit-reset": str(int(now) + 40)}), now) == 40  # epoch
-    assert requested_wait(httpx.Headers({"retry-after": "soon"}), now) is None
-    assert requested_wait(httpx.Headers({"x-ratelimit-reset": "2020-01-01T00:00:00Z"}), now) == 0
-    assert requested_wait(httpx.Headers({}), now) is None
 
 
 async def test_json_labelled_as_html_is_still_json(replay_server):

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from monitor.daemon import steer_poll_job
 from monitor.polling import poll_source
+from monitor.web.views import SourceExpectation, source_status
 from monitor.core.clock import SimulatedClock
 from monitor.config import BrandConfig, SourceConfig
 from monitor.core.storage.schema import Post, Source
@@ -95,7 +100,63 @@ async def test_rate_limited_run_keeps_cursor(sessions, replay_server, instant_sl
     b = brand(mastodon_source(replay_server))
     result = await poll(sessions, b, SimulatedClock(START))
     assert result.rate_limited and not result.ok and row(sessions, "masto").cursor is None
+    assert result.retry_after == pytest.approx(900, abs=1) and not result.auth_failed
     assert "max_wait_seconds" in row(sessions, "masto").last_error
+
+
+async def _run_poll_job(sessions, b: BrandConfig, seconds: float) -> datetime | None:
+    """The daemon's poll job (poll, then let the result steer it) on a 0.1 s interval for `seconds`;
+    returns when the job would run next (None: paused)."""
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
+    source = b.sources[0]
+    async with httpx.AsyncClient() as client:
+        async def job() -> None:
+            result = await poll_source(sessions, b, source, client, SimulatedClock(START))
+            steer_poll_job(scheduler, "poll", 0.1, result)
+
+        scheduler.add_job(job, "interval", seconds=0.1, id="poll", next_run_time=datetime.now().astimezone())
+        scheduler.start()
+        try:
+            await asyncio.sleep(seconds)
+            return scheduler.get_job("poll").next_run_time
+        finally:
+            scheduler.shutdown(wait=False)
+
+
+async def test_a_source_told_to_wait_an_hour_is_not_polled_before(sessions, replay_server, instant_sleep):
+    replay_server.route(TAG, Reply(429, {"error": "Too many requests"}, {"Retry-After": "3600"}))
+    next_run = await _run_poll_job(sessions, brand(mastodon_source(replay_server)), 1.5)
+    assert len(replay_server.requests_to(TAG)) == 1  # every 0.1 s otherwise
+    wait = next_run - datetime.now().astimezone()
+    assert timedelta(minutes=59) < wait <= timedelta(hours=1)
+
+
+async def test_bad_credentials_pause_the_source(sessions, replay_server, instant_sleep):
+    replay_server.route(TAG, Reply(401, {"error": "The access token is invalid"}))
+    b = brand(mastodon_source(replay_server))
+    next_run = await _run_poll_job(sessions, b, 1.0)
+    assert len(replay_server.requests_to(TAG)) == 1
+    assert next_run is None  # paused
+    failed = row(sessions, "masto")
+    assert failed.last_error.startswith("AuthFailed: HTTP 401")
+    assert source_status(failed, SourceExpectation("poll", 60, None), START) == "needs_credentials"
+    failed.last_error = "HttpError: HTTP 404"
+    assert source_status(failed, SourceExpectation("poll", 60, None), START) == "failing"
+
+
+async def test_failures_log_when_the_state_changes_not_every_run(sessions, replay_server, instant_sleep, caplog):
+    replay_server.route(TAG, Reply(500, "boom"), Reply(500, "boom"), Reply(500, "boom"), Reply(500, "boom"),
+                        Reply(200, load("mastodon", "timeline_tag_rstats_mastodon_social_anonymous_2025.json")))
+    b = brand(mastodon_source(replay_server).model_copy(update={"params": {"instances": [replay_server.url],
+                                                                           **FAST, "retries": 0}}))
+    caplog.set_level(logging.DEBUG, logger="flarewatch.connectors")
+    for _ in range(5):
+        await poll(sessions, b, SimulatedClock(START))
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "flarewatch.connectors"
+                and r.getMessage().startswith("source ")]
+    assert [m for m in messages if m[0] >= logging.WARNING] == [(logging.WARNING, "source poll failed")]
+    assert (logging.INFO, "source recovered") in messages
+    assert sum(1 for m in messages if m[1] == "source still failing") == 3
 
 
 async def test_exclusions_reposts_and_odd_characters(sessions, tmp_path):

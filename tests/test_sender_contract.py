@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -41,7 +42,8 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 HOSTILE = ("<!channel> refund SCAM & <@U0123ABCD> <https://evil.example|click me> @here \x1b[31mred\x1b[0m "
            "\r\nBcc: victim@evil.example\r\n\x07")
 
-OUTCOMES = ["ok", "rate_limited", "server_error", "refused", "unreachable"]
+OUTCOMES = ["ok", "rate_limited", "rate_limited_date", "server_error", "refused", "unreachable"]
+RETRY_DATE = format_datetime(NOW + timedelta(seconds=20), usegmt=True)  # Retry-After as an HTTP date
 
 
 def job(channel: str, target: str, text: str = "acme refunds are slow", author: str = "someone") -> AlertJob:
@@ -80,6 +82,8 @@ class SlackPeer:
         server = stack.enter_context(SlackServer(now=lambda: NOW.timestamp()))
         script = {
             "rate_limited": Scripted(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "20"}),
+            "rate_limited_date": Scripted(status=429, body={"ok": False, "error": "ratelimited"},
+                                          headers={"Retry-After": RETRY_DATE}),
             "server_error": Scripted(status=503, body="<html>upstream connect error</html>"),
             "refused": Scripted(status=200, body={"ok": False, "error": "channel_not_found"}),
         }.get(outcome)
@@ -107,6 +111,7 @@ class WebhookPeer:
         reply = {
             "ok": Reply(204),
             "rate_limited": Reply(429, {"error": "slow down"}, {"Retry-After": "20"}),
+            "rate_limited_date": Reply(429, {"error": "slow down"}, {"Retry-After": RETRY_DATE}),
             "server_error": Reply(503, "<html>maintenance</html>", {"Content-Type": "text/html"}),
             "refused": Reply(410, {"error": "gone"}),
             "unreachable": Reply(drop=True),
@@ -134,7 +139,8 @@ class EmailPeer:
     retry_after_supported = False  # SMTP has no Retry-After
 
     def build(self, stack: ExitStack, outcome: str, text: str = "x", author: str = "a") -> Built:
-        code = {"rate_limited": "421 4.7.0 too many messages, slow down", "server_error": "451 4.3.0 local error",
+        code = {"rate_limited": "421 4.7.0 too many messages, slow down",
+                "rate_limited_date": "421 4.7.0 too many messages, slow down", "server_error": "451 4.3.0 local error",
                 "refused": "550 5.7.1 relaying denied"}.get(outcome)
         box = _Mailbox(code)
         port = closed_port()
@@ -171,7 +177,7 @@ def test_what_the_service_answers_decides_retry(peer, outcome, stack) -> None:
     expected = PermanentError if outcome == "refused" else RetryableError
     with pytest.raises(expected) as raised:
         built.sender.send(built.job)
-    if outcome == "rate_limited" and peer.retry_after_supported:
+    if outcome.startswith("rate_limited") and peer.retry_after_supported:
         assert raised.value.retry_after == pytest.approx(20)
     if outcome == "server_error":
         assert raised.value.retry_after is None  # no hint: the worker's own backoff

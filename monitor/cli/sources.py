@@ -45,7 +45,7 @@ def status_command(
                    "posts fetched"):
         table.add_column(column, overflow="fold")
     configured = {s.name for _, s in cfg.sources()}
-    colour = {"ok": "green", "failing": "red", "stale": "yellow"}
+    colour = {"ok": "green", "failing": "red", "needs_credentials": "red", "stale": "yellow"}
     for brand, source in cfg.sources():
         row = rows.get(source.name)
         if row is None:
@@ -54,10 +54,12 @@ def status_command(
             continue
         status = source_status(row, SourceExpectation.of(source) if source.enabled else None, now)
         error = f"{_when(row.last_error_at)}: {escape(strip_controls(row.last_error))}" if row.last_error else ""
+        if status == "needs_credentials":
+            error = f"needs credentials (paused until a restart) - {error}"
         failures = str(row.consecutive_failures or 0)
         table.add_row(
             source.name + ("" if source.enabled else " (disabled)"), brand.name, f"{source.kind} ({source.mode})",
-            f"[{colour.get(status, 'white')}]{status}[/]", _when(row.last_success_at), _when(row.last_post_at), error,
+            f"[{colour.get(status, 'white')}]{status.replace('_', ' ')}[/]", _when(row.last_success_at), _when(row.last_post_at), error,
             f"[red]{failures}[/red]" if row.consecutive_failures else failures, str(row.posts_fetched or 0),
         )
     for name, row in sorted(rows.items()):

@@ -14,7 +14,7 @@ from monitor.config import Config, SourceConfig
 from monitor.core.queue import QueueItem, effective_state
 from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
 
-SOURCE_STATES = ("ok", "failing", "stale", "never", "unconfigured")
+SOURCE_STATES = ("ok", "failing", "needs_credentials", "stale", "never", "unconfigured")
 T = TypeVar("T")
 
 
@@ -159,7 +159,7 @@ class SourceOut(BaseModel):
     brand: str
     kind: str
     mode: str  # poll | push | stream
-    status: str  # ok | failing | stale | never | unconfigured
+    status: str  # ok | failing | needs_credentials | stale | never | unconfigured
     last_post_at: datetime | None  # when a new post last came in (a push source's "last received")
     last_attempt_at: datetime | None
     last_success_at: datetime | None
@@ -265,8 +265,14 @@ def source_expectations(config: Config) -> dict[str, SourceExpectation]:
     return {source.name: SourceExpectation.of(source) for _, source in config.sources() if source.enabled}
 
 
+def needs_credentials(source: Source) -> bool:
+    """The last run was refused for its credentials (`AuthFailed`, as `monitor.polling` records it)."""
+    return source.consecutive_failures > 0 and (source.last_error or "").startswith("AuthFailed:")
+
+
 def source_status(source: Source, expected: SourceExpectation | None, now: datetime) -> str:
-    """ok / failing (last attempt failed) / stale (no success, or no new post, for a while) / never / unconfigured.
+    """ok / failing (last attempt failed) / needs_credentials (refused with 401/403: paused until a
+    restart with new ones) / stale (no success, or no new post, for a while) / never / unconfigured.
 
     A push source is judged by when a post last arrived (it has no polls); any source with
     `stale_after_minutes` is also stale when it brings no new post for that long, polls succeeding or not.
@@ -279,7 +285,7 @@ def source_status(source: Source, expected: SourceExpectation | None, now: datet
         assert expected.stale_after is not None
         return "stale" if now - source.last_post_at > expected.stale_after else "ok"
     if source.consecutive_failures > 0:
-        return "failing"
+        return "needs_credentials" if needs_credentials(source) else "failing"
     if source.last_success_at is None:
         return "never"
     allowed = timedelta(seconds=max(3 * expected.interval_seconds, 300))
