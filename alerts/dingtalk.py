@@ -93,5 +93,5 @@ class DingTalkSender:
         self.pacer.take(f"dingtalk:{job.target}")
         url = signed_url(robot, job.now)  # the daemon's clock: DingTalk wants it within an hour of its own
         post_robot(self.client, f"DingTalk robot {job.target}", url, message(job, robot), robot.timeout_seconds,
-                   RATE_LIMITED, MUTED_SECONDS)
+                   RATE_LIMITED, MUTED_SECONDS, job.now.timestamp())
         return Delivered(f"dingtalk:{job.target}")

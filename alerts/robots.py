@@ -24,6 +24,7 @@ import httpx
 from limits import parse, storage, strategies
 
 from alerts.base import AlertJob, Deferred, PermanentError, RetryableError
+from monitor.core.http_outcome import Outcome, classify, retry_after
 from alerts.escape import strip_controls, truncate
 from alerts.summary import event_line, headline, sparkline, state_line, what_moved
 
@@ -105,17 +106,19 @@ class RobotPacer:
 
 
 def post_robot(client: httpx.Client, name: str, url: str, body: dict[str, Any], timeout: float,
-               rate_limited_codes: frozenset[int], rate_limit_wait: float) -> dict[str, Any]:
+               rate_limited_codes: frozenset[int], rate_limit_wait: float, now: float | None = None) -> dict[str, Any]:
     """POST one robot message and classify the answer (the URL carries the robot's key: never logged)."""
     try:
         response = client.post(url, json=body, timeout=timeout)
     except httpx.HTTPError as exc:
         raise RetryableError(f"{name} unreachable: {type(exc).__name__}") from None
-    if response.status_code == 429:
-        raise RetryableError(f"{name} rate limited (HTTP 429)", rate_limit_wait)
-    if response.status_code >= 500:
+    outcome = classify(response.status_code)
+    if outcome is Outcome.RATE_LIMITED:
+        wait = retry_after(response.headers, time.time() if now is None else now)
+        raise RetryableError(f"{name} rate limited (HTTP 429)", rate_limit_wait if wait is None else max(wait, 1.0))
+    if outcome is Outcome.TRANSIENT:
         raise RetryableError(f"{name} answered HTTP {response.status_code}")
-    if response.status_code >= 300:
+    if outcome is not Outcome.OK:
         raise PermanentError(f"{name} refused the alert: HTTP {response.status_code}")
     try:
         answer = response.json()

@@ -66,5 +66,5 @@ class WeComSender:
         self.pacer.take(f"wecom:{job.target}")
         url = str(httpx.URL(robot.base_url, params={"key": robot.key}))
         post_robot(self.client, f"WeCom robot {job.target}", url, message(job, robot), robot.timeout_seconds,
-                   RATE_LIMITED, 60.0)
+                   RATE_LIMITED, 60.0, job.now.timestamp())
         return Delivered(f"wecom:{job.target}")

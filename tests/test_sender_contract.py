@@ -6,9 +6,9 @@ worker must be told (delivered, retry after N seconds, retry, give up, retry). E
 the whole table; a new channel adds one `Peer` below. A second table checks that hostile post text
 (mentions, markup, terminal escapes, header injection) arrives inert in each channel's format.
 
-Senders that reach the network are slack (slack_sdk against tests/slack_server.py), webhook (httpx
-against tests/httpreplay.py) and email (smtplib against aiosmtpd); the console has only the
-escaping row.
+Senders that reach the network are slack (slack_sdk against tests/slack_server.py), webhook, WeCom
+and DingTalk (httpx against tests/httpreplay.py) and email (smtplib against aiosmtpd); the console
+has only the escaping row.
 """
 from __future__ import annotations
 
@@ -30,11 +30,13 @@ from aiosmtpd.smtp import Envelope
 
 from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, Sender
 from alerts.console import ConsoleSender
+from alerts.dingtalk import DingTalkSender, DingTalkSettings
 from alerts.email import EmailSender
 from alerts.settings import AlertSettings, EmailSettings, WebhookSettings
 from alerts.slack import SlackSender
 from alerts.view import IncidentView, PostView
 from alerts.webhook import WebhookSender
+from alerts.wecom import WeComSender, WeComSettings
 from tests.httpreplay import Reply, ReplayServer
 from tests.slack_server import Scripted, SlackServer
 
@@ -154,7 +156,36 @@ class EmailPeer:
                      lambda: [m.decode("utf-8", "replace") for m in box.messages])
 
 
-PEERS = [SlackPeer(), WebhookPeer(), EmailPeer()]
+class RobotPeer:
+    """WeCom and DingTalk group robots: JSON POSTs answered with an errcode."""
+
+    retry_after_supported = True
+
+    def __init__(self, name: str, path: str, make: Callable[[str], Sender]) -> None:
+        self.name, self.path, self.make = name, path, make
+
+    def build(self, stack: ExitStack, outcome: str, text: str = "x", author: str = "a") -> Built:
+        server = stack.enter_context(ReplayServer())
+        reply = {
+            "ok": Reply(200, {"errcode": 0, "errmsg": "ok"}),
+            "rate_limited": Reply(429, {"errcode": -1}, {"Retry-After": "20"}),
+            "rate_limited_date": Reply(429, {"errcode": -1}, {"Retry-After": RETRY_DATE}),
+            "server_error": Reply(502, "<html>bad gateway</html>", {"Content-Type": "text/html"}),
+            "refused": Reply(404, "not found"),
+            "unreachable": Reply(drop=True),
+        }[outcome]
+        server.route(self.path, reply, method="POST")
+        return Built(self.make(server.url + self.path), job(self.name, "ops", text, author),
+                     lambda: [r.body.decode("utf-8") for r in server.requests_to(self.path)])
+
+
+PEERS = [
+    SlackPeer(), WebhookPeer(), EmailPeer(),
+    RobotPeer("wecom", "/cgi-bin/webhook/send",
+              lambda url: WeComSender({"ops": WeComSettings(key="k", base_url=url, timeout_seconds=2)})),
+    RobotPeer("dingtalk", "/robot/send",
+              lambda url: DingTalkSender({"ops": DingTalkSettings(access_token="t", base_url=url, timeout_seconds=2)})),
+]
 
 
 @pytest.fixture

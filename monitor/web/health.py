@@ -31,7 +31,7 @@ from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Source
 from monitor.web.views import SOURCE_STATES, source_expectations, source_status
 
-BAD_SOURCE_STATES = ("failing", "stale")
+BAD_SOURCE_STATES = ("failing", "needs_credentials", "stale")
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,11 @@ def sources_check(ctx: HealthContext) -> Check:
     bad = sorted(name for name, status in statuses.items() if status in BAD_SOURCE_STATES)
     reasons = []
     polled = [n for n, e in expected.items() if e.mode != "push"]
-    if polled and all(statuses.get(n) == "failing" for n in polled):
+    if polled and all(statuses.get(n) in ("failing", "needs_credentials") for n in polled):
         reasons.append(Reason("sources", "all_sources_failing", f"every polling source is failing ({len(polled)})"))
     for name in bad:
         row = rows.get(name)
-        why = f": {row.last_error[:200]}" if statuses[name] == "failing" and row and row.last_error else ""
+        why = f": {row.last_error[:200]}" if statuses[name] in ("failing", "needs_credentials") and row and row.last_error else ""
         reasons.append(Reason("sources", f"source_{statuses[name]}", f"source {name} is {statuses[name]}{why}"))
     return Check(not bad, {"counts": counts, "status": statuses}, reasons)
 
