@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from alerts.view import EventView, IncidentView
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,29 @@ class Sender(Protocol):
     def send(self, job: AlertJob) -> Delivered:
         """Deliver one message, or raise RetryableError, Deferred or PermanentError."""
         ...
+
+
+class ChannelSender(Sender, Protocol):
+    """A sender class the registry can build: its channel name, its settings table and a factory.
+
+    `channel` is the outbox's `channel` value; `settings_model` is the model of the channel's own
+    [alerts...] table (defined beside the sender; None when it has none); `configured` builds the
+    sender from [alerts], or returns None when the channel is not configured.
+    """
+
+    channel: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel] | None]
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> Sender | None: ...
+
+
+SENDERS: dict[str, type[ChannelSender]] = {}
+S = TypeVar("S", bound=type)
+
+
+def register_sender(cls: S) -> S:
+    """Class decorator: make a channel's sender known to `alerts.senders.build_senders`."""
+    SENDERS[cls.channel] = cls  # type: ignore[attr-defined]
+    return cls
+

@@ -1,19 +1,30 @@
 """Alerts printed on the console: the default when no Slack token is configured."""
 from __future__ import annotations
 
-from typing import TextIO
+from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from alerts.base import AlertJob, Delivered
+from alerts.base import AlertJob, Delivered, register_sender
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
 from alerts.escape import strip_controls, truncate
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
 
 STYLE = {1: "yellow", 2: "dark_orange"}
 
 
+@register_sender
 class ConsoleSender:
+    channel: ClassVar[str] = "console"
+    settings_model: ClassVar[None] = None
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> ConsoleSender:
+        return cls()  # always there: the channel of last resort
+
     def __init__(self, file: TextIO | None = None) -> None:
         # markup/highlight off: post text is data and must not be read as rich markup.
         self.console = Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True)

@@ -31,17 +31,16 @@ written on the incident's timeline (`alerts.health`), and a failed message is qu
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, Sender, ThreadRef
+from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, ThreadRef
 from alerts.health import record_delivery_problem
 from alerts.outbox import enqueue
+from alerts.senders import Senders
 from alerts.settings import AlertSettings
 from alerts.view import event_view, incident_view
 from monitor.core.clock import Clock
@@ -54,36 +53,6 @@ LEASE = timedelta(minutes=2)  # far above one send (Slack timeout 10 s + a histo
 BACKOFF_FIRST = timedelta(seconds=5)
 BACKOFF_MAX = timedelta(minutes=15)
 SCAN_ROWS = 2000  # unsent rows looked at per run, to find each (incident, place)'s head
-
-
-@dataclass
-class Senders(Mapping[str, Sender]):
-    """The senders by channel name, with the settings the worker needs to render messages."""
-
-    by_channel: dict[str, Sender]
-    settings: AlertSettings = field(default_factory=AlertSettings)
-
-    def __getitem__(self, key: str) -> Sender:
-        return self.by_channel[key]
-
-    def __iter__(self) -> Any:
-        return iter(self.by_channel)
-
-    def __len__(self) -> int:
-        return len(self.by_channel)
-
-
-_SENDERS: dict[int, tuple[AlertSettings, Senders]] = {}
-
-
-def senders_for(settings: AlertSettings) -> Senders:
-    """The senders for these settings, built once per process (they keep pacing state and caches)."""
-    cached = _SENDERS.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        from alerts.senders import build_senders
-
-        cached = _SENDERS[id(settings)] = (settings, build_senders(settings))
-    return cached[1]
 
 
 def backoff(attempt: int) -> timedelta:
@@ -185,11 +154,9 @@ def _fall_back(session: Session, settings: AlertSettings, message: OutboxMessage
             now, key=f"incident:{incident.id}:event:{event.id}:fallback")
 
 
-def deliver_pending(
-    sessions: sessionmaker[Session], senders: Mapping[str, Sender], clock: Clock, limit: int = 50
-) -> int:
+def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Clock, limit: int = 50) -> int:
     """Send up to `limit` due outbox messages; returns how many were sent."""
-    settings = senders.settings if isinstance(senders, Senders) else AlertSettings()
+    settings = senders.settings
     with sessions() as session:
         due = _due_heads(session, clock.now(), limit)
     sent = 0

@@ -15,34 +15,37 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from alerts.base import AlertJob, Delivered, PermanentError
+from alerts.base import AlertJob, Delivered, PermanentError, register_sender
 from alerts.robots import RobotPacer, fit_bytes, markdown_body, plain_body, post_robot
+from monitor.core.settings import Strict
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
 
 RATE_LIMITED = frozenset({130101})
 MUTED_SECONDS = 600.0
 MAX_BYTES = 18_000  # DingTalk documents 20,000 bytes per message
 
 
-class DingTalkSettings(BaseModel):
+class DingTalkSettings(Strict):
     """[alerts.dingtalk.NAME]: one DingTalk custom robot."""
 
-    model_config = ConfigDict(extra="forbid")
-    access_token: str = Field(min_length=1, description="the access_token of the robot's webhook URL; use ${…}")
-    secret: str | None = Field(default=None, description="the robot's SEC… signing secret (加签), if it has one")
+    access_token: SecretStr = Field(min_length=1, description="the access_token of the robot's webhook URL; use ${…}")
+    secret: SecretStr | None = Field(default=None, description="the robot's SEC… signing secret (加签), if it has one")
     base_url: str = Field(default="https://oapi.dingtalk.com/robot/send", pattern=r"^https?://")
     msgtype: Literal["markdown", "text"] = "markdown"
     mention_mobiles: list[str] = Field(default_factory=list, description="phone numbers to @")
     mention_all: bool = False
     timeout_seconds: float = Field(default=10, gt=0)
 
-    @field_validator("secret")
+    @field_validator("secret", mode="before")
     @classmethod
-    def _blank(cls, value: str | None) -> str | None:
+    def _blank(cls, value: object) -> object:
         return value or None
 
     @field_validator("mention_mobiles")
@@ -61,10 +64,10 @@ def sign(secret: str, timestamp_ms: int) -> str:
 
 
 def signed_url(settings: DingTalkSettings, now: datetime) -> str:
-    params: dict[str, str] = {"access_token": settings.access_token}
+    params: dict[str, str] = {"access_token": settings.access_token.get_secret_value()}
     if settings.secret:
         timestamp = int(now.timestamp() * 1000)
-        params |= {"timestamp": str(timestamp), "sign": sign(settings.secret, timestamp)}
+        params |= {"timestamp": str(timestamp), "sign": sign(settings.secret.get_secret_value(), timestamp)}
     return str(httpx.URL(settings.base_url, params=params))
 
 
@@ -79,7 +82,15 @@ def message(job: AlertJob, settings: DingTalkSettings) -> dict[str, Any]:
     return {"msgtype": "text", "text": {"content": text}, "at": at}
 
 
+@register_sender
 class DingTalkSender:
+    channel: ClassVar[str] = "dingtalk"
+    settings_model: ClassVar[type[Strict]] = DingTalkSettings
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> DingTalkSender | None:
+        return cls(settings.dingtalk) if settings.dingtalk else None
+
     def __init__(self, robots: dict[str, DingTalkSettings], client: httpx.Client | None = None,
                  pacer: RobotPacer | None = None) -> None:
         self.robots = robots

@@ -8,11 +8,34 @@ from __future__ import annotations
 import hashlib
 import smtplib
 from email.message import EmailMessage
+from typing import TYPE_CHECKING, ClassVar
 
-from alerts.base import AlertJob, Delivered, PermanentError, RetryableError
+from pydantic import Field, SecretStr, field_validator
+
+from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, register_sender
 from alerts.escape import strip_controls
-from alerts.settings import EmailSettings
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
+from monitor.core.settings import Strict
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
+
+
+class EmailSettings(Strict):
+    """[alerts.email]: the SMTP server alerts are sent through."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    sender: str = Field(description="From: address")
+    timeout_seconds: float = Field(default=20, gt=0)
+
+    @field_validator("username", "password", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return value if value else None  # "${SMTP_PASSWORD:-}" with the variable unset: no login
 
 
 def message_id(key: str) -> str:
@@ -48,9 +71,17 @@ def compose(job: AlertJob, settings: EmailSettings) -> EmailMessage:
     return message
 
 
+@register_sender
 class EmailSender:
+    channel: ClassVar[str] = "email"
+    settings_model: ClassVar[type[Strict]] = EmailSettings
+
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> EmailSender | None:
+        return cls(settings.email) if settings.email is not None else None
 
     def send(self, job: AlertJob) -> Delivered:
         s = self.settings
@@ -60,7 +91,7 @@ class EmailSender:
                 if s.starttls:
                     smtp.starttls()
                 if s.username and s.password:
-                    smtp.login(s.username, s.password)
+                    smtp.login(s.username, s.password.get_secret_value())
                 smtp.send_message(message)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError,
                 smtplib.SMTPNotSupportedError) as exc:

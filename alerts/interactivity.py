@@ -202,7 +202,7 @@ def make_slack_router(sessions: sessionmaker[Session], settings: AlertSettings, 
             return JSONResponse({"error": "Slack interactivity is not configured (alerts.slack_signing_secret)"},
                                 status_code=404)
         body = await request.body()  # the raw bytes: the signature covers exactly these
-        if not verify_signature(settings.slack_signing_secret, body, request.headers, clock.now().timestamp()):
+        if not verify_signature(settings.slack_signing_secret.get_secret_value(), body, request.headers, clock.now().timestamp()):
             return JSONResponse({"error": "invalid or stale Slack signature"}, status_code=401)
         try:
             payload = payload_from_form(body)
@@ -224,7 +224,7 @@ def start_socket_mode(sessions: sessionmaker[Session], settings: AlertSettings, 
 
     if not settings.slack_app_token:
         raise ValueError("Socket Mode needs alerts.slack_app_token (an xapp-… app-level token)")
-    client = SocketModeClient(app_token=settings.slack_app_token, web_client=web_client or make_client(settings))
+    client = SocketModeClient(app_token=settings.slack_app_token.get_secret_value(), web_client=web_client or make_client(settings))
 
     def on_request(socket: SocketModeClient, request: SocketModeRequest) -> None:
         # Acknowledge first (Slack wants it within 3 s), then act.

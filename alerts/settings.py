@@ -1,5 +1,10 @@
 """The [alerts] configuration table: where alerts go and how they escalate (see config/README.md, "Alerts").
 
+Each channel owns its own table's model, next to its sender (`alerts.webhook.WebhookSettings`,
+`alerts.email.EmailSettings`, `alerts.wecom.WeComSettings`, `alerts.dingtalk.DingTalkSettings`,
+`alerts.slack.SlackSettings` for the flat `slack_*` keys); this module only assembles them. Tokens,
+secrets and passwords are `SecretStr`: printed or logged they read `**********`.
+
 Without a Slack bot token every alert is printed on the console, so the shipped default works as is.
 """
 from __future__ import annotations
@@ -7,9 +12,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerts.dingtalk import DingTalkSettings
+from alerts.email import EmailSettings
+from alerts.webhook import WebhookSettings
 from alerts.wecom import WeComSettings
 
 # Slack ids as Slack prints them; anything else could smuggle mrkdwn into the mentions we generate.
@@ -20,11 +27,6 @@ SLACK_MENTION = r"^([UWS][A-Z0-9]{2,}|here|channel)$"
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _blank_is_none(value: str | None) -> str | None:
-    """"${SLACK_BOT_TOKEN:-}" with the variable unset gives "": that means "not configured"."""
-    return value if value else None
 
 
 class EscalationLevel(Strict):
@@ -85,32 +87,6 @@ class EscalationPolicy(Strict):
         return (not self.brands or brand in self.brands) and severity >= self.min_severity
 
 
-class WebhookSettings(Strict):
-    url: str = Field(pattern=r"^https?://")
-    secret: str | None = Field(default=None, description="HMAC-SHA256 key for the X-Flarewatch-Signature header")
-    timeout_seconds: float = Field(default=10, gt=0)
-
-    @field_validator("secret")
-    @classmethod
-    def _blank(cls, value: str | None) -> str | None:
-        return _blank_is_none(value)
-
-
-class EmailSettings(Strict):
-    host: str
-    port: int = Field(default=587, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = True
-    sender: str = Field(description="From: address")
-    timeout_seconds: float = Field(default=20, gt=0)
-
-    @field_validator("username", "password")
-    @classmethod
-    def _blank(cls, value: str | None) -> str | None:
-        return _blank_is_none(value)
-
-
 class FallbackSettings(Strict):
     """Where alerts go that the primary channel could not deliver (failed for good)."""
 
@@ -119,9 +95,10 @@ class FallbackSettings(Strict):
 
 
 class AlertSettings(Strict):
-    slack_bot_token: str | None = Field(default=None, description="xoxb-… bot token; unset: console alerts")
-    slack_signing_secret: str | None = Field(default=None, description="verifies POST /slack/actions")
-    slack_app_token: str | None = Field(default=None, description="xapp-… token: button clicks over Socket Mode")
+    slack_bot_token: SecretStr | None = Field(default=None, description="xoxb-… bot token; unset: console alerts")
+    slack_signing_secret: SecretStr | None = Field(default=None, description="verifies POST /slack/actions")
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="xapp-… token: button clicks over Socket Mode")
     slack_base_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://")
     slack_timeout_seconds: float = Field(default=10, gt=0)
     slack_seconds_per_message: float = Field(
@@ -143,10 +120,10 @@ class AlertSettings(Strict):
         default=False, description="post the weekly response figures to default_channel on Mondays at 09:00 UTC"
     )
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "web_base_url")
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "web_base_url", mode="before")
     @classmethod
-    def _blank(cls, value: str | None) -> str | None:
-        return _blank_is_none(value)
+    def _blank(cls, value: object) -> object:
+        return value if value else None
 
     @model_validator(mode="after")
     def _references(self) -> AlertSettings:

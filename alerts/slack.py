@@ -20,16 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.error import URLError
 
+from pydantic import Field, SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, ThreadRef
 from alerts.blocks import parent_message, reply_message
+from alerts.base import register_sender
 from alerts.settings import AlertSettings
 from monitor.core.http_outcome import Outcome, classify, retry_after
+from monitor.core.settings import Strict
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,36 @@ RETRYABLE_CODES = frozenset({
 LOOKBACK = timedelta(minutes=2)  # clock skew allowance when searching history for an earlier try
 
 
-def make_client(settings: AlertSettings) -> WebClient:
+class SlackSettings(Strict):
+    """The Slack channel's own settings. Users write them as the flat `slack_*` keys of [alerts]
+    (kept for existing files); `SlackSettings.of` gathers them."""
+
+    bot_token: SecretStr
+    base_url: str = "https://slack.com/api/"
+    timeout_seconds: float = Field(default=10, gt=0)
+    seconds_per_message: float = Field(default=1.0, ge=0)
+
+    @classmethod
+    def of(cls, alerts: AlertSettings) -> SlackSettings | None:
+        if alerts.slack_bot_token is None:
+            return None
+        return cls(bot_token=alerts.slack_bot_token, base_url=alerts.slack_base_url,
+                   timeout_seconds=alerts.slack_timeout_seconds, seconds_per_message=alerts.slack_seconds_per_message)
+
+
+def _slack(settings: SlackSettings | AlertSettings) -> SlackSettings:
+    own = settings if isinstance(settings, SlackSettings) else SlackSettings.of(settings)
+    if own is None:
+        raise ValueError("Slack is not configured: set alerts.slack_bot_token")
+    return own
+
+
+def make_client(settings: SlackSettings | AlertSettings) -> WebClient:
     # retry_handlers=[]: the outbox worker retries, after checking nothing landed; a silent in-client
     # retry after a connection reset could post twice.
-    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_base_url,
-                     timeout=int(max(1, settings.slack_timeout_seconds)), retry_handlers=[])
+    s = _slack(settings)
+    return WebClient(token=s.bot_token.get_secret_value(), base_url=s.base_url,
+                     timeout=int(max(1, s.timeout_seconds)), retry_handlers=[])
 
 
 def _retry_after(headers: Any, now: datetime) -> float:
@@ -82,15 +110,25 @@ def check_auth(settings: AlertSettings, now: datetime, client: WebClient | None 
     return SlackAuth(True, now, None, str(answer.get("team") or ""), str(answer.get("user") or ""))
 
 
+@register_sender
 class SlackSender:
-    def __init__(self, settings: AlertSettings, client: WebClient | None = None,
+    channel: ClassVar[str] = "slack"
+    settings_model: ClassVar[type[Strict]] = SlackSettings
+
+    def __init__(self, settings: SlackSettings | AlertSettings, client: WebClient | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.client = client or make_client(settings)
-        self.interval = settings.slack_seconds_per_message
+        own = _slack(settings)
+        self.client = client or make_client(own)
+        self.interval = own.seconds_per_message
         self._sleep = sleep
         self._last_post: dict[str, float] = {}  # conversation -> time.monotonic() of the last post
         self._blocked_until: dict[str, datetime] = {}  # conversation -> end of its Retry-After
         self._conversations: dict[str, str] = {}  # place -> conversation id
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> SlackSender | None:
+        own = SlackSettings.of(settings)
+        return cls(own) if own is not None else None
 
     # --- calls -------------------------------------------------------------------------------
 

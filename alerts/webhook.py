@@ -19,18 +19,35 @@ import hashlib
 import hmac
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+from pydantic import Field, SecretStr, field_validator
 
-from alerts.base import AlertJob, Delivered, PermanentError, RetryableError
-from alerts.settings import WebhookSettings
+from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, register_sender
 from alerts.summary import event_line, headline, what_moved
 from monitor.core.http_outcome import Outcome, classify, retry_after
+from monitor.core.settings import Strict
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
 
 SIGNATURE_HEADER = "X-Flarewatch-Signature"
 TIMESTAMP_HEADER = "X-Flarewatch-Timestamp"
 RATE_LIMIT_FALLBACK_SECONDS = 30.0  # a 429 that does not say how long
+
+
+class WebhookSettings(Strict):
+    """[alerts.webhooks.NAME]: one receiver."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for the X-Flarewatch-Signature header")
+    timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return value if value else None  # "${HOOK_SECRET:-}" with the variable unset: no signature
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -65,10 +82,18 @@ def payload(job: AlertJob) -> dict[str, Any]:
     }
 
 
+@register_sender
 class WebhookSender:
+    channel: ClassVar[str] = "webhook"
+    settings_model: ClassVar[type[Strict]] = WebhookSettings
+
     def __init__(self, webhooks: dict[str, WebhookSettings], client: httpx.Client | None = None) -> None:
         self.webhooks = webhooks
         self.client = client or httpx.Client(follow_redirects=False)
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> WebhookSender | None:
+        return cls(settings.webhooks) if settings.webhooks else None
 
     def send(self, job: AlertJob) -> Delivered:
         hook = self.webhooks.get(job.target)
@@ -79,7 +104,7 @@ class WebhookSender:
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
                    "Idempotency-Key": job.idempotency_key, "User-Agent": "flarewatch-alerts"}
         if hook.secret:
-            headers[SIGNATURE_HEADER] = sign(hook.secret, timestamp, body)
+            headers[SIGNATURE_HEADER] = sign(hook.secret.get_secret_value(), timestamp, body)
         try:
             response = self.client.post(hook.url, content=body, headers=headers, timeout=hook.timeout_seconds)
         except httpx.HTTPError as exc:

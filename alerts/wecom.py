@@ -9,23 +9,26 @@ Rate limit: 20 messages a minute per robot (errcode 45009 when exceeded), paced 
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from alerts.base import AlertJob, Delivered, PermanentError
+from alerts.base import AlertJob, Delivered, PermanentError, register_sender
 from alerts.robots import RobotPacer, fit_bytes, markdown_body, plain_body, post_robot
+from monitor.core.settings import Strict
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertSettings
 
 RATE_LIMITED = frozenset({45009})
 MARKDOWN_BYTES, TEXT_BYTES = 4096, 2048
 
 
-class WeComSettings(BaseModel):
+class WeComSettings(Strict):
     """[alerts.wecom.NAME]: one WeCom group robot."""
 
-    model_config = ConfigDict(extra="forbid")
-    key: str = Field(min_length=1, description="the robot's key (the key= of its webhook URL); use ${WECOM_KEY}")
+    key: SecretStr = Field(min_length=1, description="the robot's key (the key= of its webhook URL); use ${WECOM_KEY}")
     base_url: str = Field(default="https://qyapi.weixin.qq.com/cgi-bin/webhook/send", pattern=r"^https?://")
     msgtype: Literal["markdown", "text"] = "markdown"
     mention_mobiles: list[str] = Field(default_factory=list, description="phone numbers to @ (text messages)")
@@ -52,7 +55,15 @@ def message(job: AlertJob, settings: WeComSettings) -> dict[str, Any]:
     return {"msgtype": "text", "text": body}
 
 
+@register_sender
 class WeComSender:
+    channel: ClassVar[str] = "wecom"
+    settings_model: ClassVar[type[Strict]] = WeComSettings
+
+    @classmethod
+    def configured(cls, settings: AlertSettings) -> WeComSender | None:
+        return cls(settings.wecom) if settings.wecom else None
+
     def __init__(self, robots: dict[str, WeComSettings], client: httpx.Client | None = None,
                  pacer: RobotPacer | None = None) -> None:
         self.robots = robots
@@ -64,7 +75,7 @@ class WeComSender:
         if robot is None:
             raise PermanentError(f"no WeCom robot named {job.target!r} in [alerts.wecom]")
         self.pacer.take(f"wecom:{job.target}")
-        url = str(httpx.URL(robot.base_url, params={"key": robot.key}))
+        url = str(httpx.URL(robot.base_url, params={"key": robot.key.get_secret_value()}))
         post_robot(self.client, f"WeCom robot {job.target}", url, message(job, robot), robot.timeout_seconds,
                    RATE_LIMITED, 60.0, job.now.timestamp())
         return Delivered(f"wecom:{job.target}")

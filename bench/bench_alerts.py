@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alerts.blocks import parent_message  # noqa: E402
-from alerts.delivery import Senders, deliver_pending  # noqa: E402
+from alerts.delivery import deliver_pending
+from alerts.senders import Senders  # noqa: E402
 from alerts.settings import AlertSettings  # noqa: E402
 from alerts.slack import SlackSender  # noqa: E402
 from alerts.view import incident_view  # noqa: E402

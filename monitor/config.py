@@ -20,6 +20,7 @@ from alerts.settings import AlertSettings
 from connectors.registry import connector_mode, validate_source_params
 from models import ModelSettings
 from monitor.core.settings import ConfigError, Strict
+from monitor.core.storage.db import redact_url
 from monitor.detection.settings import DetectionSettings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
@@ -59,6 +60,9 @@ class BrandConfig(Strict):
 
 class DatabaseConfig(Strict):
     url: str = "sqlite:///{data_dir}/flarewatch.db"
+
+    def __repr_args__(self) -> Any:
+        yield "url", redact_url(self.url)  # a printed config never shows the password
 
 
 class WebConfig(Strict):

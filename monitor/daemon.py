@@ -38,11 +38,12 @@ from sqlalchemy.engine import make_url
 from monitor.core.clock import Clock, SystemClock
 from monitor.config import Config
 from monitor.core.leases import Leases, heartbeat, leave, new_replica_id, replicas
-from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
+from monitor.core.storage.db import make_engine, migrate, redact_url, session_factory, transaction
 from monitor.core.storage.schema import Bucket, IncidentPost, Post, Source
 from monitor.metrics import JOB_FAILURES, JOB_SECONDS, POSTS_SCORED
 
 if TYPE_CHECKING:
+    from alerts.senders import Senders
     from monitor.polling import PollResult
 
 log = logging.getLogger("flarewatch.daemon")
@@ -157,6 +158,7 @@ class Daemon:
         self._score_stats: Any = None
         self._scored_seen: dict[str, int] = {}  # per score worker: posts already added to the metric
         self._http: httpx.AsyncClient | None = None
+        self._senders: Senders | None = None
 
     def cluster(self) -> dict[str, Any]:
         """This replica, every replica seen lately and the leases each holds (for /healthz)."""
@@ -320,11 +322,16 @@ class Daemon:
 
     async def deliver(self) -> None:
         """One replica delivers at a time (Slack's pacing is per process); claims keep each row once."""
-        from alerts.delivery import deliver_pending, senders_for
+        from alerts.delivery import deliver_pending
+        from alerts.senders import build_senders
+
+        if self._senders is None:  # once: senders keep pacing state and caches between runs
+            self._senders = build_senders(self.config.alerts)
+        senders = self._senders
 
         def run() -> None:
             if self.leases.try_take("deliver"):
-                deliver_pending(self.sessions, senders_for(self.config.alerts), self.clock)
+                deliver_pending(self.sessions, senders, self.clock)
 
         await asyncio.to_thread(run)
 
@@ -450,7 +457,7 @@ class Daemon:
         return start_socket_mode(self.sessions, self.config.alerts, self.clock)
 
     def _db_name(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return redact_url(self.config.database_url)
 
     async def _start_web(self) -> tuple[Any, asyncio.Task[None]] | None:
         if not self.config.web.enabled:

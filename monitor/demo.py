@@ -33,7 +33,8 @@ def demo_command(
 ) -> None:
     """Replay a bundled crisis through the real pipeline, show the alerts it raises, and leave a
     database, a config and an account to explore the result in the web app."""
-    from alerts.delivery import deliver_pending, senders_for
+    from alerts.delivery import deliver_pending
+    from alerts.senders import build_senders
     from alerts.escalation import escalate_due
     from alerts.settings import AlertSettings
     from connectors.records import post_from_record
@@ -57,7 +58,7 @@ def demo_command(
                   "scored by the bundled model; alerts print below as the simulated clock reaches them.\n")
     with console.status("loading the bundled sentiment model"):
         scorer = load_scorer(ModelSettings())
-    senders = senders_for(alerts)
+    senders = build_senders(alerts)
 
     def deliver(sessions: sessionmaker[Session], clock: SimulatedClock) -> None:
         escalate_due(sessions, alerts, clock)

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.delivery import Senders, deliver_pending
+from alerts.delivery import deliver_pending
+from alerts.senders import Senders
 from alerts.routing import notify
 from alerts.settings import AlertSettings
 from alerts.slack import SlackSender

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from alerts import actions
 from alerts.console import ConsoleSender
-from alerts.delivery import Senders, deliver_pending
+from alerts.delivery import deliver_pending
+from alerts.senders import Senders
 from alerts.escalation import escalate_due
 from alerts.settings import AlertSettings
 from monitor.core.storage.db import transaction

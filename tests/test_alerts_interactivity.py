@@ -9,6 +9,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from pydantic import SecretStr
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -255,7 +256,7 @@ def test_socket_mode_click_is_acknowledged_and_dispatched(sessions, slack, clock
     with serve(session, "127.0.0.1", 0) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         slack.socket_url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}/link"
-        client = start_socket_mode(sessions, settings.model_copy(update={"slack_app_token": "xapp-test-token"}), clock)
+        client = start_socket_mode(sessions, settings.model_copy(update={"slack_app_token": SecretStr("xapp-test-token")}), clock)
         try:
             assert acks.get(timeout=10) == {"envelope_id": "env-1"}
             for _ in range(100):

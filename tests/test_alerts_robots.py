@@ -17,7 +17,7 @@ import pytest
 from alerts.delivery import deliver_pending
 from alerts.dingtalk import DingTalkSender
 from alerts.robots import RobotPacer, escape_robot_markdown, fit_bytes
-from alerts.senders import build_senders
+from alerts.senders import Senders, build_senders
 from alerts.settings import AlertSettings
 from monitor.core.storage.db import session_factory
 from tests.alerts_support import HOSTILE, add_event, clock, drain, open_incident, outbox  # noqa: F401
@@ -161,7 +161,7 @@ def test_pacing_keeps_each_robot_under_its_limit(sessions, clock, robots) -> Non
     sender = DingTalkSender(settings.dingtalk, pacer=RobotPacer("2 per minute"))
     for _ in range(3):
         open_incident(sessions, settings, clock.now())
-    deliver_pending(sessions, {"dingtalk": sender}, clock, 50)
+    deliver_pending(sessions, Senders({"dingtalk": sender}, settings), clock, 50)
     statuses = [(r.status, r.attempts) for r in outbox(sessions)]
     assert statuses[:2] == [("sent", 1), ("sent", 1)]
     third = outbox(sessions)[2]

@@ -70,7 +70,7 @@ def test_missing_env_secret_names_the_variable_and_key(tmp_path: Path) -> None:
 def test_env_secret_and_default_are_substituted(tmp_path: Path) -> None:
     body = '[alerts]\nslack_bot_token = "${FW_TEST_TOKEN}"\n[web]\nhost = "${FW_HOST:-0.0.0.0}"\n' + GOOD_BRAND
     config = load_config(write(tmp_path, body), env={"FW_TEST_TOKEN": "xoxb-123"})
-    assert config.alerts.slack_bot_token == "xoxb-123" and config.web.host == "0.0.0.0"
+    assert config.alerts.slack_bot_token.get_secret_value() == "xoxb-123" and config.web.host == "0.0.0.0"
 
 
 def test_duplicate_source_names_are_refused(tmp_path: Path) -> None:
@@ -100,3 +100,38 @@ def test_config_check_accepts_the_default() -> None:
     result = _cli("config", "check", str(DEFAULT_CONFIG))
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout and "brand" in result.stdout
+
+
+def test_secrets_are_redacted_wherever_a_config_is_printed(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    path = write(tmp_path, """
+[database]
+url = "postgresql://flarewatch:pg-s3cret@db.example:5432/flarewatch"
+
+[alerts]
+slack_bot_token = "xoxb-s3cret"
+slack_signing_secret = "sign-s3cret"
+
+[alerts.webhooks.ops]
+url = "https://hooks.example/flarewatch"
+secret = "hook-s3cret"
+
+[alerts.email]
+host = "smtp.example"
+username = "alerts"
+password = "smtp-s3cret"
+sender = "fw@acme.example"
+
+[alerts.dingtalk.support]
+access_token = "ding-s3cret"
+""" + GOOD_BRAND)
+    result = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "db.example" in result.output and "flarewatch:***@" in result.output
+    config = load_config(path, env={})
+    for shown in (result.output, repr(config), str(config.alerts), config.alerts.model_dump_json()):
+        assert "s3cret" not in shown
+    assert config.alerts.webhooks["ops"].secret.get_secret_value() == "hook-s3cret"  # still usable

@@ -246,3 +246,17 @@ def test_console_text_cannot_write_terminal_escapes() -> None:
     ConsoleSender(file=out).send(job("console", "console", text=HOSTILE, author=HOSTILE))
     printed = out.getvalue()
     assert "refund SCAM" in printed and "\x1b" not in printed and "\x07" not in printed and "\r" not in printed
+
+
+def test_every_registered_channel_is_in_the_contract_and_owns_its_settings() -> None:
+    from alerts.base import SENDERS
+    from alerts.senders import build_senders
+
+    build_senders(AlertSettings())  # loads every channel module
+    assert {p.name for p in PEERS} | {"console"} == set(SENDERS)
+    fields = AlertSettings.model_fields
+    assert fields["webhooks"].annotation == dict[str, SENDERS["webhook"].settings_model]
+    assert fields["email"].annotation == SENDERS["email"].settings_model | None
+    assert fields["wecom"].annotation == dict[str, SENDERS["wecom"].settings_model]
+    assert fields["dingtalk"].annotation == dict[str, SENDERS["dingtalk"].settings_model]
+    assert set(build_senders(AlertSettings())) == {"console"}  # nothing configured: the console only

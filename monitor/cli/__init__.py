@@ -34,9 +34,11 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="The TOML file to check.")]) -> None:
     """Validate a configuration file and print what it configures."""
+    from monitor.core.storage.db import redact_url
+
     config = load_or_exit(file)
     typer.echo(f"{file}: ok")
-    typer.echo(f"  database: {config.database_url}")
+    typer.echo(f"  database: {redact_url(config.database_url)}")
     for brand in config.brands:
         kinds = ", ".join(f"{s.name} ({s.kind}, every {s.interval_seconds:g}s)" for s in brand.sources)
         typer.echo(f"  brand {brand.name}: terms {brand.terms}; sources: {kinds or 'none'}")

@@ -29,6 +29,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def redact_url(url: str) -> str:
+    """A database URL fit to print or log: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL: print nothing of it rather than a secret
+        return "<unparsable database URL>"
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; for a SQLite file, create its folder first."""
     parsed = make_url(url)
