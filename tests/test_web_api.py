@@ -8,6 +8,7 @@ from itertools import count
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from monitor.core import accounts
 from monitor.core.storage.db import transaction
@@ -414,7 +415,7 @@ def test_ingest_webhook(web: WebEnv) -> None:  # noqa: F811
 
 def test_slack_interactivity_is_mounted_and_checks_signatures(web: WebEnv) -> None:  # noqa: F811
     assert web.client.post("/slack/actions", content=b"payload=%7B%7D").status_code == 404  # no signing secret
-    web.config.alerts.slack_signing_secret = "signing-secret"
+    web.config.alerts.slack_signing_secret = SecretStr("signing-secret")
     response = web.client.post("/slack/actions", content=b"payload=%7B%7D",
                                headers={"X-Slack-Signature": "v0=bad", "X-Slack-Request-Timestamp": "1"})
     assert response.status_code == 401
