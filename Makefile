@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` starts the daemon, `make test` runs the whole suite.
+# `make test` lints (ruff) and type-checks (mypy, configured in pyproject.toml) before the tests.
 # Both create .venv and install what they need the first time (and again when pyproject.toml changes).
 
 PYTHON ?= python3
@@ -16,6 +17,8 @@ demo: $(VENV)/.installed
 	$(BIN)/flarewatch demo
 
 test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed

@@ -59,7 +59,7 @@ class DingTalkSettings(Strict):
 
 def sign(secret: str, timestamp_ms: int) -> str:
     """DingTalk's robot signature (before URL-encoding, which httpx does for the query string)."""
-    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 

@@ -119,7 +119,7 @@ class Jetstream:
                         break
                     try:
                         message = await asyncio.wait_for(socket.recv(), timeout=remaining)
-                    except (asyncio.TimeoutError, websockets.ConnectionClosedOK):
+                    except (TimeoutError, websockets.ConnectionClosedOK):
                         break
                     events += 1
                     try:
@@ -138,7 +138,7 @@ class Jetstream:
                         pages += 1
                         yield await self._page(client, posts, newest, errors)
                         posts, errors = [], 0
-        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.ConnectionClosedError) as exc:
+        except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosedError) as exc:
             if posts or errors:
                 yield await self._page(client, posts, newest, errors)
             raise NetworkError(f"jetstream {p.url}: {exc!r}") from None

@@ -1,7 +1,7 @@
 """Connector kinds by name, and validation of a source's `params` against its kind."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -10,10 +10,16 @@ from connectors.base import SOURCE_MODES, Connector, SourceParams
 CONNECTORS: dict[str, type[Connector]] = {}
 
 
-def register(cls: type[Connector]) -> type[Connector]:
+C = TypeVar("C", bound=type)
+
+
+def register(cls: C) -> C:
+    """Class decorator: make a connector kind known. The class keeps its own type for its module;
+    the registry holds it as a `Connector`, which `build_connector` returns."""
+    kind = getattr(cls, "kind", None)
     if getattr(cls, "mode", None) not in SOURCE_MODES:
-        raise TypeError(f"connector {cls.kind!r} must declare mode as one of {SOURCE_MODES}")
-    CONNECTORS[cls.kind] = cls
+        raise TypeError(f"connector {kind!r} must declare mode as one of {SOURCE_MODES}")
+    CONNECTORS[str(kind)] = cls
     return cls
 
 

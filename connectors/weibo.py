@@ -163,7 +163,7 @@ class Weibo:
                     known = set(seen)
                     fresh = [m for m, i in zip(items, ids) if i not in known] if len(ids) == len(items) else items
                     now = datetime.now(timezone.utc)
-                    posts, errors = collect(fresh, lambda m: normalise_mblog(self.source, m, now), self.source)
+                    posts, errors = collect(fresh, lambda m: normalise_mblog(self.source, m, now), self.source)  # noqa: B023 - called at once
                     posts = [await self._full_text(client, post) for post in posts]
                     seen = (seen + [i for i in ids if i not in known])[-self.params.remember:]
                     state["seen"] = seen

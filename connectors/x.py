@@ -132,7 +132,7 @@ class XSearch:
             tweets = body.get("data", [])
             tweets = expect_type(tweets, list, "data")
             users = {u["id"]: u for u in get(body, "includes", "users") or [] if isinstance(get(u, "id"), str)}
-            posts, errors = collect(tweets, lambda t: normalise_tweet(self.source, t, users), self.source)
+            posts, errors = collect(tweets, lambda t: normalise_tweet(self.source, t, users), self.source)  # noqa: B023
             page_newest = get(body, "meta", "newest_id")
             if number == 1 and isinstance(page_newest, str) and page_newest.isdigit():
                 newest = page_newest

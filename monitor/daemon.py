@@ -469,7 +469,7 @@ class Daemon:
         app = create_app(self.config, self.sessions, self.clock, health=self.health.as_dict)
 
         class EmbeddedServer(uvicorn.Server):
-            def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # the daemon owns signals
+            def capture_signals(self) -> Any:  # the daemon owns signals
                 return contextlib.nullcontext()
 
         server = EmbeddedServer(uvicorn.Config(app, host=self.config.web.host, port=self.config.web.port,
@@ -478,7 +478,7 @@ class Daemon:
 
         sock = bind_socket(self.config.web.host, self.config.web.port)  # PortInUse: a clear error, no traceback
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
+        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
         if task.done():
             task.result()  # re-raise why it could not start (port in use, ...)

@@ -79,7 +79,7 @@ async def poll_source(
     try:
         matcher = BrandMatcher(brand.terms, brand.exclude)
         connector = build_connector(source.kind, source.name, brand.terms, source.params)
-        async with aclosing(connector.pages(client, cursor)) as pages:
+        async with aclosing(connector.pages(client, cursor)) as pages:  # type: ignore[type-var]  # async generators
             async for page in pages:
                 # Database work runs off the event loop: the web server shares it.
                 await asyncio.to_thread(_store, sessions, brand, source, matcher, page, clock, result, fence, expected)

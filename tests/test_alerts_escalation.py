@@ -201,7 +201,7 @@ def test_without_a_slack_token_alerts_go_to_the_console(sessions, clock) -> None
     senders = Senders({"console": ConsoleSender(file=out)}, settings)
     assert deliver_pending(sessions, senders, clock, 50) == 1
     printed = out.getvalue()
-    assert f"SEV-2 acme: negative spike" in printed and "42 negative posts in 15 min" in printed
+    assert "SEV-2 acme: negative spike" in printed and "42 negative posts in 15 min" in printed
     # The post's terminal escape is stripped and its rich markup printed as text, not interpreted.
     assert "\x1b[31m" not in printed and "[31m[bold]red[/bold]" in printed
     assert [(r.channel, r.status) for r in outbox(sessions)] == [("console", "sent")]

@@ -255,8 +255,9 @@ def test_every_registered_channel_is_in_the_contract_and_owns_its_settings() -> 
     build_senders(AlertSettings())  # loads every channel module
     assert {p.name for p in PEERS} | {"console"} == set(SENDERS)
     fields = AlertSettings.model_fields
-    assert fields["webhooks"].annotation == dict[str, SENDERS["webhook"].settings_model]
-    assert fields["email"].annotation == SENDERS["email"].settings_model | None
-    assert fields["wecom"].annotation == dict[str, SENDERS["wecom"].settings_model]
-    assert fields["dingtalk"].annotation == dict[str, SENDERS["dingtalk"].settings_model]
+    assert SENDERS["webhook"].settings_model is WebhookSettings and SENDERS["email"].settings_model is EmailSettings
+    assert SENDERS["wecom"].settings_model is WeComSettings and SENDERS["dingtalk"].settings_model is DingTalkSettings
+    assert fields["webhooks"].annotation == dict[str, WebhookSettings] and fields["email"].annotation == EmailSettings | None
+    assert fields["wecom"].annotation == dict[str, WeComSettings]
+    assert fields["dingtalk"].annotation == dict[str, DingTalkSettings]
     assert set(build_senders(AlertSettings())) == {"console"}  # nothing configured: the console only

@@ -7,6 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from monitor.core.posts import FetchedPost, Page
 from monitor.core.brands import BrandMatcher
@@ -101,6 +102,6 @@ def test_one_score_per_post_and_model(sessions) -> None:
                          lang="en", scored_at=T0),
                    Score(post_id=post.id, model="m@2", label="neutral", confidence=0.6, sentiment=0.0,
                          lang="en", scored_at=T0)])
-    with pytest.raises(Exception), transaction(sessions) as s:
+    with pytest.raises(IntegrityError), transaction(sessions) as s:
         s.add(Score(post_id=post.id, model="m@1", label="positive", confidence=0.9, sentiment=0.9,
                     lang="en", scored_at=T0))

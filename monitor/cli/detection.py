@@ -34,7 +34,8 @@ def replay_command(
     posts: Annotated[Path, typer.Option("--in", help="Posts as JSON lines (the make_replay.py format).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the incidents, one JSON line each.")] = Path(
         "incidents.jsonl"),
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Configuration file (brands, detection and model settings).")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="Configuration file (brands, detection and model settings).")] = None,
     brand: Annotated[Optional[str], typer.Option("--brand", help="Brand to match posts against (added if the config lacks it).")] = None,
     db: Annotated[Optional[str], typer.Option("--db", help="Database URL (default: a temporary SQLite file).")] = None,
     step_seconds: Annotated[int, typer.Option("--step-seconds", min=1, help="Simulated detect interval.")] = 60,

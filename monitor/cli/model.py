@@ -35,7 +35,7 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 
 def build_settings(model: str | None = None, config: Path | None = None, threads: int | None = None,
                    batch_size: int | None = None, quantize: bool | None = None,
-                   device: str | None = None) -> "ModelSettings":
+                   device: str | None = None) -> ModelSettings:
     """ModelSettings from an optional daemon config's [model] table, overridden by CLI options."""
     from pydantic import ValidationError
 
@@ -55,7 +55,7 @@ def build_settings(model: str | None = None, config: Path | None = None, threads
         raise _fail(f"invalid model settings: {e}") from e
 
 
-def _load(settings: "ModelSettings") -> Any:
+def _load(settings: ModelSettings) -> Any:
     from models import load_scorer
 
     try:

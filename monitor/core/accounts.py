@@ -163,7 +163,8 @@ def user_for_token(session: Session, token: str, now: datetime) -> User | None:
     last = row.ApiToken.last_used_at
     if last is None or now - last > _USE_RESOLUTION:  # one write a minute, not one per request
         row.ApiToken.last_used_at = now
-    return row.User
+    user: User = row.User
+    return user
 
 
 def update_user(

@@ -12,7 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,11 +42,15 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normal.encode("utf-8")).hexdigest()
 
 
+# Each dialect's insert() has on_conflict_do_nothing; SQLAlchemy's stubs type them as the generic Insert.
+DIALECT_INSERT: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 def ensure_source(session: Session, name: str, brand: str, kind: str) -> Source:
     """The source's row, created if needed (an upsert: two first pushes at once both succeed)."""
     source = session.get(Source, name)
     if source is None:
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
+        insert: Callable[..., Any] = DIALECT_INSERT[session.get_bind().dialect.name]
         session.execute(insert(Source).values(name=name, brand=brand, kind=kind, consecutive_failures=0,
                                               posts_fetched=0, items_rejected=0).on_conflict_do_nothing())
         source = session.get(Source, name)
@@ -133,7 +138,7 @@ def _insert(session: Session, brand: str, rows: list[tuple[FetchedPost, str, int
     if not rows:
         return {}
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    insert: Callable[..., Any] = DIALECT_INSERT[dialect]
     rows = sorted(rows, key=lambda row: (row[0].source, row[0].external_id))
     stmt = (insert(Post.__table__).on_conflict_do_nothing(index_elements=["source", "external_id"])
             .returning(Post.__table__.c.id, Post.__table__.c.source, Post.__table__.c.external_id))

@@ -83,7 +83,7 @@ def _conditional(session: Session, post_id: int, condition: Any, values: dict[st
         .values(version=FlaggedPost.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _record(
