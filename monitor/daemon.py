@@ -237,7 +237,7 @@ class Daemon:
                 if not await asyncio.to_thread(self._poll_due, source.name, source.interval_seconds):
                     return
                 result = await poll_source(self.sessions, brand, source, http, self.clock,
-                                           fence=lambda session, name=name: self.leases.fence(session, name))
+                                           fence=lambda session, name=name: self.leases.fence(session, name))  # type: ignore[misc]
                 steer_poll_job(self.scheduler, name, source.interval_seconds, result)
 
             self._schedule(name, min(source.interval_seconds, max(lease / 4, 0.5)), poll)

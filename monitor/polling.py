@@ -94,11 +94,11 @@ async def poll_source(
         result.auth_failed = isinstance(exc, AuthFailed)
         result.error = _describe(exc)
         before = await asyncio.to_thread(_finish, sessions, source.name, clock, result.error)
-        expected = isinstance(exc, SourceError)
+        known = isinstance(exc, SourceError)
         log.log(
             logging.WARNING if before == 0 else logging.DEBUG,
             "source poll failed" if before == 0 else "source still failing",
-            exc_info=not expected and before == 0,
+            exc_info=not known and before == 0,
             extra={"source": source.name, "brand": brand.name, "kind": source.kind, "error": result.error,
                    "pages": result.pages, "stored": result.stored, "failures": before + 1,
                    "retry_after_s": result.retry_after},

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -141,7 +140,7 @@ def test_incident_page_updates_itself_and_its_chart_ends_now_without_colliding_l
             for width in WIDTHS:
                 page = browser.new_page(viewport={"width": width, "height": 900})
                 blocked: list[str] = []
-                page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+                page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)  # noqa: B023
                 _login(page, base, "mona", f"/incidents/{incident_id}")
                 expect(page.locator("h1")).to_contain_text("negative posts are surging")
                 page.evaluate("window.__stayed = true")

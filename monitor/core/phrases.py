@@ -6,7 +6,8 @@ words and two-word phrases; Chinese is segmented with jieba (a dictionary and HM
 scripts split on word boundaries. A term is ranked by the z-score of its smoothed log-odds ratio
 (incident posts using it or not, against usual posts using it or not, half a post added to each
 cell; the ranking of Monroe, Colaresi and Quinn's "Fightin' Words", 2008): how much more often
-incident posts use it than usual posts, allowing for how few posts there are. The brand's own terms, links, mentions, numbers and common function words are left out.
+incident posts use it than usual posts, allowing for how few posts there are. The brand's own terms, links, mentions,
+numbers and common function words are left out.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ s = -ln(smallest model p-value over the windows), is tracked over the brand's ow
 tail is modelled by peaks over threshold (Pickands 1975; Siffer et al. 2017, "Anomaly detection in
 streams with extreme value theory"): exceedances of s over U = -ln 0.05 follow a generalised Pareto
 distribution whose shape ξ and scale β are estimated by the method of moments from decayed sums
-(no history kept), after a prior worth `PRIOR_EXCEEDANCES` exceedances of the model's own tail. The calibrated tail probability of a bucket is then
+(no history kept), after a prior worth `PRIOR_EXCEEDANCES` exceedances of the model's own tail. The calibrated tail
+probability of a bucket is then
 
     P(S >= s) = ζ · (1 + ξ (s - U) / β) ^ (-1/ξ)        for s >= U   (ζ = share of buckets above U)
 

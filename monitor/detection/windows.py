@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from monitor.detection import calibration
-from monitor.detection.baseline import SeasonalBaseline, floor_hour
+from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.share import check_negative_share, design_effect
 from monitor.detection.signals import Signal

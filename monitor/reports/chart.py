@@ -242,7 +242,7 @@ def weekly_svg(weeks: list[WeekFigures], width: int = 720, height: int = 240) ->
     for i, w in enumerate(weeks):
         out.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 14}" text-anchor="middle" fill="#555">'
                    f'{escape(w.label.split("-")[1])}</text>')
-    for key, label, color in TREND_SERIES:
+    for key, label, color in TREND_SERIES:  # noqa: B007 - key is the series name above
         runs: list[list[str]] = [[]]
         for i, w in enumerate(weeks):
             value = w.medians.get(key)
@@ -255,7 +255,7 @@ def weekly_svg(weeks: list[WeekFigures], width: int = 720, height: int = 240) ->
                        f'points="{" ".join(run)}"><title>{escape(label)}</title></polyline>')
             out += [f'<circle cx="{pt.split(",")[0]}" cy="{pt.split(",")[1]}" r="2.5" fill="{color}"/>' for pt in run]
     lx = left
-    for key, label, color in TREND_SERIES:
+    for key, label, color in TREND_SERIES:  # noqa: B007 - key is the series name above
         out.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{height - 14}" y2="{height - 14}" stroke="{color}" stroke-width="2.4"/>')
         out.append(f'<text x="{lx + 23}" y="{height - 10}" fill="#333">{escape(label)}</text>')
         lx += 23 + len(label) * CHAR_WIDTH + 18
