@@ -121,7 +121,7 @@ def test_sigterm_stops_cleanly_and_a_restart_resumes_with_nothing_lost(setup, tm
     assert stored_before < POSTS, "the first run should be stopped part-way through the stream"
 
     second = start(config)
-    wait_for(lambda: counts(url) == (POSTS, POSTS, POSTS), 120, "every post stored and scored once", second)
+    wait_for(lambda: counts(url) == (POSTS, POSTS, POSTS), 300, "every post stored and scored once", second)
     health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
     stop(second)
 
