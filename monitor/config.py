@@ -107,8 +107,9 @@ class DaemonConfig(Strict):
     # A dead replica's work (a source's polling, a brand's detection, delivery) moves to another
     # replica this long after its last renewal, plus one tick of that job.
     lease_seconds: float = Field(default=20, gt=0)
-    # Scoring processes of this replica (1: scoring runs beside the daemon, not competing with the
-    # web server for one interpreter); 0 runs it in a thread of the daemon process.
+    # Scoring processes of this replica on PostgreSQL (1: scoring runs beside the daemon, not
+    # competing with the web server for one interpreter); 0 runs it in a thread of the daemon
+    # process, as SQLite always does (one file serialises writers anyway).
     score_workers: int = Field(default=1, ge=0, le=64)
     score_interval_seconds: float = Field(default=2, gt=0)
     detect_interval_seconds: float = Field(default=10, gt=0)

@@ -273,10 +273,15 @@ class Daemon:
                 log.error("score worker %d stopped (exit code %s); starting it again", index, code)
                 self._scoring[index] = self._start_score_worker(index)
 
+    def _score_workers(self) -> int:
+        """Processes on PostgreSQL; on SQLite a thread (one file serialises writers, and a second
+        process writing to it would only contend for its lock)."""
+        return 0 if self._lock is not None else self.config.daemon.score_workers
+
     def _start_scoring(self) -> None:
         if "score" not in self.roles:
             return
-        workers = self.config.daemon.score_workers
+        workers = self._score_workers()
         if workers == 0:
             self._score_stats = _ThreadQueue()
         else:
@@ -285,7 +290,7 @@ class Daemon:
         self._scoring = [self._start_score_worker(i) for i in range(max(workers, 1))]
 
     def _start_score_worker(self, index: int) -> Any:
-        if self.config.daemon.score_workers == 0:
+        if self._score_workers() == 0:
             worker: Any = threading.Thread(target=score_loop, name="score", daemon=True, args=(
                 self.config, self.sessions, self._stopping, self._score_stats, None))
         else:
