@@ -21,7 +21,7 @@ import httpx
 from pydantic import Field
 
 from monitor.core.posts import FetchedPost, Page
-from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, decode_json, expect_type, request
+from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, read_json, expect_type, request
 from connectors.normal import (
     InvalidItem, bounded_id, get, optional_count, as_count, parse_time, require_dict, short_text, text_field, tidy,
 )
@@ -61,7 +61,7 @@ async def lookup_profiles(
                 client, "GET", f"{base_url.rstrip('/')}/xrpc/app.bsky.actor.getProfiles", source=source,
                 params=_PROFILE_REQUEST, query=[("actors", d) for d in chunk], headers=headers,
             )
-            found = get(decode_json(response), "profiles")
+            found = get(await read_json(response), "profiles")
         except SourceError as exc:
             log.warning("bluesky profile lookup failed; posts kept without follower counts",
                         extra={"source": source, "error": str(exc)[:200]})
@@ -185,7 +185,7 @@ class BlueskySearch:
                     client, "POST", f"{self._base}/xrpc/com.atproto.server.refreshSession", source=self.source,
                     params=p, headers={"Authorization": f"Bearer {current['refreshJwt']}"},
                 )
-                _SESSIONS[key] = self._session_from(decode_json(response))
+                _SESSIONS[key] = self._session_from(await read_json(response))
                 return _SESSIONS[key]
             except HttpError:
                 _SESSIONS.pop(key, None)  # refresh token expired too: log in again below
@@ -198,7 +198,7 @@ class BlueskySearch:
                 client, "POST", f"{self._base}/xrpc/com.atproto.server.createSession", source=self.source,
                 params=p, json={"identifier": p.identifier, "password": p.app_password},
             )
-            _SESSIONS[key] = self._session_from(decode_json(response))
+            _SESSIONS[key] = self._session_from(await read_json(response))
         except SourceError as exc:
             _LOGIN_FAILED[key] = (time.monotonic() + LOGIN_COOLDOWN_SECONDS, str(exc)[:200])
             raise
@@ -222,7 +222,7 @@ class BlueskySearch:
                     client, "GET", f"{self._base}/xrpc/app.bsky.feed.searchPosts", source=self.source,
                     params=self.params, query=query, headers=headers,
                 )
-                return decode_json(response)
+                return await read_json(response)
             except HttpError as exc:
                 expired = exc.status == 401 or (exc.status == 400 and "ExpiredToken" in exc.body)
                 if session is None or not expired or attempt:

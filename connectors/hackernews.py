@@ -15,7 +15,7 @@ import httpx
 from pydantic import Field
 
 from monitor.core.posts import FetchedPost, Page
-from connectors.http import HttpParams, SourceError, decode_json, expect_type, request
+from connectors.http import HttpParams, SourceError, read_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, html_to_text, parse_time, require_dict, text_field,
 )
@@ -125,4 +125,4 @@ class HackerNews:
             query["numericFilters"] = f"created_at_i>={since}"
         response = await request(client, "GET", f"{p.base_url.rstrip('/')}/search_by_date", source=self.source,
                                  params=p, query=query)
-        return decode_json(response)
+        return await read_json(response)

@@ -1,18 +1,23 @@
 """The one way connectors talk HTTP: timeouts, retries of transient failures, rate-limit waits.
 
-Every connector calls `request()` (and `decode_json()` for JSON bodies). Network errors, 408 and
+Every connector calls `request()` (and `read_json()` for JSON bodies). Network errors, 408 and
 5xx are retried with exponential backoff and jitter; 429 waits as long as the server asks
 (`monitor.core.http_outcome`: the one status classifier and Retry-After parser, shared with the
 alert senders). A wait longer than `max_wait_seconds` is not slept through: the run stops with
 `RateLimited(wait_seconds=...)`, cursor untouched, and the scheduler leaves the source alone that
 long. 401/403 stop the run with `AuthFailed`, and the scheduler pauses the source.
 
+Every response is streamed: a body larger than `max_response_bytes` (declared or as it arrives)
+fails the request with `ResponseTooLarge` before it is buffered, and each attempt has a total
+`deadline_seconds` (httpx's `timeout_seconds` is per read, so a server trickling one byte a second
+would otherwise hold a source forever). Big bodies are decoded in a worker thread (`read_json`),
+so a 100 MB page never stalls the web server that shares the event loop.
+
 Tests replace `connectors.http.sleep` (and `connectors.http.wall_time`) to keep waits instant.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -26,6 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from connectors.base import SourceParams
+from monitor.core.boundary import MalformedJson, decode_json
 from monitor.core.http_outcome import Outcome, classify, retry_after
 
 log = logging.getLogger("flarewatch.connectors")
@@ -64,6 +70,14 @@ class NetworkError(SourceError):
     pass
 
 
+class DeadlineExceeded(NetworkError):
+    """One attempt took longer than `deadline_seconds` in all (connect, headers and body)."""
+
+
+class ResponseTooLarge(SourceError):
+    """The body is over `max_response_bytes`; retrying would not make it smaller."""
+
+
 class MalformedPayload(SourceError):
     """A page that is not what the API documents: bad JSON, an HTML error page, a wrong envelope."""
 
@@ -72,7 +86,9 @@ class HttpParams(SourceParams):
     """Request settings every HTTP connector shares (all optional in the config)."""
 
     max_pages: int = Field(default=10, ge=1, le=10_000, description="pages fetched per run at most")
-    timeout_seconds: float = Field(default=20.0, gt=0)
+    timeout_seconds: float = Field(default=20.0, gt=0, description="per network operation (connect, each read)")
+    deadline_seconds: float = Field(default=60.0, gt=0, description="one attempt in all, body included")
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="largest body read")
     retries: int = Field(default=3, ge=0, le=20, description="retries of network errors, 408, 429 and 5xx")
     backoff_seconds: float = Field(default=1.0, ge=0, description="first retry wait; doubles each retry")
     max_backoff_seconds: float = Field(default=60.0, ge=0)
@@ -147,10 +163,7 @@ async def request(
     try:
         async for attempt in retrying:
             with attempt:
-                response = await client.request(
-                    method, url, params=query, headers=sent_headers,
-                    timeout=params.timeout_seconds, **kwargs,
-                )
+                response = await _send(client, method, url, params, query=query, headers=sent_headers, **kwargs)
                 status = response.status_code
                 if status in ok:
                     return response
@@ -182,6 +195,42 @@ async def request(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+
+
+async def _send(client: httpx.AsyncClient, method: str, url: str, params: HttpParams, *,
+                query: Any, headers: dict[str, str], follow_redirects: bool | None = None,
+                **kwargs: Any) -> httpx.Response:
+    """One attempt: streamed, at most `max_response_bytes` (decoded), within `deadline_seconds` in all."""
+    limit = params.max_response_bytes
+    request = client.build_request(method, url, params=query, headers=headers, timeout=params.timeout_seconds,
+                                   **kwargs)
+    try:
+        async with asyncio.timeout(params.deadline_seconds):
+            extra = {} if follow_redirects is None else {"follow_redirects": follow_redirects}
+            response = await client.send(request, stream=True, **extra)
+            try:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise ResponseTooLarge(f"{url}: the response declares {int(declared):,} bytes, "
+                                           f"more than max_response_bytes={limit:,}")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ResponseTooLarge(f"{url}: the response is larger than max_response_bytes={limit:,}")
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise DeadlineExceeded(f"{url}: no complete answer within deadline_seconds={params.deadline_seconds:g}") \
+            from None
+    # The body is already decoded: keep the headers that describe the resource, not the transfer.
+    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+    return httpx.Response(response.status_code, headers=kept, content=b"".join(chunks),
+                          request=response.request, extensions={"http_version": response.http_version.encode()})
+
+
 def _reason(state: RetryCallState) -> str:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, _Transient):
@@ -189,17 +238,20 @@ def _reason(state: RetryCallState) -> str:
     return repr(exc)
 
 
-def decode_json(response: httpx.Response) -> Any:
+OFF_LOOP_BYTES = 64 * 1024  # bodies above this are decoded in a worker thread
+
+
+async def read_json(response: httpx.Response) -> Any:
     """The response body as JSON, or `MalformedPayload` (HTML error page, truncated or empty body)."""
     body = response.content
     if body.lstrip()[:1] == b"<":  # judged by the body: some servers label JSON text/html and vice versa
         raise MalformedPayload(f"expected JSON from {response.request.url}, got HTML: {_snippet(response)[:120]}")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedPayload(
-            f"invalid JSON from {response.request.url} ({len(body)} bytes): {exc}"
-        ) from None
+        if len(body) > OFF_LOOP_BYTES:
+            return await asyncio.to_thread(decode_json, body)
+        return decode_json(body)
+    except MalformedJson as exc:
+        raise MalformedPayload(f"invalid JSON from {response.request.url} ({len(body)} bytes): {exc}") from None
 
 
 def expect_type(value: Any, kind: type | tuple[type, ...], what: str) -> Any:

@@ -8,7 +8,6 @@ filter by keyword. Authors are DIDs (a handle lookup per post would cost more th
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from connectors.normal import (
     InvalidItem, bounded_id, clean_post, parse_time, require_dict, short_text, text_field, tidy,
 )
 from connectors.registry import register
+from monitor.core.boundary import Rejected, decode_json, parse_one
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -122,18 +122,16 @@ class Jetstream:
                     except (TimeoutError, websockets.ConnectionClosedOK):
                         break
                     events += 1
-                    try:
-                        event = json.loads(message)
-                        stamp = event.get("time_us") if isinstance(event, dict) else None
-                        if isinstance(stamp, int) and not isinstance(stamp, bool):
-                            newest = stamp if newest is None else max(newest, stamp)
-                        post = normalise_jetstream_event(self.source, event)
-                    except (ValueError, InvalidItem) as exc:  # bad JSON or a malformed commit
+                    parsed = parse_one(self._event, message)
+                    if isinstance(parsed, Rejected):  # bad JSON or a malformed commit
                         errors += 1
-                        log.warning("skipping malformed event", extra={"source": self.source, "error": str(exc)[:200]})
-                        post = None
+                        log.warning("skipping malformed event", extra={"source": self.source, "error": parsed.reason})
+                        parsed = (None, None)
+                    stamp, post = parsed
+                    if stamp is not None:
+                        newest = stamp if newest is None else max(newest, stamp)
                     if post is not None and self.matcher.matches(post.text):
-                        posts.append(clean_post(post))
+                        posts.append(post)
                     if events % p.page_events == 0:
                         pages += 1
                         yield await self._page(client, posts, newest, errors)
@@ -146,6 +144,14 @@ class Jetstream:
             raise MalformedPayload(f"jetstream url {p.url!r}: {exc}") from None
         if posts or errors or (newest is not None and str(newest) != cursor):
             yield await self._page(client, posts, newest, errors)
+
+    def _event(self, message: str | bytes) -> tuple[int | None, FetchedPost | None]:
+        """One event: its time_us (the cursor) and its post, if it is one (inside the item boundary)."""
+        event = decode_json(message)
+        stamp = event.get("time_us") if isinstance(event, dict) else None
+        post = normalise_jetstream_event(self.source, event)
+        return (stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+                clean_post(post) if post is not None else None)
 
     async def _page(self, client: httpx.AsyncClient, posts: list[FetchedPost], newest: int | None,
                     errors: int) -> Page:

@@ -8,7 +8,6 @@ without its newline is left for the next run.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,11 +17,11 @@ import httpx
 from pydantic import Field
 
 from connectors.base import SourceParams
-from monitor.core.posts import FetchedPost, Page
+from monitor.core.posts import Page
 from connectors.http import MalformedPayload, SourceError
-from connectors.normal import InvalidItem
-from connectors.records import post_from_record
+from connectors.records import post_from_line
 from connectors.registry import register
+from monitor.core.boundary import parse_each
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -72,16 +71,10 @@ class JsonlReplay:
             lines, new_offset = await asyncio.to_thread(read_lines, path, offset, self.params.lines_per_page)
             if not lines:
                 return
-            posts: list[FetchedPost] = []
-            errors = 0
-            for start, line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    posts.append(post_from_record(self.source, json.loads(line)))
-                except (ValueError, InvalidItem) as exc:
-                    errors += 1
-                    log.warning("skipping bad replay line",
-                                extra={"source": self.source, "offset": start, "error": str(exc)[:200]})
+            parsed = parse_each((line for _, line in lines),
+                                lambda line: post_from_line(self.source, line) if line.strip() else None)
+            for rejected in parsed.rejected:
+                log.warning("skipping bad replay line", extra={
+                    "source": self.source, "offset": lines[rejected.position][0], "error": rejected.reason})
             offset = new_offset
-            yield Page(posts, str(offset), errors)
+            yield Page(parsed.items, str(offset), len(parsed.rejected))

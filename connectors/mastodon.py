@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field
 
 from monitor.core.posts import FetchedPost, Page
-from connectors.http import HttpParams, SourceError, decode_json, expect_type, request
+from connectors.http import HttpParams, SourceError, read_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, html_to_text, optional_count, parse_time, require_dict, short_text,
     text_field,
@@ -147,10 +147,10 @@ class Mastodon:
             if p.local_only:
                 query["local"] = "true"
             url = f"{base}/api/v1/timelines/tag/{quote(name, safe='')}"
-            body = decode_json(await request(client, "GET", url, source=self.source, params=p, query=query,
+            body = await read_json(await request(client, "GET", url, source=self.source, params=p, query=query,
                                              headers=headers))
             return expect_type(body, list, "tag timeline")
         query.update(q=name, type="statuses", resolve="false")
-        body = decode_json(await request(client, "GET", f"{base}/api/v2/search", source=self.source, params=p,
+        body = await read_json(await request(client, "GET", f"{base}/api/v2/search", source=self.source, params=p,
                                          query=query, headers=headers))
         return expect_type(get(body, "statuses") if isinstance(body, dict) else body, list, "search.statuses")

@@ -9,20 +9,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import html
+import json
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
+from monitor.core.boundary import InvalidItem
+
 if TYPE_CHECKING:
     from monitor.core.posts import FetchedPost
 
+__all__ = ["InvalidItem"]  # defined by the core boundary, re-exported for the normalisers
+
 MAX_ID = 200  # posts.external_id is String(200)
 MAX_COUNT = 2**62  # posts counters are BigInteger
-
-
-class InvalidItem(ValueError):
-    """One item in a page could not be understood; the rest of the page is still used."""
 
 
 class _TextExtractor(HTMLParser):
@@ -187,10 +188,21 @@ def storable(value: str) -> str:
 
 
 def clean_post(post: FetchedPost) -> FetchedPost:
-    """The post with every text field storable, so one odd item can never poison a page's transaction."""
+    """The post with every text field storable, so one odd item can never poison a page's transaction.
+
+    Ids are identity, so they are never rewritten: `nul\\0id` and `nulid` must stay two posts, and an
+    id with characters no database column can hold is rejected instead. `raw` must be strict JSON
+    (PostgreSQL refuses NaN), checked here, inside the item boundary, rather than at insert time.
+    """
+    if _UNSTORABLE.search(post.external_id):
+        raise InvalidItem("id: contains NUL or an unpaired surrogate, which cannot be stored")
+    try:
+        json.dumps(post.raw, allow_nan=False)
+    except (ValueError, TypeError) as exc:
+        raise InvalidItem(f"cannot be stored as JSON: {exc}") from None
     changes = {
         name: storable(value)
-        for name in ("external_id", "text", "author", "url", "lang")
+        for name in ("text", "author", "url", "lang")
         if isinstance(value := getattr(post, name), str) and _UNSTORABLE.search(value)
     }
     return dataclasses.replace(post, **changes) if changes else post

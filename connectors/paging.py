@@ -8,7 +8,8 @@ from typing import Any
 
 from monitor.core.posts import FetchedPost
 from connectors.http import SourceError
-from connectors.normal import InvalidItem, clean_post
+from connectors.normal import clean_post
+from monitor.core.boundary import parse_each
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -34,19 +35,17 @@ def dump_state(state: dict[str, Any]) -> str:
 def collect(
     items: Iterable[Any], normalise: Callable[[Any], FetchedPost | None], source: str
 ) -> tuple[list[FetchedPost], int]:
-    """Normalise a page's items: malformed ones are logged, counted and skipped."""
-    posts: list[FetchedPost] = []
-    errors = 0
-    for index, item in enumerate(items):
-        try:
-            post = normalise(item)
-        except InvalidItem as exc:
-            errors += 1
-            log.warning("skipping malformed item", extra={"source": source, "item": index, "error": str(exc)})
-            continue
-        if post is not None:
-            posts.append(clean_post(post))
-    return posts, errors
+    """Normalise a page's items: malformed ones (whatever the normaliser raised) are logged, counted and skipped."""
+
+    def parse(item: Any) -> FetchedPost | None:
+        post = normalise(item)
+        return clean_post(post) if post is not None else None
+
+    parsed = parse_each(items, parse)
+    for rejected in parsed.rejected:
+        log.warning("skipping malformed item",
+                    extra={"source": source, "item": rejected.position, "error": rejected.reason})
+    return parsed.items, len(parsed.rejected)
 
 
 class PartialFailures:

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from monitor.core.posts import FetchedPost
 from connectors.normal import InvalidItem, clean_post, tidy
+from monitor.core.boundary import check_depth, decode_json
 
 
 def _id_text(value: Any) -> Any:
@@ -50,6 +51,7 @@ def post_from_record(source: str, item: Any) -> FetchedPost:
     """A pushed or replayed post as a FetchedPost; `InvalidItem` says which field is wrong."""
     if not isinstance(item, dict):
         raise InvalidItem(f"expected an object, got {type(item).__name__}")
+    check_depth(item)
     try:
         record = PostRecord.model_validate(item)
     except ValidationError as exc:
@@ -57,11 +59,15 @@ def post_from_record(source: str, item: Any) -> FetchedPost:
     text = tidy(record.text)
     if not text:
         raise InvalidItem("text: is blank")
+    try:  # 9999-12-31T23:00-05:00 is valid ISO-8601 but past datetime.max in UTC
+        created_at = record.created_at.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise InvalidItem(f"created_at: out of range: {record.created_at.isoformat()}") from None
     return clean_post(FetchedPost(
         source=source,
         external_id=record.id,
         text=text,
-        created_at=record.created_at.astimezone(timezone.utc),
+        created_at=created_at,
         author=record.author,
         url=record.url,
         author_followers=record.author_followers,
@@ -72,3 +78,8 @@ def post_from_record(source: str, item: Any) -> FetchedPost:
         score=record.score,
         raw=item,
     ))
+
+
+def post_from_line(source: str, line: bytes | str) -> FetchedPost:
+    """One JSONL line (a replay file, a backfill) as a FetchedPost; call it inside the item boundary."""
+    return post_from_record(source, decode_json(line))

@@ -19,7 +19,7 @@ import httpx
 from pydantic import Field
 
 from monitor.core.posts import FetchedPost, Page
-from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, decode_json, expect_type, request
+from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, read_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, parse_time, require_dict, text_field, tidy,
 )
@@ -115,7 +115,7 @@ class Reddit:
             client, "POST", p.token_url, source=self.source, params=p,
             data={"grant_type": "client_credentials"}, auth=(p.client_id, p.client_secret),
         )
-        body = decode_json(response)
+        body = await read_json(response)
         token = get(body, "access_token")
         if not isinstance(token, str) or not token:
             raise MalformedPayload(f"token endpoint answered without access_token: {str(body)[:200]}")
@@ -143,7 +143,7 @@ class Reddit:
             else:
                 url, headers = f"{p.public_url}{path}.json", {}
             try:
-                body = decode_json(await request(client, "GET", url, source=self.source, params=p, query=query,
+                body = await read_json(await request(client, "GET", url, source=self.source, params=p, query=query,
                                                  headers=headers))
             except HttpError as exc:
                 if exc.status == 401 and token and attempt == 0:

@@ -6,6 +6,7 @@ seen entries so a poll yields only new ones. One broken feed does not stop the o
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from calendar import timegm
 from collections.abc import AsyncIterator
@@ -127,7 +128,8 @@ class RssFeeds:
                                  ok=(200, 304), follow_redirects=True)
         if response.status_code == 304:
             return None
-        parsed = feedparser.parse(response.content, response_headers={
+        # XML parsing of a big feed is CPU work: off the event loop the web server shares.
+        parsed = await asyncio.to_thread(feedparser.parse, response.content, response_headers={
             "content-location": str(response.url), "content-type": response.headers.get("content-type", ""),
         })
         if parsed.get("bozo") and not parsed.entries:

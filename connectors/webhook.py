@@ -6,7 +6,6 @@ config can declare such a source (for brand, status and health); it has nothing 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
@@ -15,9 +14,9 @@ from pydantic import Field
 
 from connectors.base import SourceParams
 from monitor.core.posts import FetchedPost, Page
-from connectors.normal import InvalidItem
 from connectors.records import PostRecord, post_from_record
 from connectors.registry import register
+from monitor.core.boundary import MalformedJson, decode_json, parse_each
 
 __all__ = ["MAX_ITEMS", "PostRecord", "WebhookParams", "WebhookSource", "parse_pushed"]
 
@@ -31,23 +30,17 @@ def parse_pushed(source_name: str, body: bytes) -> tuple[list[FetchedPost], list
     all gives no posts and one message starting with "body:".
     """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return [], [f"body: not valid JSON ({exc})"]
+        data = decode_json(body)
+    except MalformedJson as exc:
+        return [], [f"body: {exc}"]
     if isinstance(data, dict) and isinstance(data.get("posts"), list):
         data = data["posts"]
     if not isinstance(data, list):
         return [], [f"body: expected a JSON array of posts, got {type(data).__name__}"]
     if len(data) > MAX_ITEMS:
         return [], [f"body: {len(data)} posts in one request; send at most {MAX_ITEMS}"]
-    posts: list[FetchedPost] = []
-    errors: list[str] = []
-    for index, item in enumerate(data):
-        try:
-            posts.append(post_from_record(source_name, item))
-        except InvalidItem as exc:
-            errors.append(f"item {index}: {exc}")
-    return posts, errors
+    parsed = parse_each(data, lambda item: post_from_record(source_name, item))
+    return parsed.items, [f"item {r.position}: {r.reason}" for r in parsed.rejected]
 
 
 class WebhookParams(SourceParams):

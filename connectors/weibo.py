@@ -18,7 +18,7 @@ import httpx
 from pydantic import Field
 
 from monitor.core.posts import FetchedPost, Page
-from connectors.http import HttpParams, MalformedPayload, SourceError, decode_json, expect_type, request
+from connectors.http import HttpParams, MalformedPayload, SourceError, read_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, html_to_text, optional_count, parse_time, require_dict, text_field,
 )
@@ -183,7 +183,7 @@ class Weibo:
             query["page"] = page
         response = await request(client, "GET", f"{p.base_url.rstrip('/')}/api/container/getIndex",
                                  source=self.source, params=p, query=query, headers=self._headers())
-        body = expect_type(decode_json(response), dict, "getIndex response")
+        body = expect_type(await read_json(response), dict, "getIndex response")
         ok = body.get("ok")
         if ok == 1:
             return expect_type(body.get("data"), dict, "data")
@@ -198,7 +198,7 @@ class Weibo:
             response = await request(client, "GET", f"{self.params.base_url.rstrip('/')}/statuses/extend",
                                      source=self.source, params=self.params, query={"id": post.external_id},
                                      headers=self._headers())
-            long_text = get(decode_json(response), "data", "longTextContent")
+            long_text = get(await read_json(response), "data", "longTextContent")
         except SourceError as exc:
             log.warning("weibo long text unavailable; keeping the excerpt",
                         extra={"source": self.source, "id": post.external_id, "error": str(exc)[:200]})

@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field
 
 from monitor.core.posts import FetchedPost, Page
-from connectors.http import HttpError, HttpParams, decode_json, expect_type, request
+from connectors.http import HttpError, HttpParams, read_json, expect_type, request
 from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, optional_count, parse_time, require_dict, short_text, text_field, tidy,
 )
@@ -126,7 +126,7 @@ class XSearch:
                 async for page in self.pages(client, None):
                     yield page
                 return
-            body = expect_type(decode_json(response), dict, "search response")
+            body = expect_type(await read_json(response), dict, "search response")
             if isinstance(body.get("errors"), list) and body["errors"]:  # partial errors ride along with data
                 log.info("x partial errors", extra={"source": self.source, "count": len(body["errors"])})
             tweets = body.get("data", [])

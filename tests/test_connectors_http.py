@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from connectors.http import (
-    HttpError, HttpParams, MalformedPayload, NetworkError, RateLimited, decode_json, request,
+    HttpError, HttpParams, MalformedPayload, NetworkError, RateLimited, read_json, request,
 )
 from tests.connectorkit import FIXTURES
 from tests.httpreplay import Reply, ReplayServer, fixture_reply, instant_sleep, replay_server  # noqa: F401
@@ -26,7 +26,7 @@ async def test_429_with_retry_after_seconds_waits_then_succeeds(replay_server, i
     replay_server.route("/x", fixture_reply(FIXTURES / "reddit" / "error_429_html_with_retry_after_2021.html"),
                         Reply(200, {"ok": True}))
     response = await get(replay_server)
-    assert decode_json(response) == {"ok": True}
+    assert await read_json(response) == {"ok": True}
     assert len(replay_server.requests_to("/x")) == 2
     assert len(instant_sleep) == 1 and 4 <= instant_sleep[0] < 4.1  # the recorded retry-after: 4
 
@@ -73,7 +73,7 @@ async def test_persistent_429_ends_as_rate_limited(replay_server, instant_sleep)
 async def test_5xx_then_recovery(replay_server, instant_sleep):
     replay_server.route("/x", Reply(502, "<html>bad gateway</html>", {"Content-Type": "text/html"}),
                         Reply(503, ""), Reply(200, [1, 2]))
-    assert decode_json(await get(replay_server)) == [1, 2]
+    assert await read_json(await get(replay_server)) == [1, 2]
     assert len(replay_server.requests) == 3 and len(instant_sleep) == 2
 
 
@@ -94,7 +94,7 @@ async def test_4xx_is_not_retried(replay_server, instant_sleep):
 
 async def test_dropped_connection_is_retried(replay_server, instant_sleep):
     replay_server.route("/x", Reply(drop=True), Reply(200, {"fine": True}))
-    assert decode_json(await get(replay_server)) == {"fine": True}
+    assert await read_json(await get(replay_server)) == {"fine": True}
 
 
 async def test_unreachable_server_is_a_network_error(instant_sleep):
@@ -122,12 +122,12 @@ async def test_query_and_user_agent_are_sent(replay_server):
 async def test_malformed_bodies(replay_server, body, kind):
     replay_server.route("/x", Reply(200, body, {"Content-Type": kind}))
     with pytest.raises(MalformedPayload):
-        decode_json(await get(replay_server))
+        await read_json(await get(replay_server))
 
 
 async def test_json_labelled_as_html_is_still_json(replay_server):
     replay_server.route("/x", Reply(200, b'{"ok": true}', {"Content-Type": "text/html; charset=utf-8"}))
-    assert decode_json(await get(replay_server)) == {"ok": True}
+    assert await read_json(await get(replay_server)) == {"ok": True}
 
 
 @pytest.mark.parametrize("recorded, headers, now, wait", [

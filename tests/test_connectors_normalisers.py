@@ -1,7 +1,9 @@
-"""Property tests: every normaliser, on any JSON-like input, returns a valid post, a skip, or InvalidItem.
+"""Property tests: every normaliser, inside the item boundary, on any JSON-like input, gives a valid
+post, a skip, or a rejection with a reason - never an exception.
 
-Two kinds of input: arbitrary JSON values, and recorded items with fields deleted or replaced by
-arbitrary values (which reach much deeper into each normaliser than random dicts do).
+Three kinds of input: arbitrary JSON values, recorded items with fields deleted or replaced by
+arbitrary values (which reach much deeper into each normaliser than random dicts do), and hostile
+ones: extreme dates, nesting thousands deep, huge strings.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from connectors.reddit import normalise_thing
 from connectors.rss import normalise_entry
 from connectors.weibo import normalise_mblog, parse_weibo_time
 from connectors.x import normalise_tweet
+from monitor.core.boundary import MAX_DEPTH, Rejected, parse_one
 from tests.connectorkit import load
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -38,6 +41,22 @@ json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=5)),
     max_leaves=20,
+)
+EXTREME_DATES = ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00+01:00", "9999-12-31T23:59:59.999999-23:59",
+                 "0001-01-01T00:00:00+23:59", 253402300800, -62135596801, 1e20, "+275760-09-13T00:00:00Z"]
+
+
+def _deep(depth: int, leaf: Any = "x") -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+hostile = st.one_of(
+    st.sampled_from(EXTREME_DATES),
+    st.integers(min_value=MAX_DEPTH - 2, max_value=5_000).map(_deep),
+    st.integers(min_value=100_000, max_value=300_000).map(lambda n: "Acme " * (n // 5)),
 )
 
 
@@ -78,10 +97,10 @@ NORMALISERS: dict[str, Callable[[Any], FetchedPost | None]] = {
 
 
 def check(normalise: Callable[[Any], FetchedPost | None], item: Any) -> FetchedPost | None:
-    try:
-        post = normalise(item)
-    except InvalidItem as exc:
-        assert str(exc)  # a clear reason
+    """What connectors do with each item: normalise and clean it inside the boundary."""
+    post = parse_one(lambda raw: None if (found := normalise(raw)) is None else clean_post(found), item)
+    if isinstance(post, Rejected):
+        assert post.reason and len(post.reason) <= 300  # a clear, bounded reason
         return None
     if post is None:
         return None
@@ -96,8 +115,7 @@ def check(normalise: Callable[[Any], FetchedPost | None], item: Any) -> FetchedP
     assert post.score is None or (isinstance(post.score, int) and abs(post.score) <= 2**62)
     assert post.lang is None or (isinstance(post.lang, str) and len(post.lang) <= 20)
     assert post.url is None or isinstance(post.url, str)
-    cleaned = clean_post(post)  # what connectors store: nothing PostgreSQL would refuse
-    for value in (cleaned.external_id, cleaned.text, cleaned.author, cleaned.url or "", cleaned.lang or ""):
+    for value in (post.external_id, post.text, post.author, post.url or "", post.lang or ""):  # PostgreSQL-safe
         assert "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
         value.encode("utf-8")
     return post
@@ -116,14 +134,17 @@ def mutated(draw: st.DrawFn, kind: str) -> Any:
         if not isinstance(target, dict) or not target:
             break
         key = draw(st.sampled_from(sorted(target)))
-        if draw(st.booleans()):
+        choice = draw(st.integers(min_value=0, max_value=4))
+        if choice == 0:
             del target[key]
+        elif choice == 4:
+            target[key] = draw(hostile)
         else:
             target[key] = draw(json_values)
     return item
 
 
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("kind", sorted(NORMALISERS))

@@ -6,7 +6,6 @@ one transaction each. The daemon scores and aggregates them like any fetched pos
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +24,8 @@ def backfill_command(
     """Store past posts from a JSONL file under a configured source, with a progress bar."""
     from monitor.core.posts import FetchedPost
     from monitor.core.brands import BrandMatcher
-    from connectors.normal import InvalidItem
-    from connectors.records import post_from_record
+    from connectors.records import post_from_line
+    from monitor.core.boundary import Rejected, parse_one
     from monitor.core.clock import SystemClock
     from monitor.core.ingest import ensure_source, store_posts
     from monitor.core.storage.db import transaction
@@ -63,10 +62,11 @@ def backfill_command(
                 progress.advance(len(raw))
                 if not raw.strip():
                     continue
-                try:
-                    batch.append(post_from_record(configured.name, json.loads(raw)))
-                except (json.JSONDecodeError, UnicodeDecodeError, InvalidItem) as exc:
-                    bad.add(number, exc)
+                post = parse_one(lambda line: post_from_line(configured.name, line), raw, number)
+                if isinstance(post, Rejected):
+                    bad.add(post.position, post.reason)
+                else:
+                    batch.append(post)
                 if len(batch) >= BATCH:
                     flush(batch)
             flush(batch)

@@ -53,7 +53,8 @@ async def ingest(request: Request, source: Annotated[str, Path(max_length=100, p
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise ApiError(413, f"the body is larger than {MAX_BODY} bytes; send smaller batches")
-    posts, errors = parse_pushed(source, raw)  # fields come back storable (NULs removed)
+    # Decoding and validating up to MAX_BODY is CPU work: in a worker thread, off the event loop.
+    posts, errors = await run_in_threadpool(parse_pushed, source, raw)  # fields come back storable
     if errors and errors[0].startswith("body:"):
         raise ApiError(400, errors[0])
     matcher = BrandMatcher(brand.terms, brand.exclude)
