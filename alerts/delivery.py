@@ -18,9 +18,14 @@ How "exactly once" holds:
   whose request did reach Slack.
 * Messages of one incident in one place go strictly in queue order (a reply never overtakes its
   parent; a later row waits while an earlier one is pending), so one incident = one thread.
+* A parent that failed for good (a long outage) does not doom its thread: the next update or reply
+  of that incident and place re-creates it first, under the failed parent's own idempotency key and
+  after checking the history for it (that parent may have landed), then goes on as usual. An update
+  is then done (the new parent shows the current state); a reply is posted into the new thread.
 
 Retries: network errors and 5xx back off exponentially (5 s doubling, at most 15 min, `max_attempts`
-then `failed`); HTTP 429 waits exactly `Retry-After` and does not use up attempts; other API errors
+then `failed`); HTTP 429 waits exactly `Retry-After` and gives its attempt back (a rate-limited
+request was not processed, so an hour of 429s cannot use up the attempts a later 5xx needs); other API errors
 (channel_not_found, invalid_auth, …) fail at once with the reason in `last_error`. One worker process
 is assumed (the daemon's deliver job).
 
@@ -31,6 +36,7 @@ written on the incident's timeline (`alerts.health`), and a failed message is qu
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,23 +100,43 @@ def _claim(sessions: sessionmaker[Session], message_id: int, status: str, due: d
         return result.rowcount == 1
 
 
-def _job(session: Session, message: OutboxMessage, settings: AlertSettings, now: datetime) -> AlertJob:
+@dataclass(frozen=True)
+class _Recreate:
+    """This send re-creates the incident's missing parent message before `kind` can be done."""
+
+    kind: str  # the row's own kind: update (done by the new parent) or reply (sent next, into the thread)
+    parent_id: int | None  # the failed parent row, marked sent once its message exists
+
+
+def _job(session: Session, message: OutboxMessage, settings: AlertSettings,
+         now: datetime) -> tuple[AlertJob, _Recreate | None]:
     incident = session.get(Incident, message.incident_id) if message.incident_id is not None else None
     if incident is None:
         raise PermanentError("the incident no longer exists")
     event = session.get(IncidentEvent, message.event_id) if message.event_id is not None else None
-    thread = None
-    if message.channel == "slack" and message.kind != "parent":
-        row = session.get(SlackThread, (incident.id, message.target))
-        if row is None:
-            raise PermanentError(f"no parent message for incident {incident.id} in {message.target} (it failed)")
-        thread = ThreadRef(row.channel_id or row.channel, row.ts)
-    return AlertJob(
+    view = incident_view(session, incident, now, settings.top_posts, settings.web_base_url)
+    job = AlertJob(
         message_id=message.id, idempotency_key=message.idempotency_key, channel=message.channel,
         target=message.target, kind=message.kind, attempt=message.attempts, created_at=message.created_at, now=now,
-        view=incident_view(session, incident, now, settings.top_posts, settings.web_base_url),
-        event=event_view(event) if event is not None else None, thread=thread,
+        view=view, event=event_view(event) if event is not None else None,
     )
+    if message.channel != "slack" or message.kind == "parent":
+        return job, None
+    row = session.get(SlackThread, (incident.id, message.target))
+    if row is not None:
+        return replace(job, thread=ThreadRef(row.channel_id or row.channel, row.ts)), None
+    parent = session.scalar(
+        select(OutboxMessage)
+        .where(OutboxMessage.incident_id == incident.id, OutboxMessage.channel == "slack",
+               OutboxMessage.target == message.target, OutboxMessage.kind == "parent", OutboxMessage.id < message.id)
+        .order_by(OutboxMessage.id.desc()).limit(1)
+    )
+    if parent is None:  # never queued (the place was added later): a parent of this row's own
+        return replace(job, kind="parent", idempotency_key=f"{message.idempotency_key}:parent"), \
+            _Recreate(message.kind, None)
+    # The failed parent's key, and a history check first: one of its attempts may have landed.
+    return replace(job, kind="parent", idempotency_key=parent.idempotency_key, created_at=parent.created_at,
+                   attempt=max(message.attempts, parent.attempts, 2)), _Recreate(message.kind, parent.id)
 
 
 def _finish(sessions: sessionmaker[Session], message_id: int, attempt: int, values: dict[str, Any],
@@ -154,6 +180,18 @@ def _fall_back(session: Session, settings: AlertSettings, message: OutboxMessage
             now, key=f"incident:{incident.id}:event:{event.id}:fallback")
 
 
+def _mark_recreated(sessions: sessionmaker[Session], recreate: _Recreate | None, by: int, ref: str | None,
+                    at: datetime) -> None:
+    """The failed parent row now has its message (bookkeeping only: the thread is already recorded)."""
+    if recreate is None or recreate.parent_id is None:
+        return
+    with transaction(sessions) as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == recreate.parent_id, OutboxMessage.status == "failed")
+            .values(status="sent", sent_at=at, external_ref=ref, last_error=f"re-created by outbox message {by}")
+        )
+
+
 def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Clock, limit: int = 50) -> int:
     """Send up to `limit` due outbox messages; returns how many were sent."""
     settings = senders.settings
@@ -168,8 +206,10 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
             message = session.get(OutboxMessage, message_id)
             assert message is not None
             attempt, channel = message.attempts, message.channel
+            recreate: _Recreate | None = None
             try:
-                job: AlertJob | None = _job(session, message, settings, now)
+                job: AlertJob | None
+                job, recreate = _job(session, message, settings, now)
             except PermanentError as exc:
                 job, failure = None, str(exc)
         if job is None:
@@ -186,13 +226,17 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
                 "status": "pending", "attempts": attempt - 1,
                 "next_attempt_at": clock.now() + timedelta(seconds=exc.seconds)})
         except RetryableError as exc:
-            rate_limited = exc.retry_after is not None
-            if attempt >= settings.max_attempts and not rate_limited:
+            if exc.retry_after is not None:  # rate limited: not processed, so the attempt is given back
+                log.warning("alert %s: %s", message_id, exc)
+                _finish(sessions, message_id, attempt, {
+                    "status": "pending", "attempts": attempt - 1, "last_error": str(exc),
+                    "next_attempt_at": clock.now() + timedelta(seconds=exc.retry_after)})
+            elif attempt >= settings.max_attempts:
                 log.error("alert %s failed after %d attempts: %s", message_id, attempt, exc)
                 _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)},
                         problem=(str(exc), True), settings=settings, now=clock.now())
             else:
-                wait = timedelta(seconds=exc.retry_after) if rate_limited else backoff(attempt)
+                wait = backoff(attempt)
                 log.warning("alert %s: %s; retrying in %s", message_id, exc, wait)
                 _finish(sessions, message_id, attempt, {
                     "status": "pending", "last_error": str(exc), "next_attempt_at": clock.now() + wait},
@@ -209,9 +253,17 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
                 "next_attempt_at": clock.now() + backoff(attempt)},
                 problem=(repr(exc), final), settings=settings, now=clock.now())
         else:
+            if recreate is not None and recreate.kind == "reply":  # the thread exists again; the reply goes next
+                log.warning("alert %s: re-created the incident's failed parent message", message_id)
+                _finish(sessions, message_id, attempt,
+                        {"status": "pending", "attempts": attempt - 1, "next_attempt_at": clock.now()},
+                        result.thread)
+                _mark_recreated(sessions, recreate, message_id, result.external_ref, clock.now())
+                continue
             _finish(sessions, message_id, attempt,
                     {"status": "sent", "sent_at": clock.now(), "external_ref": result.external_ref,
                      "last_error": None},
                     result.thread if job.kind == "parent" else None)
+            _mark_recreated(sessions, recreate, message_id, result.external_ref, clock.now())
             sent += 1
     return sent
