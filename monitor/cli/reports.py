@@ -7,13 +7,15 @@ from typing import Annotated, Optional
 import typer
 
 from monitor.cli.common import ConfigOption, open_store
+from monitor.core.terminal import plain
 
 app = typer.Typer(help="Incident reports and weekly response figures.", no_args_is_help=True)
 
 
 def _write(body: str, out: Path | None) -> None:
     if out is None:
-        typer.echo(body, nl=not body.endswith("\n"))
+        # Whatever the format, a terminal gets no control characters from the strangers' text inside.
+        typer.echo(plain(body, keep_lines=True), nl=not body.endswith("\n"))
         return
     try:
         out.write_text(body, encoding="utf-8")

@@ -199,6 +199,7 @@ def queue_command(
 ) -> None:
     """Show the flagged-post queue, most urgent first."""
     from monitor.core import queue
+    from monitor.core.terminal import plain
 
     if mine and not user:
         raise _fail("--mine needs --user (or FLAREWATCH_USER)", 2)
@@ -212,18 +213,13 @@ def queue_command(
             typer.echo("post\turgency\tstate\tbrand/source\tposted\tauthor: text")
         for item in items:
             state = item.state_at(now)
-            holder = f" [{_printable(item.flag.claimed_by or '')}]" if state == "claimed" else ""
-            text = _printable(" ".join(item.post.text.split()))[:100]
+            holder = f" [{plain(item.flag.claimed_by or '')}]" if state == "claimed" else ""
+            text = plain(" ".join(item.post.text.split()))[:100]  # strangers' text: no escape sequences, no BEL
             age = int((now - item.post.created_at).total_seconds() // 60)
             posted = f"{age} min ago" if age < 120 else f"{age // 60} h ago"
-            typer.echo(f"{item.post.id}\t{item.flag.urgency:.1f}\t{state}{holder}\t"
-                       f"{_printable(item.post.brand)}/{_printable(item.post.source)}\t{posted}"
-                       f"\t@{_printable(item.post.author)}: {text}")
-
-
-def _printable(text: str) -> str:
-    """Post text and names as plain characters: no terminal escape sequences or control codes."""
-    return "".join(c if c.isprintable() else " " for c in text)
+            typer.echo(f"{item.post.id}	{item.flag.urgency:.1f}	{state}{holder}	"
+                       f"{plain(item.post.brand)}/{plain(item.post.source)}	{posted}"
+                       f"	@{plain(item.post.author)}: {text}")
 
 
 def _act(config: Path | None, user: str, action: str, post_id: int, run) -> None:  # noqa: ANN001

@@ -2,7 +2,9 @@
 
 HTML goes through Jinja2 with autoescape; the chart is our own escaped SVG. Markdown escapes the
 characters that would turn post text into markup, links or HTML. CSV cells that a spreadsheet would
-run as a formula (starting with = + - @, tab or carriage return) get a leading apostrophe, and
+run as a formula (starting with = + - @, tab or carriage return, or with one of those after a `,`
+`;` or tab, where a spreadsheet using another separator splits the cell) get an apostrophe before
+it, every cell is quoted, and
 files are UTF-8 with a byte-order mark, so Excel opens Chinese text correctly (Python reads them
 with encoding="utf-8-sig"; other tools skip the mark).
 """
@@ -18,6 +20,7 @@ from typing import Literal
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
+from monitor.core.terminal import plain
 from monitor.reports.chart import render_svg, weekly_svg
 from monitor.reports.figures import DURATIONS, WeekFigures, format_duration, format_share
 from monitor.reports.timeline import Timeline
@@ -62,8 +65,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
 
 
 def md_escape(text: object) -> str:
-    """Untrusted text as literal Markdown inside a table cell: one line, no markup, no HTML."""
-    flat = " ".join(str(text).split())
+    """Untrusted text as literal Markdown inside a table cell: one line, no markup, no HTML, no controls."""
+    flat = plain(" ".join(str(text).split()))
     return _MD_SPECIAL.sub(r"\\\1", flat)
 
 
@@ -134,15 +137,26 @@ def render_markdown(t: Timeline) -> str:
 # -- CSV ------------------------------------------------------------------------------------------
 
 
+_SPLIT_FORMULA = re.compile(r"([,;\t\r\n])([=+\-@])")
+
+
 def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula."""
+    """A cell a spreadsheet shows as text, never runs as a formula.
+
+    Also where a spreadsheet might split the cell: Excel in a locale whose list separator is `;`
+    reads this comma file by `;`, so `semi;=1+1` would become `semi` and a formula. An apostrophe
+    goes before a formula character that follows any separator, not only at the start.
+    """
     text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+    text = _SPLIT_FORMULA.sub(r"\1'\2", text)
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _csv(header: list[str], rows: list[list[object]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    # Every cell quoted: a spreadsheet that splits on ";" (many locales) would otherwise read
+    # `semi;=1+1` as two cells, the second a formula that no leading apostrophe protects.
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(header)
     writer.writerows([csv_cell(v) for v in row] for row in rows)
     return BOM + buffer.getvalue()
