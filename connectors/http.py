@@ -200,14 +200,16 @@ _BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
 async def _send(client: httpx.AsyncClient, method: str, url: str, params: HttpParams, *,
                 query: Any, headers: dict[str, str], follow_redirects: bool | None = None,
-                **kwargs: Any) -> httpx.Response:
+                auth: Any = None, **kwargs: Any) -> httpx.Response:
     """One attempt: streamed, at most `max_response_bytes` (decoded), within `deadline_seconds` in all."""
     limit = params.max_response_bytes
     request = client.build_request(method, url, params=query, headers=headers, timeout=params.timeout_seconds,
                                    **kwargs)
     try:
         async with asyncio.timeout(params.deadline_seconds):
-            extra = {} if follow_redirects is None else {"follow_redirects": follow_redirects}
+            extra: dict[str, Any] = {} if follow_redirects is None else {"follow_redirects": follow_redirects}
+            if auth is not None:
+                extra["auth"] = auth
             response = await client.send(request, stream=True, **extra)
             try:
                 declared = response.headers.get("content-length", "")
