@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SNOOZE_MINUTES = 60
 CLAIM_MINUTES = 30.0
 MAX_SKEW_SECONDS = 300
+MAX_BODY = 256 * 1024  # a block_actions payload echoes its message: tens of KB at most
 
 
 class InvalidPayload(ValueError):
@@ -196,7 +197,9 @@ def make_slack_router(sessions: sessionmaker[Session], settings: AlertSettings, 
     """A FastAPI router with `POST /slack/actions` for Slack's interactivity requests."""
     router = APIRouter()
 
-    @router.post("/slack/actions", include_in_schema=False)
+    # max_body_size: counted while the body streams in, so an unsigned 300 MB upload costs at most
+    # MAX_BODY before the 413, and no signature work at all.
+    @router.post("/slack/actions", include_in_schema=False, max_body_size=MAX_BODY)
     async def slack_actions(request: Request) -> Response:
         if not settings.slack_signing_secret:
             return JSONResponse({"error": "Slack interactivity is not configured (alerts.slack_signing_secret)"},

@@ -39,6 +39,7 @@ from monitor.web.throttle import LoginThrottle
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("flarewatch.web")
 HealthProvider = Callable[[], dict[str, Any]]
+MAX_BODY = 1024 * 1024  # forms and API bodies; the ingest webhook and Slack's actions set their own
 
 
 def ago(value: datetime | None, now: datetime) -> str:
@@ -130,6 +131,7 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
         title="flarewatch", version="1",
         description="Flagged-post queue, incidents and sources. Authenticate with `Authorization: Bearer <token>`.",
         docs_url=None, openapi_url="/api/openapi.json", redoc_url=None,  # docs: served below, self-hosted
+        max_body_size=MAX_BODY,  # every request body, counted while it streams in; routes may set their own
     )
     app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
     app.state.templates = _templates()
