@@ -421,9 +421,6 @@ class Daemon:
         await self.beat()
         if self.config.alerts.slack_enabled and "deliver" in self.roles:
             await self.check_slack()
-        if self._lock is None and "web" in self.roles and not self.config.web.session_secret:
-            log.warning("web.session_secret is not set: each replica signs logins with its own generated key, so "
-                        "behind a load balancer a login holds on one replica only; set the same secret on all")
         web = await self._start_web() if "web" in self.roles else None
         socket_mode = self._start_socket_mode() if "web" in self.roles else None
         self._start_scoring()

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from monitor.core import queue
-from monitor.core.storage.schema import ApiToken, FlaggedPost, User
+from monitor.core.storage.schema import ApiToken, FlaggedPost, User, WebSession
 
 ROLES = ("agent", "manager", "admin")
 TOKEN_PREFIX = "fw_"
@@ -132,6 +132,12 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     return user
 
 
+def end_sessions(session: Session, user_id: int) -> int:
+    """End every browser session of a user, on every replica (in the caller's transaction)."""
+    result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    return result.rowcount or 0
+
+
 def login_fingerprint(user: User) -> str:
     """Kept in a page login's cookie; it changes with the password, so a password reset (or turning
     page login off) ends every browser session that was opened with the old one."""
@@ -194,6 +200,8 @@ def update_user(
     if password is not KEEP:
         user.password_hash = hash_password(password) if password is not None else None
     session.flush()
+    if password is not KEEP or deactivating:  # whoever had the old password (or a copied cookie) is out
+        end_sessions(session, user.id)
     released = _release_claims(session, user.name, actor, now) if deactivating else []
     return UserUpdate(user, released)
 

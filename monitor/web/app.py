@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.interactivity import make_slack_router
 from monitor.config import Config
@@ -33,6 +31,7 @@ from monitor.web import api, ingest_hook, pages
 from monitor.web.errors import ApiError, install_error_handlers
 from monitor.metrics import database_registry, exposition
 from monitor.web.health import health_report
+from monitor.web.sessions import ServerSessionMiddleware
 from monitor.web.views import safe_url
 from monitor.web.throttle import LoginThrottle
 
@@ -68,20 +67,6 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def _session_secret(config: Config) -> str:
-    """The configured secret, else one generated once and kept in the data folder (so logins survive restarts)."""
-    if config.web.session_secret:
-        return config.web.session_secret
-    path = config.daemon.data_dir / "session.key"
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(32)
-        path.touch(mode=0o600)
-        path.write_text(secret, encoding="utf-8")
-        log.info("generated a session secret", extra={"path": str(path)})
-        return secret
 
 
 class PortInUse(RuntimeError):
@@ -136,9 +121,8 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
     app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
     app.state.templates = _templates()
     app.state.login_throttle = LoginThrottle(config.web.login_failures_per_account, config.web.login_failures_per_address)
-    app.add_middleware(SessionMiddleware, secret_key=_session_secret(config), session_cookie="flarewatch_session",
-                       max_age=int(config.web.session_hours * 3600), same_site="lax",
-                       https_only=config.web.secure_cookies)
+    app.add_middleware(ServerSessionMiddleware, sessions=sessions, now=clock.now,
+                       lifetime=timedelta(hours=config.web.session_hours), https_only=config.web.secure_cookies)
     install_error_handlers(app)
 
     @app.middleware("http")

@@ -330,3 +330,25 @@ class ApiToken(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A browser session. The cookie carries only a random id; its SHA-256 keys this row, which holds
+    what the session knows. Deleting the row ends the session (logout, password change), whichever
+    replica served it."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SlackAction(Base):
+    """A Slack click already handled, by a hash of who clicked what and when (its action_ts), so a
+    signed request replayed within the signature's 5 minutes is not run twice."""
+
+    __tablename__ = "slack_actions"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
