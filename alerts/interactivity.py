@@ -17,19 +17,22 @@ by grace") or when they claimed a post (which one, with a link when `web_base_ur
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import actions
@@ -38,15 +41,19 @@ from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
 from alerts.escape import escape_mrkdwn, link
 from alerts.settings import AlertSettings
 from alerts.slack import make_client
+from monitor.core.boundary import Rejected, decode_json, parse_one
 from monitor.core.clock import Clock
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import SlackThread, User
+from monitor.core.storage.schema import SlackAction, SlackThread, User
 
 log = logging.getLogger(__name__)
 
 SNOOZE_MINUTES = 60
 CLAIM_MINUTES = 30.0
 MAX_SKEW_SECONDS = 300
+MAX_ID = 2**63 - 1  # incidents.id and posts.id are bigint
+REMEMBER_CLICKS = timedelta(minutes=10)  # twice the signature's freshness window: a replay cannot be older
+ALREADY_HANDLED = "this click was already handled"
 MAX_BODY = 256 * 1024  # a block_actions payload echoes its message: tens of KB at most
 
 
@@ -62,33 +69,89 @@ class Click:
     user_id: str
     channel_id: str | None
     message_ts: str | None
+    key: str = ""  # what makes the click idempotent (see `_click_key`)
 
 
-def parse_block_actions(payload: Mapping[str, Any]) -> list[Click]:
-    """The button clicks in a block_actions payload (with or without the echoed message)."""
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+Text = Annotated[str, Field(max_length=255)]
+
+
+class _User(_Model):
+    id: Text
+
+
+class _Where(_Model):
+    channel_id: Text | None = None
+    message_ts: Text | None = None
+
+
+class _Id(_Model):
+    id: Text | None = None
+
+
+class _Ts(_Model):
+    ts: Text | None = None
+
+
+class _Action(_Model):
+    action_id: Text
+    value: Annotated[str, Field(max_length=2000)] | None = None  # Slack's own limit for a button value
+    block_id: Text | None = None
+    action_ts: Text | None = None
+
+
+class _BlockActions(_Model):
+    """The part of a block_actions payload we read; anything else in it is ignored, wrong types are not."""
+
+    user: _User
+    container: _Where | None = None
+    channel: _Id | None = None
+    message: _Ts | None = None
+    actions: Annotated[list[_Action], Field(max_length=25)] = []
+
+
+def _clicks(payload: Any) -> list[Click]:
+    if not isinstance(payload, Mapping):
+        raise InvalidPayload(f"payload is {type(payload).__name__}, not an object")
     if payload.get("type") != "block_actions":
         return []
-    user = payload.get("user") or {}
-    if not isinstance(user, Mapping) or not isinstance(user.get("id"), str):
-        raise InvalidPayload("block_actions payload without user.id")
-    container = payload.get("container") or {}
-    message = payload.get("message") or {}
-    channel = payload.get("channel") or {}
-    channel_id = container.get("channel_id") or channel.get("id")
-    message_ts = container.get("message_ts") or message.get("ts")
-    clicks = []
-    for action in payload.get("actions") or []:
-        if isinstance(action, Mapping) and isinstance(action.get("action_id"), str):
-            clicks.append(Click(action["action_id"], action.get("value"), action.get("block_id"), user["id"],
-                                channel_id, message_ts))
-    return clicks
+    try:
+        parsed = _BlockActions.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidPayload("block_actions payload: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors(include_url=False))) from None
+    where = parsed.container or _Where()
+    channel_id = where.channel_id or (parsed.channel.id if parsed.channel else None)
+    message_ts = where.message_ts or (parsed.message.ts if parsed.message else None)
+    return [Click(a.action_id, a.value, a.block_id, parsed.user.id, channel_id, message_ts, _click_key(parsed.user.id, a))
+            for a in parsed.actions]
+
+
+def _click_key(user_id: str, action: _Action) -> str:
+    """Who clicked what, when (Slack's action_ts): the same for a replayed request, distinct for a new click."""
+    return hashlib.sha256(json.dumps([user_id, action.model_dump()], sort_keys=True).encode()).hexdigest()
+
+
+def parse_block_actions(payload: Any) -> list[Click]:
+    """The button clicks in a block_actions payload (with or without the echoed message).
+
+    The item boundary for clicks: whatever is wrong with a payload (and whatever the parsing raises)
+    is an `InvalidPayload` with the reason, answered 400, never a 500.
+    """
+    result = parse_one(_clicks, payload)
+    if isinstance(result, Rejected):
+        raise InvalidPayload(result.reason)
+    return result
 
 
 def payload_from_form(body: bytes) -> dict[str, Any]:
     """Slack posts `payload=<url-encoded JSON>` as application/x-www-form-urlencoded."""
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=True)
-        payload = json.loads(form["payload"][0])
+        payload = decode_json(form["payload"][0])
     except (UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
         raise InvalidPayload(f"not a Slack interactivity request: {exc}") from None
     if not isinstance(payload, dict):
@@ -124,10 +187,10 @@ def actor_for(session: Session, slack_user_id: str) -> str:
 
 
 def _incident_id(session: Session, click: Click) -> int:
-    try:
-        value_id = int(str(click.value or "").split(":")[0])
-    except ValueError:
-        raise ActionError(f"button value {click.value!r} names no incident") from None
+    head = str(click.value or "").split(":")[0]
+    value_id = int(head) if head.isdigit() and len(head) <= 18 else 0  # beyond bigint cannot be an id
+    if not 1 <= value_id <= MAX_ID:
+        raise ActionError(f"button value {str(click.value)[:40]!r} names no incident")
     if click.channel_id and click.message_ts:
         thread = session.scalar(select(SlackThread).where(
             SlackThread.ts == click.message_ts,
@@ -150,7 +213,7 @@ def run_click(session: Session, settings: AlertSettings, click: Click, now: Any,
         action = actions.IncidentAction("resolve", incident_id)
     elif click.action_id == CLAIM:
         parts = str(click.value or "").split(":")
-        post_id = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        post_id = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and len(parts[1]) <= 18 else None
         action = actions.IncidentAction("claim", incident_id, post_id=post_id, claim_minutes=CLAIM_MINUTES)
     else:
         raise ActionError(f"unknown action {click.action_id!r}")
@@ -160,19 +223,43 @@ def run_click(session: Session, settings: AlertSettings, click: Click, now: Any,
     return actions.perform(session, action, actor, now, settings=settings, brands=brands or [], via="slack")
 
 
+def _first_time(session: Session, click: Click, now: datetime) -> bool:
+    """Record the click (in the action's transaction); False if it was handled before (a replay)."""
+    if session.get(SlackAction, click.key) is not None:
+        return False
+    session.execute(delete(SlackAction).where(SlackAction.received_at < now - REMEMBER_CLICKS))
+    session.add(SlackAction(key=click.key, received_at=now))
+    session.flush()  # a concurrent twin on another replica fails here (primary key), not after the action
+    return True
+
+
 def dispatch(sessions: sessionmaker[Session], settings: AlertSettings, clock: Clock,
              payload: Mapping[str, Any]) -> list[ActionResult]:
     """Run every flarewatch button in a block_actions payload; others' buttons are ignored."""
+    return run_clicks(sessions, settings, clock, parse_block_actions(payload))
+
+
+def run_clicks(sessions: sessionmaker[Session], settings: AlertSettings, clock: Clock,
+               clicks: list[Click]) -> list[ActionResult]:
+    """Run each click once: a replay of one already handled (same user, button and action_ts) does nothing."""
     results = []
-    for click in parse_block_actions(payload):
+    for click in clicks:
         if click.action_id not in (ACK, SNOOZE, RESOLVE, CLAIM):
             log.info("ignoring Slack action %r (not a flarewatch button)", click.action_id)
             continue
         try:
             with transaction(sessions) as session:
-                result = run_click(session, settings, click, clock.now())
+                now = clock.now()
+                if not _first_time(session, click, now):
+                    log.info("Slack %s by %s: a replay of a click already handled", click.action_id, click.user_id)
+                    results.append(ActionResult(None, False, ALREADY_HANDLED))
+                    continue
+                result = run_click(session, settings, click, now)
         except ActionError as exc:
             result = ActionResult(None, False, str(exc))
+        except IntegrityError:  # another replica recorded the same click first
+            results.append(ActionResult(None, False, ALREADY_HANDLED))
+            continue
         log.info("Slack %s by %s: %s", click.action_id, click.user_id, result.message)
         if not result.changed or click.action_id == CLAIM:
             reply_to_clicker(settings, click, result)
@@ -207,11 +294,11 @@ def make_slack_router(sessions: sessionmaker[Session], settings: AlertSettings, 
         body = await request.body()  # the raw bytes: the signature covers exactly these
         if not verify_signature(settings.slack_signing_secret.get_secret_value(), body, request.headers, clock.now().timestamp()):
             return JSONResponse({"error": "invalid or stale Slack signature"}, status_code=401)
-        try:
-            payload = payload_from_form(body)
+        try:  # validly signed is not well formed: a wrong payload is the sender's error (400), not ours
+            clicks = parse_block_actions(payload_from_form(body))
         except InvalidPayload as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        results = await run_in_threadpool(dispatch, sessions, settings, clock, payload)
+        results = await run_in_threadpool(run_clicks, sessions, settings, clock, clicks)
         # Slack shows nobody this body; the parent message's edit is the visible answer.
         return JSONResponse({"ok": True, "results": [r.message for r in results]})
 
@@ -233,7 +320,10 @@ def start_socket_mode(sessions: sessionmaker[Session], settings: AlertSettings, 
         # Acknowledge first (Slack wants it within 3 s), then act.
         socket.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         if request.type == "interactive" and isinstance(request.payload, dict):
-            dispatch(sessions, settings, clock, request.payload)
+            try:
+                dispatch(sessions, settings, clock, request.payload)
+            except InvalidPayload as exc:
+                log.warning("ignoring a malformed Socket Mode interaction: %s", exc)
 
     client.socket_mode_request_listeners.append(on_request)
     client.connect()

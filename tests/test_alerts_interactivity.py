@@ -136,8 +136,12 @@ def test_signed_acknowledge_click_runs_the_action_and_updates_slack(sessions, sl
     body, headers = _signed(payload, SECRET, now)
     response = client.post("/slack/actions", content=body, headers=headers)
     assert response.status_code == 200 and response.json()["results"] == [f"incident {incident_id} acknowledged by grace"]
-    again = client.post("/slack/actions", content=body, headers=headers)  # Slack retries, double clicks
-    assert "already acknowledged by grace" in again.json()["results"][0]
+    again = client.post("/slack/actions", content=body, headers=headers)  # Slack retries, replays: run once
+    assert again.json()["results"] == ["this click was already handled"]
+    payload["actions"][0]["action_ts"] = "1775407999.000001"  # a second click on the button
+    body, headers = _signed(payload, SECRET, now)
+    assert "already acknowledged by grace" in client.post("/slack/actions", content=body,
+                                                          headers=headers).json()["results"][0]
     with sessions() as session:
         incident = session.get(Incident, incident_id)
         assert incident.acknowledged_by == "grace" and incident.next_escalation_at is None
