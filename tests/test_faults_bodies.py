@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import alerts.interactivity as interactivity
-from monitor.clock import SimulatedClock
+from monitor.core.clock import SimulatedClock
 from monitor.web.app import create_app
 from monitor.web.ingest_hook import MAX_BODY
 from tests.queue_seed import T0, web_config
@@ -63,7 +63,7 @@ async def _post(app: Any, path: str, chunks: int, headers: dict[str, str] | None
 
 async def test_slack_actions_stops_reading_an_unsigned_chunked_upload_before_any_signature_work(
         sqlite_engine, monkeypatch) -> None:
-    from monitor.storage.db import session_factory
+    from monitor.core.storage.db import session_factory
 
     verified: list[int] = []
     real = interactivity.verify_signature
@@ -75,7 +75,7 @@ async def test_slack_actions_stops_reading_an_unsigned_chunked_upload_before_any
 
 
 async def test_ingest_webhook_limits_chunked_bodies_while_streaming(sqlite_engine) -> None:
-    from monitor.storage.db import session_factory
+    from monitor.core.storage.db import session_factory
 
     status, body, pulled = await _post(_app(session_factory(sqlite_engine)), "/api/ingest/acme-hook", HUGE_CHUNKS,
                                        {"authorization": "Bearer shared-ingest-token"})
@@ -85,7 +85,7 @@ async def test_ingest_webhook_limits_chunked_bodies_while_streaming(sqlite_engin
 
 @pytest.mark.parametrize("path", ["/slack/actions", "/api/ingest/acme-hook", "/login", "/api/users"])
 async def test_a_declared_length_over_the_limit_is_refused_unread(sqlite_engine, path: str) -> None:
-    from monitor.storage.db import session_factory
+    from monitor.core.storage.db import session_factory
 
     status, _, pulled = await _post(_app(session_factory(sqlite_engine)), path, HUGE_CHUNKS,
                                     {"authorization": "Bearer shared-ingest-token"}, content_length=300 * 2**20)
@@ -93,7 +93,7 @@ async def test_a_declared_length_over_the_limit_is_refused_unread(sqlite_engine,
 
 
 async def test_other_routes_have_a_default_limit(sqlite_engine) -> None:
-    from monitor.storage.db import session_factory
+    from monitor.core.storage.db import session_factory
 
     status, _, pulled = await _post(_app(session_factory(sqlite_engine)), "/login", HUGE_CHUNKS,
                                     {"content-type": "application/x-www-form-urlencoded"})

@@ -18,10 +18,10 @@ import pytest
 
 import connectors.http
 from connectors.http import DeadlineExceeded, HttpParams, ResponseTooLarge, read_json, request
-from connectors.poll import poll_source
-from monitor.clock import SimulatedClock
+from monitor.polling import poll_source
+from monitor.core.clock import SimulatedClock
 from monitor.config import BrandConfig, SourceConfig
-from monitor.storage.schema import Source
+from monitor.core.storage.schema import Source
 from tests.connectorkit import FAST
 
 Handler = Callable[[BaseHTTPRequestHandler], None]

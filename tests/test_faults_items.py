@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from connectors.webhook import parse_pushed
 from monitor.cli import app
 from monitor.core.boundary import MAX_DEPTH, decode_json, nesting_depth
-from monitor.storage.db import make_engine, session_factory
-from monitor.storage.schema import Post
+from monitor.core.storage.db import make_engine, session_factory
+from monitor.core.storage.schema import Post
 from tests.connectorkit import drain, make, posts_of
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - fixture
 

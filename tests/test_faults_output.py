@@ -12,8 +12,8 @@ from monitor.cli import app
 from monitor.detection.settings import DetectionSettings
 from monitor.reports.export import md_escape, render_csv, render_markdown
 from monitor.reports.timeline import build_timeline
-from monitor.storage.db import make_engine, migrate, session_factory, transaction
-from monitor.storage.schema import Incident
+from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
+from monitor.core.storage.schema import Incident
 from tests.queue_seed import add_flagged
 from tests.reports_seed import crafted_incident, minutes
 

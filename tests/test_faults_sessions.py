@@ -11,7 +11,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from monitor.clock import SimulatedClock
+from monitor.core.clock import SimulatedClock
 from monitor.core.storage.schema import User, WebSession
 from monitor.web.app import create_app
 from monitor.web.sessions import COOKIE
