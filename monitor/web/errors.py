@@ -16,8 +16,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.core.queue import ClaimConflict, NotFlagged, QueueError
+from monitor.core.storage.db import STORAGE_ERRORS
 
 log = logging.getLogger("flarewatch.web")
+STORAGE_RETRY_AFTER = 10  # seconds; long enough for a lock to clear, short enough not to lose a sender
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request",
@@ -115,6 +117,14 @@ def install_error_handlers(app: FastAPI) -> None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
+    async def storage_unavailable(request: Request, exc: Exception) -> Response:
+        # A locked or full database is a moment, not a bug: senders should retry, not give up.
+        log.warning("storage unavailable in %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0][:300])
+        return _respond(request, ApiError(503, "storage is unavailable for the moment (database locked or full); "
+                                               f"retry in {STORAGE_RETRY_AFTER} s"),
+                        {"Retry-After": str(STORAGE_RETRY_AFTER)})
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal", "internal error (logged)"), status_code=500)
@@ -124,4 +134,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(QueueError, queue_error)
     app.add_exception_handler(LoginRequired, login_required)
+    for storage_error in STORAGE_ERRORS:
+        app.add_exception_handler(storage_error, storage_unavailable)
     app.add_exception_handler(Exception, unexpected)

@@ -27,7 +27,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerts.health import delivery_problems
-from monitor.core.storage.db import transaction
+from monitor.core.storage.db import check_storage, transaction
 from monitor.core.storage.schema import Source
 from monitor.web.views import SOURCE_STATES, source_expectations, source_status
 
@@ -103,8 +103,16 @@ def alerts_check(ctx: HealthContext) -> Check:
     return Check(not reasons, {"problems": [p.as_dict() for p in problems], "slack_auth": auth}, reasons)
 
 
+def storage_check(ctx: HealthContext) -> Check:
+    """A real write, and the last storage failure (SELECT 1 passes through a held write lock and a full disk)."""
+    detail = check_storage(ctx.state.sessions, ctx.now)
+    ok = bool(detail.pop("ok"))
+    why = detail.get("error") or (detail.get("last_failure") or {}).get("error") or "storage failed"
+    return Check(ok, detail, [] if ok else [Reason("storage", "storage_failing", f"writes fail: {why}"[:300])])
+
+
 CHECKS: dict[str, Callable[[HealthContext], Check]] = {
-    "sources": sources_check, "jobs": jobs_check, "alerts": alerts_check,
+    "sources": sources_check, "jobs": jobs_check, "alerts": alerts_check, "storage": storage_check,
 }
 
 

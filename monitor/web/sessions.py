@@ -24,13 +24,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from monitor.core.storage.db import transaction
+from monitor.core.storage.db import STORAGE_ERRORS, transaction
 from monitor.core.storage.schema import User, WebSession
+from monitor.web.errors import STORAGE_RETRY_AFTER, error_body
 
 COOKIE = "flarewatch_session"
 ANONYMOUS_LIFETIME = timedelta(hours=1)
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    body = error_body("unavailable", f"storage is unavailable for the moment; retry in {STORAGE_RETRY_AFTER} s")
+    await JSONResponse(body, 503, {"Retry-After": str(STORAGE_RETRY_AFTER)})(scope, receive, send)
 
 
 def id_hash(token: str) -> str:
@@ -55,15 +62,28 @@ class ServerSessionMiddleware:
             await self.app(scope, receive, send)
             return
         token = HTTPConnection(scope).cookies.get(COOKIE)
-        loaded = await run_in_threadpool(self._load, token) if token and len(token) < 200 else None
+        try:
+            loaded = await run_in_threadpool(self._load, token) if token and len(token) < 200 else None
+        except STORAGE_ERRORS:
+            await _unavailable(scope, receive, send)
+            return
         scope["session"] = dict(loaded.data) if loaded else {}
         before = dict(scope["session"])
+        replaced = False
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal replaced
+            if replaced:  # the app's own answer was replaced by a 503: drop the rest of it
+                return
             if message["type"] == "http.response.start":
                 data = scope["session"]
                 if data != before or (token and loaded is None):
-                    cookie = await run_in_threadpool(self._save, loaded, data)
+                    try:
+                        cookie = await run_in_threadpool(self._save, loaded, data)
+                    except STORAGE_ERRORS:  # the session could not be kept: say so, as the routes do
+                        replaced = True
+                        await _unavailable(scope, receive, send)
+                        return
                     headers = MutableHeaders(scope=message)
                     if cookie is None:  # ended (or never known): tell the browser to drop it
                         headers.append("set-cookie", f"{COOKIE}=; path=/; max-age=0{self.flags}")

@@ -352,3 +352,11 @@ class SlackAction(Base):
     __tablename__ = "slack_actions"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class HealthCheck(Base):
+    """One row that `/healthz` rewrites: proof that the database takes writes, not only SELECT 1."""
+
+    __tablename__ = "health_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime]

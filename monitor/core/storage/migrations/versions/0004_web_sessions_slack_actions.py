@@ -1,4 +1,4 @@
-"""server-side browser sessions (web_sessions) and handled Slack clicks (slack_actions)
+"""server-side browser sessions (web_sessions), handled Slack clicks (slack_actions), the health write probe
 
 Revision ID: 0004
 Revises: 0003
@@ -38,7 +38,14 @@ def upgrade() -> None:
     with op.batch_alter_table('slack_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_slack_actions_received_at'), ['received_at'], unique=False)
 
+    op.create_table('health_checks',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('checked_at', monitor.core.storage.schema.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_health_checks'))
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('health_checks')
     op.drop_table('slack_actions')
     op.drop_table('web_sessions')
