@@ -127,3 +127,35 @@ def test_pushed_batches_keep_every_good_item_whatever_sits_beside_them(junk: obj
     posts, errors = parse_pushed("s", ("[" + ",".join(items) + "]").encode())
     assert {f"good-{i}" for i in range(3)} <= {p.external_id for p in posts}
     assert all(e.startswith(f"item {where}:") for e in errors)
+
+
+_junk = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=30) | st.sampled_from(["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "nul\x00id",
+                                             "\ud800", "Acme " * 30_000]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["id", "text", "created_at", "author", "likes", "url", "lang", "score"]) | st.text(max_size=5),
+        inner, max_size=6),
+    max_leaves=12,
+)
+_piece = st.one_of(
+    _junk.map(json.dumps),
+    st.builds(lambda base, extra: json.dumps({**good(7), **extra}), st.none(),
+              st.dictionaries(st.sampled_from(["id", "text", "created_at", "author", "likes", "extra"]), _junk,
+                              max_size=2)),
+    st.sampled_from(sorted(BAD_ITEMS.values())),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(_piece, max_size=5), raw=st.none() | st.binary(max_size=100))
+def test_the_ingest_endpoint_answers_any_body_without_a_500(web: WebEnv, pieces: list[str],  # noqa: F811
+                                                            raw: bytes | None) -> None:
+    body = raw if raw is not None else ("[" + ",".join(pieces + [json.dumps(good(1))]) + "]").encode()
+    response = web.client.post("/api/ingest/acme-hook", content=body,
+                               headers={**SHARED, "Content-Type": "application/json"})
+    assert response.status_code in (200, 207, 400, 422), response.text
+    if raw is None:  # the good post beside whatever else was sent is always stored (or already was)
+        answer = response.json()
+        assert answer["stored"] + answer["already_seen"] + answer["duplicates"] >= 1, answer
