@@ -105,8 +105,10 @@ class WebhookSender:
                    "Idempotency-Key": job.idempotency_key, "User-Agent": "flarewatch-alerts"}
         if hook.secret:
             headers[SIGNATURE_HEADER] = sign(hook.secret.get_secret_value(), timestamp, body)
-        try:
-            response = self.client.post(hook.url, content=body, headers=headers, timeout=hook.timeout_seconds)
+        try:  # only the status and headers matter: the receiver's body is never read, so never buffered
+            with self.client.stream("POST", hook.url, content=body, headers=headers,
+                                    timeout=hook.timeout_seconds) as response:
+                pass
         except httpx.HTTPError as exc:
             raise RetryableError(f"webhook {job.target} unreachable: {exc!r}") from None
         outcome = classify(response.status_code)
