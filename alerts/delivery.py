@@ -240,7 +240,7 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
                 log.warning("alert %s: %s; retrying in %s", message_id, exc, wait)
                 _finish(sessions, message_id, attempt, {
                     "status": "pending", "last_error": str(exc), "next_attempt_at": clock.now() + wait},
-                    problem=None if rate_limited else (str(exc), False), now=clock.now())
+                    problem=(str(exc), False), now=clock.now())
         except PermanentError as exc:
             log.error("alert %s cannot be delivered: %s", message_id, exc)
             _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)},

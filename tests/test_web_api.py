@@ -347,7 +347,7 @@ def test_incidents_sources_and_healthz(web: WebEnv) -> None:  # noqa: F811
     assert health.status_code == 200
     body = health.json()
     assert body["ok"] and body["status"] == "ok" and body["reasons"] == []
-    assert set(body["checks"]) == {"database", "sources", "jobs", "alerts"}
+    assert set(body["checks"]) == {"database", "sources", "jobs", "alerts", "storage"}
     assert body["checks"]["database"]["ok"] and body["checks"]["alerts"] == {"ok": True, "problems": [],
                                                                            "slack_auth": None}
     sources_check = body["checks"]["sources"]
