@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.core.posts import FetchedPost
 from monitor.core.brands import BrandMatcher
-from connectors.normal import InvalidItem
 from connectors.records import post_from_record
+from monitor.core.boundary import Rejected, decode_json, parse_one
 from models import Scorer
 from monitor.core.clock import SimulatedClock
 from monitor.config import Config
@@ -50,6 +50,12 @@ class ReplayResult:
     ticks: int
 
 
+def _replayed_post(line: str) -> FetchedPost:
+    item = decode_json(line)
+    source = item.get("source") if isinstance(item, dict) else None
+    return post_from_record(str(source or REPLAY_SOURCE), item)
+
+
 def read_posts(path: Path, on_bad_line: Callable[[int, str], None] | None = None) -> list[FetchedPost]:
     """All posts of a JSONL file, in time order. A bad line is an error naming the line, or, with
     `on_bad_line`, reported to it (line number, reason) and skipped, as every command does."""
@@ -62,14 +68,13 @@ def read_posts(path: Path, on_bad_line: Callable[[int, str], None] | None = None
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-                source = item.get("source") if isinstance(item, dict) else None
-                posts.append(post_from_record(str(source or REPLAY_SOURCE), item))
-            except (json.JSONDecodeError, InvalidItem, AttributeError) as exc:
+            post = parse_one(_replayed_post, line, number)  # whatever is wrong with a line, it is named
+            if isinstance(post, Rejected):
                 if on_bad_line is None:
-                    raise ReplayError(f"{path}:{number}: {exc}") from None
-                on_bad_line(number, str(exc) if not isinstance(exc, AttributeError) else "not a JSON object")
+                    raise ReplayError(f"{path}:{post.position}: {post.reason}")
+                on_bad_line(post.position, post.reason)
+            else:
+                posts.append(post)
     if not posts:
         raise ReplayError(f"{path}: no posts" + (" (every line was bad)" if on_bad_line else ""))
     return sorted(posts, key=lambda p: (p.created_at, p.source, p.external_id))
