@@ -217,9 +217,9 @@ def queue_command(
             text = plain(" ".join(item.post.text.split()))[:100]  # strangers' text: no escape sequences, no BEL
             age = int((now - item.post.created_at).total_seconds() // 60)
             posted = f"{age} min ago" if age < 120 else f"{age // 60} h ago"
-            typer.echo(f"{item.post.id}	{item.flag.urgency:.1f}	{state}{holder}	"
-                       f"{plain(item.post.brand)}/{plain(item.post.source)}	{posted}"
-                       f"	@{plain(item.post.author)}: {text}")
+            typer.echo(f"{item.post.id}\t{item.flag.urgency:.1f}\t{state}{holder}\t"
+                       f"{plain(item.post.brand)}/{plain(item.post.source)}\t{posted}"
+                       f"\t@{plain(item.post.author)}: {text}")
 
 
 def _act(config: Path | None, user: str, action: str, post_id: int, run) -> None:  # noqa: ANN001
