@@ -66,7 +66,7 @@ def test_report_api_formats(web: WebEnv) -> None:  # noqa: F811
     rows = list(csv.DictReader(io.StringIO(posts.content.decode("utf-8-sig"))))
     assert [r["text"] for r in rows][:2] == [CHINESE, "'=cmd|' /C calc'!A0"]
     events = web.client.get(f"{base}?format=csv", headers=web.auth("mona"))
-    assert events.text.lstrip("\ufeff").startswith("incident_id,at,kind,actor,summary")
+    assert events.text.lstrip("\ufeff").startswith("\"incident_id\",\"at\",\"kind\",\"actor\",\"summary\"")  # every cell quoted
 
 
 def test_weekly_api(web: WebEnv) -> None:  # noqa: F811
