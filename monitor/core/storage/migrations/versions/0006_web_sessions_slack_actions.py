@@ -1,7 +1,7 @@
 """server-side browser sessions (web_sessions), handled Slack clicks (slack_actions), the health write probe
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import monitor.core.storage.schema
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
