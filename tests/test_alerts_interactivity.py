@@ -198,7 +198,9 @@ def test_snooze_resolve_and_the_role_rules(sessions, slack, clock, posted) -> No
         ("U08REALUSER1", ":warning:")]
     assert "deactivated" in slack.ephemeral[2]["text"] and "does not belong" in slack.ephemeral[3]["text"]
     slack.script("chat.postEphemeral", Scripted(body={"ok": False, "error": "user_not_in_channel"}))
-    [again] = dispatch(sessions, settings, clock, _click(RESOLVE, str(incident_id), "U08REALUSER1", "C0ALERTS01", ts))
+    second = _click(RESOLVE, str(incident_id), "U08REALUSER1", "C0ALERTS01", ts)
+    second["actions"][0]["action_ts"] = "1775407999.000002"  # a new click (the same one again would be a replay)
+    [again] = dispatch(sessions, settings, clock, second)
     assert not again.changed and "already resolved" in again.message  # a failed reply loses nothing
     assert len(slack.calls_to("chat.postEphemeral")) == 5
 
