@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from models import BUNDLED_DIR, ModelSettings, Sentiment
+from models.base import BUNDLED_DIR, ModelSettings, Sentiment
 from models.labels import LABELS, LabelScheme, scheme_from_id2label
 from models.lang import UNDETERMINED, detect_language, normalize_lang
 
