@@ -26,7 +26,6 @@ from connectors.normal import (
     InvalidItem, bounded_id, get, optional_count, as_count, parse_time, require_dict, short_text, text_field, tidy,
 )
 from connectors.paging import PartialFailures, collect, dump_state, load_state
-from connectors.registry import register
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -159,7 +158,6 @@ _LOGIN_FAILED: dict[tuple[str, str], tuple[float, str]] = {}
 LOGIN_COOLDOWN_SECONDS = 15 * 60
 
 
-@register
 class BlueskySearch:
     kind: ClassVar[str] = "bluesky"
     mode: ClassVar[str] = "poll"

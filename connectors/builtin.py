@@ -1,4 +1,18 @@
-"""Imports every shipped connector so that each registers itself."""
-from connectors import (  # noqa: F401
-    bluesky, hackernews, jetstream, jsonl, mastodon, reddit, rss, webhook, weibo, x,
+"""Every shipped connector, listed once: `connectors.registry` serves them by `kind`."""
+from __future__ import annotations
+
+from connectors.base import Connector
+from connectors.bluesky import BlueskySearch
+from connectors.hackernews import HackerNews
+from connectors.jetstream import Jetstream
+from connectors.jsonl import JsonlReplay
+from connectors.mastodon import Mastodon
+from connectors.reddit import Reddit
+from connectors.rss import RssFeeds
+from connectors.webhook import WebhookSource
+from connectors.weibo import Weibo
+from connectors.x import XSearch
+
+BUILTIN: tuple[type[Connector], ...] = (
+    BlueskySearch, HackerNews, Jetstream, JsonlReplay, Mastodon, Reddit, RssFeeds, WebhookSource, Weibo, XSearch,
 )

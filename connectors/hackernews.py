@@ -20,7 +20,6 @@ from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, html_to_text, parse_time, require_dict, text_field,
 )
 from connectors.paging import PartialFailures, collect, dump_state, load_state
-from connectors.registry import register
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -65,7 +64,6 @@ class HackerNewsParams(HttpParams):
     hits_per_page: int = Field(default=100, ge=1, le=1000)
 
 
-@register
 class HackerNews:
     kind: ClassVar[str] = "hackernews"
     mode: ClassVar[str] = "poll"

@@ -27,7 +27,6 @@ from monitor.core.brands import BrandMatcher
 from connectors.normal import (
     InvalidItem, bounded_id, clean_post, parse_time, require_dict, short_text, text_field, tidy,
 )
-from connectors.registry import register
 from monitor.core.boundary import Rejected, decode_json, parse_one
 
 log = logging.getLogger("flarewatch.connectors")
@@ -85,7 +84,6 @@ class JetstreamParams(SourceParams):
     )
 
 
-@register
 class Jetstream:
     kind: ClassVar[str] = "jetstream"
     mode: ClassVar[str] = "stream"

@@ -20,7 +20,6 @@ from connectors.base import SourceParams
 from monitor.core.posts import Page
 from connectors.http import MalformedPayload, SourceError
 from connectors.records import post_from_line
-from connectors.registry import register
 from monitor.core.boundary import parse_each
 
 log = logging.getLogger("flarewatch.connectors")
@@ -47,7 +46,6 @@ def read_lines(path: Path, offset: int, limit: int) -> tuple[list[tuple[int, byt
     return lines, offset
 
 
-@register
 class JsonlReplay:
     kind: ClassVar[str] = "jsonl"
     mode: ClassVar[str] = "poll"

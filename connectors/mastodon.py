@@ -22,7 +22,6 @@ from connectors.normal import (
     text_field,
 )
 from connectors.paging import PartialFailures, collect, dump_state, load_state
-from connectors.registry import register
 
 _VISIBLE = ("public", "unlisted", None)
 
@@ -87,7 +86,6 @@ class MastodonParams(HttpParams):
     local_only: bool = False
 
 
-@register
 class Mastodon:
     kind: ClassVar[str] = "mastodon"
     mode: ClassVar[str] = "poll"

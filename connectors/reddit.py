@@ -24,7 +24,6 @@ from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, parse_time, require_dict, text_field, tidy,
 )
 from connectors.paging import PartialFailures, collect, dump_state, load_state
-from connectors.registry import register
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -91,7 +90,6 @@ class RedditParams(HttpParams):
 _TOKENS: dict[tuple[str, str], tuple[str, float]] = {}
 
 
-@register
 class Reddit:
     kind: ClassVar[str] = "reddit"
     mode: ClassVar[str] = "poll"

@@ -1,42 +1,32 @@
 """Connector kinds by name, and validation of a source's `params` against its kind."""
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
 from connectors.base import SOURCE_MODES, Connector, SourceParams
-
-CONNECTORS: dict[str, type[Connector]] = {}
-
-
-C = TypeVar("C", bound=type)
+from connectors.builtin import BUILTIN
 
 
-def register(cls: C) -> C:
-    """Class decorator: make a connector kind known. The class keeps its own type for its module;
-    the registry holds it as a `Connector`, which `build_connector` returns."""
-    kind = getattr(cls, "kind", None)
-    if getattr(cls, "mode", None) not in SOURCE_MODES:
-        raise TypeError(f"connector {kind!r} must declare mode as one of {SOURCE_MODES}")
-    CONNECTORS[str(kind)] = cls
-    return cls
+def _by_kind(classes: tuple[type[Connector], ...]) -> dict[str, type[Connector]]:
+    for cls in classes:
+        if getattr(cls, "mode", None) not in SOURCE_MODES:
+            raise TypeError(f"connector {cls.kind!r} must declare mode as one of {SOURCE_MODES}")
+    return {cls.kind: cls for cls in classes}
+
+
+CONNECTORS: dict[str, type[Connector]] = _by_kind(BUILTIN)
 
 
 def connector_mode(kind: str) -> str:
     """poll | push | stream for a connector kind ("poll" for an unknown one: it has no other way in)."""
-    _load_builtin()
     cls = CONNECTORS.get(kind)
     return cls.mode if cls is not None else "poll"
 
 
-def _load_builtin() -> None:
-    import connectors.builtin  # noqa: F401  (registers every shipped connector)
-
-
 def validate_source_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Return the params with defaults filled in, or raise ValueError naming what is wrong."""
-    _load_builtin()
     if kind not in CONNECTORS:
         raise ValueError(f"unknown connector {kind!r}; expected one of: {', '.join(sorted(CONNECTORS))}")
     model: type[SourceParams] = CONNECTORS[kind].params_model
@@ -49,7 +39,6 @@ def validate_source_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def build_connector(kind: str, source_name: str, query_terms: list[str], params: dict[str, Any]) -> Connector:
     """Instantiate a configured source: every connector takes these three keyword arguments."""
-    _load_builtin()
     cls = CONNECTORS[kind]
     return cls(  # type: ignore[call-arg]
         source_name=source_name, query_terms=query_terms, params=cls.params_model.model_validate(params)

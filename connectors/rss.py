@@ -22,7 +22,6 @@ from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpParams, MalformedPayload, SourceError, request
 from connectors.normal import InvalidItem, bounded_id, html_to_text, require_dict, short_text
 from connectors.paging import PartialFailures, collect, dump_state, load_state
-from connectors.registry import register
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -94,7 +93,6 @@ class RssParams(HttpParams):
     remember: int = Field(default=200, ge=10, description="entry ids remembered per feed to skip re-sends")
 
 
-@register
 class RssFeeds:
     kind: ClassVar[str] = "rss"
     mode: ClassVar[str] = "poll"

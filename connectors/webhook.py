@@ -15,7 +15,6 @@ from pydantic import Field
 from connectors.base import SourceParams
 from monitor.core.posts import FetchedPost, Page
 from connectors.records import PostRecord, post_from_record
-from connectors.registry import register
 from monitor.core.boundary import MalformedJson, decode_json, parse_each
 
 __all__ = ["MAX_ITEMS", "PostRecord", "WebhookParams", "WebhookSource", "parse_pushed"]
@@ -47,7 +46,6 @@ class WebhookParams(SourceParams):
     token: str | None = Field(default=None, description="if set, pushes to this source must present it")
 
 
-@register
 class WebhookSource:
     kind: ClassVar[str] = "webhook"
     mode: ClassVar[str] = "push"

@@ -23,7 +23,6 @@ from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, html_to_text, optional_count, parse_time, require_dict, text_field,
 )
 from connectors.paging import PartialFailures, collect, dump_state, load_state
-from connectors.registry import register
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -127,7 +126,6 @@ class WeiboParams(HttpParams):
                        "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 
 
-@register
 class Weibo:
     kind: ClassVar[str] = "weibo"
     mode: ClassVar[str] = "poll"

@@ -21,7 +21,6 @@ from connectors.normal import (
     InvalidItem, as_count, bounded_id, get, optional_count, parse_time, require_dict, short_text, text_field, tidy,
 )
 from connectors.paging import collect
-from connectors.registry import register
 
 log = logging.getLogger("flarewatch.connectors")
 
@@ -79,7 +78,6 @@ def _usage_capped(response: httpx.Response) -> bool:
     return b"UsageCapExceeded" in response.content or b"usage-capped" in response.content
 
 
-@register
 class XSearch:
     kind: ClassVar[str] = "x"
     mode: ClassVar[str] = "poll"
