@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from alerts.escape import escape_mrkdwn, link, truncate
+from monitor.core.escape import escape_mrkdwn, link, truncate
 from alerts.routing import HUMAN_KINDS
 from alerts.summary import (about_line, event_line, headline, severity_label, sparkline, state_line, what_moved,
                             when)

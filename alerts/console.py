@@ -10,7 +10,7 @@ from alerts.base import AlertJob, Delivered, register_sender
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
-from alerts.escape import strip_controls, truncate
+from monitor.core.escape import strip_controls, truncate
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
 
 STYLE = {1: "yellow", 2: "dark_orange"}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, register_sender
-from alerts.escape import strip_controls
+from monitor.core.escape import strip_controls
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
 from monitor.core.settings import Strict
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts import actions
 from alerts.actions import ActionError, ActionResult
 from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
-from alerts.escape import escape_mrkdwn, link
+from monitor.core.escape import escape_mrkdwn, link
 from alerts.settings import AlertSettings
 from alerts.slack import make_client
 from monitor.core.boundary import Rejected, decode_json, parse_one

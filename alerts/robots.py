@@ -25,7 +25,7 @@ from limits import parse, storage, strategies
 
 from alerts.base import AlertJob, Deferred, PermanentError, RetryableError
 from monitor.core.http_outcome import Outcome, classify, retry_after
-from alerts.escape import strip_controls, truncate
+from monitor.core.escape import strip_controls, truncate
 from alerts.summary import event_line, headline, sparkline, state_line, what_moved
 
 PER_ROBOT = parse("20 per minute")  # both services document 20 messages/minute per robot

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from alerts.outbox import enqueue, event_key, parent_key
 from alerts.settings import AlertSettings, EscalationLevel, EscalationPolicy
+from monitor.core.timeline import Notify
 from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, Silence
 
 OPENING_KINDS = frozenset({"opened"})
@@ -108,6 +109,15 @@ def _record_suppression(session: Session, incident: Incident, reason: str, until
     )
     if last is None or last.data != data:
         session.add(IncidentEvent(incident_id=incident.id, at=now, kind="alerts_suppressed", actor=None, data=data))
+
+
+def notifier(settings: AlertSettings) -> Notify:
+    """`notify` bound to these settings: the `Notify` the daemon hands to detection."""
+
+    def bound(session: Session, incident: Incident, event: IncidentEvent, now: datetime) -> list[OutboxMessage]:
+        return notify(session, settings, incident, event, now)
+
+    return bound
 
 
 def notify(

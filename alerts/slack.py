@@ -75,6 +75,28 @@ def make_client(settings: SlackSettings | AlertSettings) -> WebClient:
                      timeout=int(max(1, s.timeout_seconds)), retry_handlers=[])
 
 
+class PostError(Exception):
+    """A message posted outside the outbox did not land; the text says why, for the person who asked."""
+
+
+def post_message(settings: AlertSettings, message: dict[str, Any], channel: str | None = None) -> str:
+    """Post one message (`text` and `blocks`) straight away, outside the outbox; returns its ts.
+
+    For messages nobody waits on exactly once, such as the weekly digest.
+    """
+    if not settings.slack_enabled:
+        raise PostError("Slack is not configured: set alerts.slack_bot_token")
+    try:
+        response = make_client(settings).chat_postMessage(
+            channel=channel or settings.default_channel, text=message["text"], blocks=message["blocks"],
+            unfurl_links=False, unfurl_media=False)
+    except SlackApiError as exc:
+        raise PostError(f"Slack refused the message: {exc.response.get('error')}") from None
+    except OSError as exc:
+        raise PostError(f"Slack unreachable: {exc}") from None
+    return str(response["ts"])
+
+
 def _retry_after(headers: Any, now: datetime) -> float:
     """Slack's Retry-After (seconds); at least one second, one when it does not say."""
     wait = retry_after(headers, now.timestamp())

@@ -156,7 +156,7 @@ def bench_detect(db: str, negatives: int, reps: int) -> dict[str, Any]:
     from monitor.core.clock import SimulatedClock
     from monitor.config import parse_config
     from monitor.detection.aggregates import record_batch
-    from monitor.detection.incidents import detect
+    from monitor.pipeline import detect_incidents
     from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
     from monitor.core.storage.schema import Post, Score
 
@@ -184,7 +184,7 @@ def bench_detect(db: str, negatives: int, reps: int) -> dict[str, Any]:
         for rep in range(reps):
             clock = SimulatedClock(now + timedelta(seconds=rep))
             t = time.perf_counter()
-            detect(sessions, config, clock)
+            detect_incidents(sessions, config, clock)
             times.append(time.perf_counter() - t)
         engine.dispose()
     return {"bench": "detect_tick", "db": engine.dialect.name, "negative_posts_last_hour": negatives,

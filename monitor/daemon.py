@@ -29,21 +29,39 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import fcntl
+from queue import SimpleQueue
+
 import httpx
+import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
-from monitor.core.clock import Clock, SystemClock
+from alerts.delivery import deliver_pending, release_claims
+from alerts.escalation import escalate_due
+from alerts.interactivity import start_socket_mode
+from alerts.routing import notifier
+from alerts.senders import build_senders
+from alerts.slack import check_auth, post_message
+from models import load_scorer
 from monitor.config import Config
+from monitor.core.clock import Clock, SystemClock
 from monitor.core.leases import Leases, heartbeat, leave, new_replica_id, replicas
+from monitor.core.queue import lapse_expired
 from monitor.core.storage.db import make_engine, migrate, redact_url, session_factory, transaction
 from monitor.core.storage.schema import Bucket, IncidentPost, Post, Source
+from monitor.detection.incidents import detect
+from monitor.logs import setup_logging
 from monitor.metrics import JOB_FAILURES, JOB_SECONDS, POSTS_SCORED
+from monitor.pipeline import score_pending
+from monitor.polling import poll_source
+from monitor.reports.digest import digest_message
+from monitor.reports.figures import weekly_figures
+from monitor.web.app import create_app
 
 if TYPE_CHECKING:
-    from alerts.senders import Senders
     from monitor.polling import PollResult
 
 log = logging.getLogger("flarewatch.daemon")
@@ -111,8 +129,6 @@ def lock_sqlite(url: str) -> IO[str] | None:
     SQLite has no row locks to share work with, so two daemons on one file would poll, score and
     alert twice. The lock goes with the process (also on kill -9), so a stale file never blocks.
     """
-    import fcntl
-
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -151,6 +167,9 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(
             timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         )
+        # Built once: senders keep pacing state and caches between runs.
+        self.senders = build_senders(config.alerts)
+        self.notify = notifier(config.alerts)
         self._stop = asyncio.Event()
         self._stopping = threading.Event()  # the same, for scoring threads and processes
         self._scorer: Any = None
@@ -158,7 +177,6 @@ class Daemon:
         self._score_stats: Any = None
         self._scored_seen: dict[str, int] = {}  # per score worker: posts already added to the metric
         self._http: httpx.AsyncClient | None = None
-        self._senders: Senders | None = None
 
     def cluster(self) -> dict[str, Any]:
         """This replica, every replica seen lately and the leases each holds (for /healthz)."""
@@ -222,8 +240,6 @@ class Daemon:
         The others only look at the lease, every few seconds, so a dead holder's sources move to
         them within `lease_seconds` of its last renewal instead of after a whole interval.
         """
-        from monitor.polling import poll_source
-
         assert self._http is not None
         http, lease = self._http, self.config.daemon.lease_seconds
         for brand, source in self.config.sources():
@@ -313,36 +329,25 @@ class Daemon:
 
     async def detect(self) -> None:
         """Each brand is detected by the replica holding its lease, fenced in the detect transaction."""
-        from monitor.detection.incidents import detect
-
         def claim(session: Any, brand: str) -> bool:
             return self.leases.fence(session, f"detect:{brand}")
 
         def run() -> None:
             mine = [b for b in self.config.brands if self.leases.try_take(f"detect:{b.name}")]
             if mine:
-                detect(self.sessions, self.config, self.clock, brands=[b.name for b in mine], claim=claim)
+                detect(self.sessions, mine, self.config.detection, self.notify, self.clock, claim=claim)
 
         await asyncio.to_thread(run)
 
     async def deliver(self) -> None:
         """One replica delivers at a time (Slack's pacing is per process); claims keep each row once."""
-        from alerts.delivery import deliver_pending
-        from alerts.senders import build_senders
-
-        if self._senders is None:  # once: senders keep pacing state and caches between runs
-            self._senders = build_senders(self.config.alerts)
-        senders = self._senders
-
         def run() -> None:
             if self.leases.try_take("deliver"):
-                deliver_pending(self.sessions, senders, self.clock)
+                deliver_pending(self.sessions, self.senders, self.clock)
 
         await asyncio.to_thread(run)
 
     async def escalate(self) -> None:
-        from alerts.escalation import escalate_due
-
         def run() -> None:
             if self.leases.try_take("escalate"):
                 escalate_due(self.sessions, self.config.alerts, self.clock)
@@ -351,8 +356,6 @@ class Daemon:
 
     async def check_slack(self) -> None:
         """auth.test with the bot token: a revoked or mistyped token shows in /healthz before the first alert."""
-        from alerts.slack import check_auth
-
         auth = await asyncio.to_thread(check_auth, self.config.alerts, self.clock.now())
         if not auth.ok and (self.health.slack_auth is None or self.health.slack_auth.ok):
             log.error("Slack token check failed; alerts to Slack will not be delivered",
@@ -362,8 +365,6 @@ class Daemon:
         self.health.slack_auth = auth
 
     async def lapse_claims(self) -> None:
-        from monitor.core.queue import lapse_expired
-
         def lapse() -> None:
             with transaction(self.sessions) as session:
                 lapse_expired(session, self.clock.now())
@@ -372,15 +373,12 @@ class Daemon:
 
     async def weekly_digest(self) -> None:
         """The managers' weekly response figures, posted to Slack."""
-        from monitor.reports.digest import digest_message, post_digest
-        from monitor.reports.figures import weekly_figures
-
         def post() -> None:
             if not self.leases.try_take("weekly-digest", ttl=3600):  # one replica posts it
                 return
             with transaction(self.sessions) as session:
                 weeks = weekly_figures(session, None, 2, self.clock.now())
-            post_digest(self.config.alerts, digest_message(weeks, self.config.alerts.web_base_url))
+            post_message(self.config.alerts, digest_message(weeks, self.config.alerts.web_base_url))
 
         await asyncio.to_thread(post)
 
@@ -413,8 +411,6 @@ class Daemon:
             headers={"User-Agent": "flarewatch/0.1 (+https://github.com/flarewatch/flarewatch)"},
         )
         if self._lock is not None and "deliver" in self.roles:
-            from alerts.delivery import release_claims
-
             # Only where the file lock proves no other daemon is mid-send; on PostgreSQL a dead
             # replica's claims come back when their outbox lease runs out.
             await asyncio.to_thread(release_claims, self.sessions, self.clock)
@@ -454,8 +450,6 @@ class Daemon:
         """Slack button clicks over Socket Mode, when an app-level token is configured."""
         if not self.config.alerts.slack_app_token:
             return None
-        from alerts.interactivity import start_socket_mode
-
         return start_socket_mode(self.sessions, self.config.alerts, self.clock)
 
     def _db_name(self) -> str:
@@ -464,10 +458,6 @@ class Daemon:
     async def _start_web(self) -> tuple[Any, asyncio.Task[None]] | None:
         if not self.config.web.enabled:
             return None
-        import uvicorn
-
-        from monitor.web.app import create_app
-
         app = create_app(self.config, self.sessions, self.clock, health=self.health.as_dict)
 
         class EmbeddedServer(uvicorn.Server):
@@ -492,9 +482,7 @@ class _ThreadQueue:
     """The score loop's stats channel when it runs as a thread (the same calls as a process queue)."""
 
     def __init__(self) -> None:
-        import queue
-
-        self._queue: Any = queue.SimpleQueue()
+        self._queue: SimpleQueue[Any] = SimpleQueue()
 
     def put(self, item: Any) -> None:
         self._queue.put(item)
@@ -509,9 +497,6 @@ def score_loop(config: Config, sessions: Any, stop: Any, stats: Any, parent_pid:
     Runs in a score worker process (or a thread); several of them, in one replica or many, share
     the work through `FOR UPDATE SKIP LOCKED`. A worker whose daemon died (kill -9) exits itself.
     """
-    from models import load_scorer
-    from monitor.pipeline import score_pending
-
     clock = SystemClock()
     scorer = load_scorer(config.model)
     batch = config.model.batch_size * 4
@@ -543,8 +528,6 @@ def score_loop(config: Config, sessions: Any, stop: Any, stats: Any, parent_pid:
 
 def score_worker_main(config: Config, stop: Any, stats: Any, parent_pid: int) -> None:
     """Entry point of a score worker process (spawned, so it shares nothing with the daemon but the database)."""
-    from monitor.logs import setup_logging
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the daemon stops us
     setup_logging(config.daemon.log_level)
     engine = make_engine(config.database_url)

@@ -1,4 +1,4 @@
-"""The stages between a stored post and an incident: scoring and aggregation.
+"""The stages between a stored post and an incident: scoring and aggregation, then detection.
 
 Each stage works in bounded batches inside one transaction, so a crash mid-batch leaves the batch
 pending and the next run picks it up; nothing is lost and nothing is counted twice.
@@ -20,9 +20,13 @@ from typing import Any
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from alerts.routing import notifier
 from models import Scorer
 from models.lang import UNDETERMINED, detect_language
+from monitor.config import Config
+from monitor.core.clock import Clock
 from monitor.detection import aggregates
+from monitor.detection.incidents import Change, detect
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Post, Score
 
@@ -45,6 +49,11 @@ class Verdict:
 
 
 _VERDICT_FIELDS = dataclasses.fields(Verdict)
+
+
+def detect_incidents(sessions: sessionmaker[Session], config: Config, clock: Clock) -> list[Change]:
+    """The detect step as configured: every brand, [detection], alerts queued as [alerts] routes them."""
+    return detect(sessions, config.brands, config.detection, notifier(config.alerts), clock)
 
 
 def pending_posts(session: Session, limit: int) -> list[Row[Any]]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.core.posts import FetchedPost
 from monitor.core.brands import BrandMatcher
 from connectors.records import post_from_record
+from alerts.routing import notifier
 from monitor.core.boundary import Rejected, decode_json, parse_one
 from models import Scorer
 from monitor.core.clock import SimulatedClock
@@ -115,6 +116,7 @@ def replay(
     if not config.brands:
         raise ReplayError("the configuration has no brands to match posts against")
     brand_of = _brand_of(config)
+    notify = notifier(config.alerts)
     start = floor_minute(posts[0].created_at)
     # After the last post every window empties, so incidents are back at the baseline and close.
     end = posts[-1].created_at + timedelta(minutes=2 * max(config.detection.windows_minutes) + 1)
@@ -136,7 +138,7 @@ def replay(
                         store_posts(session, brand, None, items, now)
                 while score_pending(sessions, scorer, now, SCORE_BATCH) == SCORE_BATCH:
                     pass
-            detect(sessions, config, clock)
+            detect(sessions, config.brands, config.detection, notify, clock)
             if on_tick is not None:
                 on_tick(sessions, clock)
             ticks += 1

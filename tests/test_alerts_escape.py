@@ -5,7 +5,7 @@ import regex
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from alerts.escape import ELLIPSIS, escape_mrkdwn, link, safe_url, strip_controls, truncate
+from monitor.core.escape import ELLIPSIS, escape_mrkdwn, link, safe_url, strip_controls, truncate
 from tests.slack_server import MENTION
 
 ATTACKS = [

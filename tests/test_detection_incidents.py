@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from monitor.core.clock import SimulatedClock
 from monitor.config import BrandConfig, Config
-from monitor.detection.incidents import detect
+from monitor.pipeline import detect_incidents as detect
 from monitor.detection.settings import DetectionSettings
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import (

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.detection.settings import DetectionSettings
 from monitor.reports.chart import render_svg
-from monitor.reports.digest import DigestError, digest_message, post_digest
+from alerts.slack import PostError, post_message
+from monitor.reports.digest import digest_message
 from monitor.reports.export import csv_cell, md_escape, render, render_csv, render_html, render_markdown
 from monitor.reports.figures import weekly_figures
 from monitor.reports.timeline import Timeline, build_timeline
@@ -223,12 +224,12 @@ def test_digest_lists_each_brand_and_escapes_names(sessions: sessionmaker[Sessio
         weeks = weekly_figures(session, None, 2, minutes(200))
     with SlackServer() as server:
         settings = slack_settings(server)
-        post_digest(settings, digest_message(weeks, "https://flarewatch.example"))
+        post_message(settings, digest_message(weeks, "https://flarewatch.example"))
         [message] = server.posts("C0ALERTS01")
         assert SlackServer.mentions(message) == []  # a brand name cannot ping the channel
         body = str(message["blocks"])
         assert "2026-W27" in body and "2026-W28" in body and "&lt;!channel&gt; evil" in body
         assert "answered 50% (±0) (2/4)" in body and "https://flarewatch.example/incidents" in body
-    with pytest.raises(DigestError, match="not configured"):
-        post_digest(slack_settings(server).model_copy(update={"slack_bot_token": None}), {"text": "", "blocks": []})
+    with pytest.raises(PostError, match="not configured"):
+        post_message(slack_settings(server).model_copy(update={"slack_bot_token": None}), {"text": "", "blocks": []})
     assert T.weekday() == 0

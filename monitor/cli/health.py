@@ -25,7 +25,7 @@ def health_command(
     from rich.table import Table
     from rich.text import Text
 
-    from alerts.escape import strip_controls
+    from monitor.core.escape import strip_controls
     from monitor.cli.common import open_store
     from monitor.core.clock import SystemClock
     from monitor.web.health import health_report

@@ -44,7 +44,7 @@ def incident_report(
         raise typer.Exit(2)
     try:
         with open_store(config) as (loaded, sessions), transaction(sessions) as session:
-            timeline = load_timeline(session, loaded, incident_id, SystemClock().now())
+            timeline = load_timeline(session, incident_id, loaded.detection, loaded.brands, SystemClock().now())
         body, _, _ = render(timeline, format, table)
     except IncidentNotFound as exc:
         typer.echo(str(exc), err=True)
@@ -64,7 +64,8 @@ def weekly_report(
     import json
 
     from monitor.core.clock import SystemClock
-    from monitor.reports.digest import DigestError, digest_message, post_digest
+    from alerts.slack import PostError, post_message
+    from monitor.reports.digest import digest_message
     from monitor.reports.export import weekly_json, weekly_markdown
     from sqlalchemy import select
 
@@ -89,8 +90,8 @@ def weekly_report(
     typer.echo(weekly_markdown(rows) if format == "md" else json.dumps(weekly_json(rows), indent=2, ensure_ascii=False))
     if slack:
         try:
-            ts = post_digest(loaded.alerts, digest_message(rows, loaded.alerts.web_base_url))
-        except DigestError as exc:
+            ts = post_message(loaded.alerts, digest_message(rows, loaded.alerts.web_base_url))
+        except PostError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         typer.echo(f"posted the digest to {loaded.alerts.default_channel} (ts {ts})", err=True)

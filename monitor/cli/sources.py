@@ -25,7 +25,7 @@ def status_command(
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from alerts.escape import strip_controls
+    from monitor.core.escape import strip_controls
     from monitor.cli.common import open_store
     from monitor.core.storage.schema import Source
 

@@ -260,9 +260,9 @@ def answer_command(
 ) -> None:
     """Mark a post answered, with the URL of the reply."""
     from monitor.core import queue
-    from monitor.web.views import safe_url
+    from monitor.core.escape import http_url
 
-    if safe_url(url) is None:
+    if http_url(url) is None:
         raise _fail("--url must be an http(s) URL", 2)
     _act(config, user, "answered", post_id, lambda cfg, s, now: queue.answer(s, post_id, user, url, note, now))
 

@@ -1,4 +1,4 @@
-"""Untrusted text (post bodies, author names, URLs) on its way into Slack mrkdwn.
+"""Untrusted text (post bodies, author names, URLs) on its way into Slack mrkdwn (and URLs into HTML).
 
 Slack's only markup characters are `&`, `<` and `>`: every mention (`<!channel>`, `<!here>`,
 `<!everyone>`, `<@U…>`, `<!subteam^S…>`) and every link (`<https://evil|https://good>`) lives inside
@@ -47,6 +47,17 @@ def _fit(pieces: list[str], limit: int | None) -> str:
         out.append(piece)
         size += len(piece)
     return "".join(out) + ELLIPSIS
+
+
+def http_url(url: str | None) -> str | None:
+    """The URL if it is http(s), else None: post URLs come from strangers and end up in an HTML href."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
 
 
 def safe_url(url: str | None) -> str | None:

@@ -15,14 +15,15 @@ Per brand, in one transaction: learn the baseline up to the lag, evaluate the de
 until detection closes it, so resolving it during a crisis does not open a new one a minute later.
 
 Every change is an incident event with the numbers that caused it, and the alerting ones
-(opened, severity up, closed, merged-away) queue their alerts through `alerts.routing.notify` in
-the same transaction. Everything is a function of the stored data and `now`: running detect
-again at the same time changes nothing, and a replay gives the same incidents every time.
+(opened, severity up, closed, merged-away) queue their alerts through the `notify` passed in
+(`alerts.routing.notifier` in the daemon) in the same transaction. Everything is a function of
+the stored data and `now`: running detect again at the same time changes nothing, and a replay
+gives the same incidents every time.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,13 +31,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.routing import notify
-from alerts.settings import AlertSettings
 from monitor.core.clock import Clock
-from monitor.config import Config
+from monitor.core.timeline import Notify
 from monitor.detection import aggregates, baseline_store
 from monitor.detection.aggregates import floor_minute, visibility
-from monitor.detection.settings import DetectionSettings
+from monitor.detection.settings import BrandRules, DetectionSettings
 from monitor.detection.signals import Signal
 from monitor.detection.lifecycle import back_to_baseline, severity_for
 from monitor.detection.viral import RecentPost, check_viral_posts, post_alpha
@@ -64,9 +63,11 @@ class Change:
     at: datetime
 
 
-def detect(sessions: sessionmaker[Session], config: Config, clock: Clock, brands: list[str] | None = None,
-           claim: Callable[[Session, str], bool] | None = None) -> list[Change]:
-    """Evaluate the configured brands (or those named) at `clock.now()`; one transaction per brand.
+def detect(
+    sessions: sessionmaker[Session], brands: Iterable[BrandRules], settings: DetectionSettings, notify: Notify,
+    clock: Clock, claim: Callable[[Session, str], bool] | None = None,
+) -> list[Change]:
+    """Evaluate these brands at `clock.now()`; one transaction per brand. `notify` hears every alerting change.
 
     `claim(session, brand)`, when given, runs first in the brand's transaction and skips the brand
     when it answers False: replicas use it to fence a brand's run with its lease (`monitor.core.leases`),
@@ -74,14 +75,12 @@ def detect(sessions: sessionmaker[Session], config: Config, clock: Clock, brands
     """
     now = clock.now()
     changes: list[Change] = []
-    for brand in config.brands:
-        if brands is not None and brand.name not in brands:
-            continue
-        budget = brand.false_alarms_per_week or config.detection.false_alarms_per_week
+    for brand in brands:
+        budget = brand.false_alarms_per_week or settings.false_alarms_per_week
         with transaction(sessions) as session:
             if claim is not None and not claim(session, brand.name):
                 continue
-            changes += detect_brand(session, brand.name, config.detection, budget, config.alerts, now)
+            changes += detect_brand(session, brand.name, settings, budget, notify, now)
     return changes
 
 
@@ -104,7 +103,7 @@ def evaluate(
 
 def detect_brand(
     session: Session, brand: str, settings: DetectionSettings, false_alarms_per_week: float,
-    alerts: AlertSettings, now: datetime,
+    notify: Notify, now: datetime,
 ) -> list[Change]:
     signals = evaluate(session, brand, settings, false_alarms_per_week, now)
     fired = [s for s in signals if s.fired]
@@ -112,7 +111,7 @@ def detect_brand(
     if not active_ids and not fired:
         return []  # the usual quiet tick: no ORM work at all
     active = [session.get(Incident, i) for i in active_ids]
-    run = _Run(session, settings, alerts, now)
+    run = _Run(session, settings, notify, now)
     incident = active[0] if active else None
     for other in active[1:]:
         run.merge(incident, other)  # type: ignore[arg-type]
@@ -130,8 +129,8 @@ _ACTIVE = select(Incident.id).where(Incident.brand == bindparam("brand"), Incide
 class _Run:
     """One brand's detect run: writes events, links, flags and alerts in the caller's transaction."""
 
-    def __init__(self, session: Session, settings: DetectionSettings, alerts: AlertSettings, now: datetime) -> None:
-        self.session, self.settings, self.alerts, self.now = session, settings, alerts, now
+    def __init__(self, session: Session, settings: DetectionSettings, notify: Notify, now: datetime) -> None:
+        self.session, self.settings, self.notify, self.now = session, settings, notify, now
         self.changes: list[Change] = []
 
     def event(self, incident: Incident, kind: str, data: dict[str, Any], alert: bool | None = None) -> None:
@@ -139,7 +138,7 @@ class _Run:
         self.session.add(event)
         self.session.flush()
         if (kind in ALERTING) if alert is None else alert:
-            notify(self.session, self.alerts, incident, event, self.now)
+            self.notify(self.session, incident, event, self.now)
         self.changes.append(Change(incident.id, incident.brand, kind, self.now))
         log.info("incident %s (%s): %s", incident.id, incident.brand, kind)
 

@@ -1,7 +1,7 @@
 """The [detection] configuration table (documented in config/README.md, section "Detection")."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,3 +56,12 @@ class DetectionSettings(BaseModel):
         if not detectors:
             raise ValueError("enable at least one detector")
         return sorted(set(detectors))
+
+
+class BrandRules(Protocol):
+    """What detection reads of one configured brand (`monitor.config.BrandConfig` is one)."""
+
+    name: str
+    terms: list[str]  # what the brand is called: reports leave these out of its complaint themes
+    # None: the [detection] false_alarms_per_week.
+    false_alarms_per_week: float | None

@@ -1,4 +1,6 @@
-"""The weekly digest for Slack: each brand's recent weeks as text, posted to the default channel.
+"""The weekly digest for Slack: each brand's recent weeks as text, for the default channel.
+
+The daemon's weekly job and `flarewatch report weekly --slack` post it with `alerts.slack.post_message`.
 
 Slack gets text (mrkdwn) with a link to the web app's incidents, not the chart: the SVG chart is for
 pages and files, and the figures read fine as a few lines. Brand names are escaped like post text.
@@ -7,14 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.escape import escape_mrkdwn, link
-from alerts.settings import AlertSettings
+from monitor.core.escape import escape_mrkdwn, link
 from monitor.reports.export import LABELS, trend_text
 from monitor.reports.figures import DURATIONS, WeekFigures, format_duration, format_share
-
-
-class DigestError(Exception):
-    pass
 
 
 def _line(w: WeekFigures) -> str:
@@ -43,22 +40,3 @@ def digest_message(weeks: list[WeekFigures], web_base_url: str | None = None) ->
         + (f" {link(web_base_url.rstrip('/') + '/incidents', 'Incidents')}" if web_base_url else "")}]})
     summary = "; ".join(f"{escape_mrkdwn(b, 200)}: {sum(w.incidents for w in rows)} incidents" for b, rows in brands.items())
     return {"text": f"{title}: {summary or 'no incidents'}", "blocks": blocks[:50]}
-
-
-def post_digest(settings: AlertSettings, message: dict[str, Any], channel: str | None = None) -> str:
-    """Post the digest with the alerts' Slack client; returns the message ts."""
-    if not settings.slack_enabled:
-        raise DigestError("Slack is not configured: set alerts.slack_bot_token")
-    from slack_sdk.errors import SlackApiError
-
-    from alerts.slack import make_client
-
-    try:
-        response = make_client(settings).chat_postMessage(
-            channel=channel or settings.default_channel, text=message["text"], blocks=message["blocks"],
-            unfurl_links=False, unfurl_media=False)
-    except SlackApiError as exc:
-        raise DigestError(f"Slack refused the digest: {exc.response.get('error')}") from None
-    except OSError as exc:
-        raise DigestError(f"Slack unreachable: {exc}") from None
-    return str(response["ts"])

@@ -20,11 +20,11 @@ from typing import Literal
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
+from monitor.core.escape import http_url
 from monitor.core.terminal import plain
 from monitor.reports.chart import render_svg, weekly_svg
 from monitor.reports.figures import DURATIONS, WeekFigures, format_duration, format_share
 from monitor.reports.timeline import Timeline
-from monitor.web.views import safe_url
 
 HERE = Path(__file__).resolve().parent
 BOM = "\ufeff"
@@ -39,7 +39,7 @@ def _hm(value: datetime | None) -> str:
 
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)  # post text is hostile
-    env.filters.update(hm=_hm, dur=format_duration, share=format_share, safe_url=safe_url)
+    env.filters.update(hm=_hm, dur=format_duration, share=format_share, safe_url=http_url)
     env.tests["cjk"] = lambda text: any("\u4e00" <= c <= "\u9fff" for c in str(text))
     return env
 
@@ -71,7 +71,7 @@ def md_escape(text: object) -> str:
 
 
 def _md_link(url: str | None, label: str) -> str:
-    target = safe_url(url)
+    target = http_url(url)
     if target is None or any(c in target for c in "<> ") or not target.isprintable():
         return md_escape(label)
     return f"[{md_escape(label)}](<{target}>)"

@@ -21,11 +21,10 @@ from sqlalchemy.orm import Session
 
 from monitor.core import wording
 from monitor.core.phrases import Themes, incident_themes
-from monitor.config import Config
 from monitor.detection import aggregates
 from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.baseline_store import new_baseline
-from monitor.detection.settings import DetectionSettings
+from monitor.detection.settings import BrandRules, DetectionSettings
 from monitor.detection.stats import negative_binomial_tail
 from monitor.detection.windows import model_alpha
 from monitor.core.queue import effective_state
@@ -166,11 +165,13 @@ def build_timeline(session: Session, incident_id: int, settings: DetectionSettin
     )
 
 
-def load_timeline(session: Session, config: Config, incident_id: int, now: datetime) -> Timeline:
+def load_timeline(
+    session: Session, incident_id: int, settings: DetectionSettings, brands: Sequence[BrandRules], now: datetime
+) -> Timeline:
     """`build_timeline` with the configured detection settings and the brand's own false-alarm budget."""
     brand = session.scalar(select(Incident.brand).where(Incident.id == incident_id))
-    configured = next((b for b in config.brands if b.name == brand), None)
-    return build_timeline(session, incident_id, config.detection, now,
+    configured = next((b for b in brands if b.name == brand), None)
+    return build_timeline(session, incident_id, settings, now,
                           configured.false_alarms_per_week if configured else None,
                           configured.terms if configured else ())
 

@@ -17,13 +17,14 @@ from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
 from connectors.registry import connector_mode
 from monitor.core import accounts, queue
+from monitor.core.escape import http_url
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.auth import Staff, api_role
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (
     ApiTokenOut, EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut,
-    UserOut, safe_url, source_expectations, source_status,
+    UserOut, source_expectations, source_status,
 )
 
 MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow PostgreSQL's bigint
@@ -54,7 +55,7 @@ class Body(BaseModel):
 
 
 def _http_url(value: str) -> str:
-    if safe_url(value) is None:
+    if http_url(value) is None:
         raise ValueError("must be an http(s) URL")
     return value.strip()
 

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.interactivity import make_slack_router
+from monitor.core.escape import http_url
 from monitor.config import Config
 from monitor.core.clock import Clock
 from monitor.core import wording
@@ -32,7 +33,6 @@ from monitor.web.errors import ApiError, install_error_handlers
 from monitor.metrics import database_registry, exposition
 from monitor.web.health import health_report
 from monitor.web.sessions import ServerSessionMiddleware
-from monitor.web.views import safe_url
 from monitor.web.throttle import LoginThrottle
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ def ago(value: datetime | None, now: datetime) -> str:
 
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)  # post text is hostile
-    env.filters["safe_url"] = safe_url
+    env.filters["safe_url"] = http_url
     env.filters["event_sentence"] = lambda event: wording.event_sentence(event.kind, event.data or {}, event.actor)
     env.filters["event_details"] = lambda event: wording.event_details(event.kind, event.data or {})
     env.filters["hm"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"

@@ -24,6 +24,7 @@ from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
 from monitor.web.api import MAX_ID, AnswerBody, DismissBody
 from monitor.web.auth import Staff, page_role, session_csrf, verify_csrf
+from monitor.web.render import render
 from monitor.web.errors import ApiError
 from monitor.web.views import source_expectations, source_status
 
@@ -33,37 +34,6 @@ manager = page_role("manager")
 admin = page_role("admin")
 FILTER_KEYS = ("brand", "source", "language", "severity", "mine")
 PAGE_SIZE = 100
-
-
-def render(request: Request, template: str, staff: Staff | None, status_code: int = 200, *, fragment: bool = False,
-           **context: Any) -> Response:
-    """A page (or, for live refreshes, a fragment: it leaves the one-time flash message for the page).
-
-    A live page's own refresh (`X-Live` header, from live.js) also leaves the flash message alone."""
-    state = request.app.state
-    fragment = fragment or request.headers.get("x-live") == "1"
-    return state.templates.TemplateResponse(
-        request, template,
-        {"user": staff, "csrf": session_csrf(request), "now": state.clock.now(), "config": state.config,
-         "flash": None if fragment else request.session.pop("flash", None),
-         "alert_banner": None if fragment or staff is None else alert_banner(state), **context},
-        status_code=status_code,
-    )
-
-
-def alert_banner(state: Any) -> list[str] | None:
-    """What is wrong with alert delivery right now (the same reasons /healthz gives), for a banner on every page."""
-    from monitor.web.health import HealthContext, alerts_check
-
-    daemon = None
-    if state.health is not None:
-        try:
-            daemon = state.health()
-        except Exception:  # noqa: BLE001 - /healthz reports that; the page still renders
-            daemon = None
-    with transaction(state.sessions) as session:
-        check = alerts_check(HealthContext(state, session, state.clock.now(), daemon))
-    return [r.message for r in check.reasons] or None
 
 
 def _local(target: str | None, default: str = "/queue") -> str:

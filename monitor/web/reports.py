@@ -21,6 +21,7 @@ from monitor.core.storage.db import transaction
 from monitor.web.api import IncidentId
 from monitor.web.auth import Staff, api_role, page_role
 from monitor.web.errors import ERROR_RESPONSES, ApiError
+from monitor.web.render import render as render_page
 
 # The exported HTML carries its own inline CSS and SVG and nothing else: allow exactly that.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
@@ -30,7 +31,7 @@ TableQuery = Annotated[Literal["events", "posts"], Query(description="which CSV:
 
 def _load(session: Session, config: Config, incident_id: int, now: datetime) -> Timeline:
     try:
-        return load_timeline(session, config, incident_id, now)
+        return load_timeline(session, incident_id, config.detection, config.brands, now)
     except IncidentNotFound as exc:
         raise ApiError(404, str(exc)) from None
 
@@ -83,8 +84,6 @@ def make_reports_router() -> APIRouter:
     def weekly_page(request: Request, brand: Annotated[str, Query(max_length=200)] = "",
                     weeks: Annotated[int, Query(ge=1, le=104)] = 8,
                     staff: Staff = Depends(page_manager)) -> Response:
-        from monitor.web.pages import render as render_page
-
         state = request.app.state
         with transaction(state.sessions) as session:
             rows = weekly_figures(session, brand or None, weeks, state.clock.now())

@@ -4,29 +4,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
 from alerts.health import IncidentAlerts
 from monitor.core.accounts import TokenInfo
+from monitor.core.escape import http_url
 from monitor.config import Config, SourceConfig
 from monitor.core.queue import QueueItem, effective_state
 from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
 
 SOURCE_STATES = ("ok", "failing", "needs_credentials", "stale", "never", "unconfigured")
 T = TypeVar("T")
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL if it is http(s), else None: post URLs come from strangers and end up in href."""
-    if not url:
-        return None
-    try:
-        scheme = urlsplit(url.strip()).scheme.lower()
-    except ValueError:
-        return None
-    return url.strip() if scheme in ("http", "https") else None
 
 
 class PostOut(BaseModel):
@@ -49,7 +38,7 @@ class PostOut(BaseModel):
     @classmethod
     def of(cls, post: Post) -> PostOut:
         return cls(
-            id=post.id, source=post.source, external_id=post.external_id, brand=post.brand, url=safe_url(post.url),
+            id=post.id, source=post.source, external_id=post.external_id, brand=post.brand, url=http_url(post.url),
             author=post.author, author_followers=post.author_followers, text=post.text, lang=post.lang,
             created_at=post.created_at, fetched_at=post.fetched_at, likes=post.likes, reposts=post.reposts,
             replies=post.replies, duplicate_of=post.duplicate_of,
