@@ -29,7 +29,7 @@ incident_app = typer.Typer(help="Acknowledge, snooze, resolve, re-open, assign o
 
 def _run(config_path: Path | None, user: str, build: Callable[[datetime], IncidentAction]) -> None:
     from alerts import actions
-    from alerts.escape import strip_controls
+    from monitor.core.escape import strip_controls
     from monitor.core.clock import SystemClock
     from monitor.core.storage.db import transaction
 

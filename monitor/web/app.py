@@ -29,7 +29,8 @@ from monitor.core.clock import Clock
 from monitor.core import wording
 from monitor.web.reports import make_reports_router
 from monitor.web import api, ingest_hook, pages
-from monitor.web.errors import ApiError, install_error_handlers
+from monitor.web.errors import ApiError
+from monitor.web.handlers import install_error_handlers
 from monitor.metrics import database_registry, exposition
 from monitor.web.health import health_report
 from monitor.web.sessions import ServerSessionMiddleware
