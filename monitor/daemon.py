@@ -59,7 +59,7 @@ from monitor.pipeline import score_pending
 from monitor.polling import poll_source
 from monitor.reports.digest import digest_message
 from monitor.reports.figures import weekly_figures
-from monitor.web.app import create_app
+from monitor.web.app import bind_socket, create_app
 
 if TYPE_CHECKING:
     from monitor.polling import PollResult
@@ -466,7 +466,6 @@ class Daemon:
 
         server = EmbeddedServer(uvicorn.Config(app, host=self.config.web.host, port=self.config.web.port,
                                                log_config=None, access_log=False, lifespan="on"))
-        from monitor.web.app import bind_socket
 
         sock = bind_socket(self.config.web.host, self.config.web.port)  # PortInUse: a clear error, no traceback
         task = asyncio.create_task(server.serve(sockets=[sock]))
