@@ -1,7 +1,7 @@
 """Connector kinds by name, and validation of a source's `params` against its kind."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -9,11 +9,14 @@ from connectors.base import SOURCE_MODES, Connector, SourceParams
 from connectors.builtin import BUILTIN
 
 
-def _by_kind(classes: tuple[type[Connector], ...]) -> dict[str, type[Connector]]:
+def _by_kind(classes: tuple[type, ...]) -> dict[str, type[Connector]]:
+    known: dict[str, type[Connector]] = {}
     for cls in classes:
+        kind = getattr(cls, "kind", None)
         if getattr(cls, "mode", None) not in SOURCE_MODES:
-            raise TypeError(f"connector {cls.kind!r} must declare mode as one of {SOURCE_MODES}")
-    return {cls.kind: cls for cls in classes}
+            raise TypeError(f"connector {kind!r} must declare mode as one of {SOURCE_MODES}")
+        known[str(kind)] = cast("type[Connector]", cls)
+    return known
 
 
 CONNECTORS: dict[str, type[Connector]] = _by_kind(BUILTIN)

@@ -36,7 +36,6 @@ def demo_command(
     from alerts.delivery import deliver_pending
     from alerts.senders import build_senders
     from alerts.escalation import escalate_due
-    from alerts.senders import build_senders
     from alerts.settings import AlertSettings
     from connectors.records import post_from_record
     from models import ModelSettings, load_scorer
