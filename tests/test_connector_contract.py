@@ -24,7 +24,7 @@ import pytest
 import connectors.bluesky
 import connectors.reddit
 from connectors.http import AuthFailed, MalformedPayload, RateLimited
-from connectors.registry import CONNECTORS, _load_builtin
+from connectors.registry import CONNECTORS
 from monitor.core.posts import FetchedPost
 from tests.connectorkit import FAST, FIXTURES, drain, drain_until_error, load, make, posts_of
 from tests.httpreplay import Recorded, Reply, ReplayServer, fixture_reply, instant_sleep, replay_server  # noqa: F401
@@ -110,7 +110,6 @@ def each(test: Callable[..., Any]) -> Any:
 
 
 def test_every_connector_is_in_the_contract() -> None:
-    _load_builtin()
     assert {c.kind for c in CASES} | set(NOT_HTTP_POLLING) == set(CONNECTORS)
     assert not {c.kind for c in CASES} & set(NOT_HTTP_POLLING)
 

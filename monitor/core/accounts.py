@@ -135,7 +135,7 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
 def end_sessions(session: Session, user_id: int) -> int:
     """End every browser session of a user, on every replica (in the caller's transaction)."""
     result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
-    return result.rowcount or 0
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def login_fingerprint(user: User) -> str:
