@@ -16,21 +16,17 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.routing import notify, start_escalation
+from alerts.routing import notifier, start_escalation
 from alerts.settings import AlertSettings
+from monitor.core import queue
 from monitor.core.accounts import get_user, has_role
-from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, Silence, User
-
-
-class ActionError(Exception):
-    """The action cannot be done; the message says why, for the person who asked."""
-
-
-class IncidentNotFound(ActionError, LookupError):
-    pass
+from monitor.core.incidents import ActionError, IncidentNotFound
+from monitor.core.storage.db import update_if
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentPost, Post, Silence, User
+from monitor.core.timeline import Notify, record_event
 
 
 class ActionForbidden(ActionError, PermissionError):
@@ -56,21 +52,12 @@ def _incident(session: Session, incident_id: int) -> Incident:
     return incident
 
 
-def _record(session: Session, settings: AlertSettings | None, incident: Incident, kind: str, actor: str,
-            now: datetime, data: dict[str, Any]) -> IncidentEvent:
-    event = IncidentEvent(incident_id=incident.id, at=now, kind=kind, actor=actor, data=data)
-    session.add(event)
-    session.flush()
-    notify(session, settings or AlertSettings(), incident, event, now)
-    return event
+def _notify(settings: AlertSettings | None) -> Notify:
+    return notifier(settings or AlertSettings())
 
 
 def _conditional(session: Session, incident_id: int, condition: Any, values: dict[str, Any]) -> bool:
-    result = session.execute(
-        update(Incident).where(Incident.id == incident_id, condition).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return update_if(session, Incident, Incident.id == incident_id, condition, **values)
 
 
 def acknowledge(session: Session, incident_id: int, actor: str, now: datetime, *,
@@ -85,7 +72,7 @@ def acknowledge(session: Session, incident_id: int, actor: str, now: datetime, *
             return ActionResult(incident_id, False, f"incident {incident_id} is already {incident.status}")
         return ActionResult(incident_id, False, f"incident {incident_id} was already acknowledged by "
                                                 f"{incident.acknowledged_by}")
-    _record(session, settings, incident, "acknowledged", actor, now, {"via": via} if via else {})
+    record_event(session, incident.id, "acknowledged", actor, now, {"via": via} if via else {}, notify=_notify(settings))
     return ActionResult(incident_id, True, f"incident {incident_id} acknowledged by {actor}")
 
 
@@ -106,7 +93,7 @@ def snooze(session: Session, incident_id: int, actor: str, until: datetime, now:
     _conditional(session, incident_id, Incident.status == "open", values)
     incident = _incident(session, incident_id)
     data = {"until": until.isoformat(timespec="minutes"), **({"via": via} if via else {})}
-    _record(session, settings, incident, "snoozed", actor, now, data)
+    record_event(session, incident.id, "snoozed", actor, now, data, notify=_notify(settings))
     return ActionResult(incident_id, True, f"incident {incident_id} snoozed until {until:%Y-%m-%d %H:%M} UTC")
 
 
@@ -118,7 +105,7 @@ def resolve(session: Session, incident_id: int, actor: str, now: datetime, *,
     incident = _incident(session, incident_id)
     if not won:
         return ActionResult(incident_id, False, f"incident {incident_id} is already {incident.status}")
-    _record(session, settings, incident, "resolved", actor, now, {"via": via} if via else {})
+    record_event(session, incident.id, "resolved", actor, now, {"via": via} if via else {}, notify=_notify(settings))
     return ActionResult(incident_id, True, f"incident {incident_id} resolved by {actor}")
 
 
@@ -131,8 +118,9 @@ def silence(session: Session, brand: str, until: datetime, actor: str, reason: s
     session.add(row)
     session.flush()
     for incident in session.scalars(select(Incident).where(Incident.brand == brand, Incident.status == "open")):
-        _record(session, settings, incident, "silenced", actor, now,
-                {"until": until.isoformat(timespec="minutes"), "reason": reason, "silence_id": row.id})
+        record_event(session, incident.id, "silenced", actor, now,
+                     {"until": until.isoformat(timespec="minutes"), "reason": reason, "silence_id": row.id},
+                     notify=_notify(settings))
     return row
 
 
@@ -140,8 +128,6 @@ def claim_top_post(session: Session, incident_id: int, actor: str, now: datetime
                    post_id: int | None = None, settings: AlertSettings | None = None,
                    via: str | None = None) -> ActionResult:
     """Claim the incident's most urgent open queue item (or `post_id`) for `actor` to answer."""
-    from monitor.core import queue
-
     incident = _incident(session, incident_id)
     if post_id is None:
         post_id = session.scalar(
@@ -153,26 +139,22 @@ def claim_top_post(session: Session, incident_id: int, actor: str, now: datetime
         raise ActionError(f"post {post_id} is not part of incident {incident_id}")
     if post_id is None:
         return ActionResult(incident_id, False, f"incident {incident_id} has no open posts to claim")
+    post = session.get(Post, post_id)
+    extra = {"author": post.author if post else "?", **({"via": via} if via else {})}  # the thread note names the author
+    notify = _notify(settings)
+    # The queue puts the claim on the timeline of the incident the post was flagged for: when that is
+    # this incident, that event is the one to tell people about; otherwise this incident gets its own.
+    ours = session.scalar(select(FlaggedPost.incident_id).where(FlaggedPost.post_id == post_id)) == incident_id
     try:
-        won = queue.claim(session, post_id, actor, now, minutes)
+        won = queue.claim(session, post_id, actor, now, minutes,
+                          incident_data=extra if ours else None, notify=notify if ours else None)
     except queue.QueueError as exc:
         return ActionResult(incident_id, False, str(exc))
     if not won:
         holder = session.scalar(select(FlaggedPost.claimed_by).where(FlaggedPost.post_id == post_id))
         return ActionResult(incident_id, False, f"post {post_id} is already claimed by {holder}", post_id)
-    # monitor.core.queue put the claim on the incident's timeline; tell the incident's places about that event.
-    event = session.scalar(
-        select(IncidentEvent)
-        .where(IncidentEvent.kind == "post_claimed", IncidentEvent.actor == actor, IncidentEvent.at == now)
-        .order_by(IncidentEvent.id.desc()).limit(1)
-    )
-    post = session.get(Post, post_id)
-    extra = {"author": post.author if post else "?", **({"via": via} if via else {})}
-    if event is None or event.incident_id != incident_id:
-        _record(session, settings, incident, "post_claimed", actor, now, {"post_id": post_id, **extra})
-    else:
-        event.data = {**(event.data or {}), **extra}  # the thread note names the post's author
-        notify(session, settings or AlertSettings(), incident, event, now)
+    if not ours:
+        record_event(session, incident.id, "post_claimed", actor, now, {"post_id": post_id, **extra}, notify=notify)
     return ActionResult(incident_id, True, f"post {post_id} claimed by {actor} for {minutes:g} min", post_id)
 
 
@@ -191,7 +173,8 @@ def reopen(session: Session, incident_id: int, actor: str, now: datetime, *,
         return ActionResult(incident_id, False, f"incident {incident_id} is already open")
     if incident.acknowledged_at is None:
         start_escalation(settings or AlertSettings(), incident, max(incident.escalation_level, 0), now)
-    _record(session, settings, incident, "reopened", actor, now, {"via": via} if via else {})
+    record_event(session, incident.id, "reopened", actor, now, {"via": via} if via else {},
+                 notify=_notify(settings))
     return ActionResult(incident_id, True, f"incident {incident_id} reopened by {actor}")
 
 
@@ -206,7 +189,8 @@ def assign(session: Session, incident_id: int, actor: str, owner: str, now: date
     incident = _incident(session, incident_id)
     if not won:
         return ActionResult(incident_id, False, f"incident {incident_id} is already assigned to {user.name}")
-    _record(session, settings, incident, "assigned", actor, now, {"owner": user.name, **({"via": via} if via else {})})
+    record_event(session, incident.id, "assigned", actor, now, {"owner": user.name, **({"via": via} if via else {})},
+                 notify=_notify(settings))
     return ActionResult(incident_id, True, f"incident {incident_id} assigned to {user.name}")
 
 
@@ -223,7 +207,8 @@ def add_note(session: Session, incident_id: int, actor: str, text: str, now: dat
         raise ActionInvalid(f"a note is at most {MAX_NOTE} characters")
     incident = _incident(session, incident_id)
     incident.updated_at = now
-    _record(session, settings, incident, "note", actor, now, {"text": text, **({"via": via} if via else {})})
+    record_event(session, incident.id, "note", actor, now, {"text": text, **({"via": via} if via else {})},
+                 notify=_notify(settings))
     return ActionResult(incident_id, True, f"note added to incident {incident_id}")
 
 

@@ -17,11 +17,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.routing import NOT_YET_ALERTED, active_silence, notify, start_escalation
+from alerts.routing import NOT_YET_ALERTED, active_silence, notifier, start_escalation
 from alerts.settings import AlertSettings, EscalationLevel
 from monitor.core.clock import Clock
+from monitor.core.enums import EventKind, IncidentStatus
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Incident, IncidentEvent
+from monitor.core.storage.schema import Incident
+from monitor.core.timeline import record_event
 
 log = logging.getLogger(__name__)
 ACTOR = "escalation"
@@ -34,17 +36,9 @@ def describe(level: EscalationLevel) -> list[str]:
             + [f"email:{e}" for e in level.email])
 
 
-def _event(session: Session, settings: AlertSettings, incident: Incident, kind: str, now: datetime,
-           data: dict[str, object]) -> None:
-    event = IncidentEvent(incident_id=incident.id, at=now, kind=kind, actor=ACTOR, data=data)
-    session.add(event)
-    session.flush()
-    notify(session, settings, incident, event, now)
-
-
 def step(session: Session, settings: AlertSettings, incident: Incident, now: datetime) -> bool:
     """Advance one due incident; True when something was alerted."""
-    if incident.status != "open" or incident.acknowledged_at is not None:
+    if incident.status != IncidentStatus.OPEN or incident.acknowledged_at is not None:
         incident.next_escalation_at = None
         return False
     silence = active_silence(session, incident.brand, now)
@@ -55,25 +49,26 @@ def step(session: Session, settings: AlertSettings, incident: Incident, now: dat
         incident.next_escalation_at = incident.snoozed_until
         return False
     policy = settings.policy_for(incident.brand, incident.severity)
+    notify = notifier(settings)
     if incident.escalation_level == NOT_YET_ALERTED:  # opened during a silence that is now over
-        _event(session, settings, incident, "alerted", now, {"reason": "silence ended"})
+        record_event(session, incident.id, EventKind.ALERTED, ACTOR, now, {"reason": "silence ended"}, notify=notify)
         return True
     level = min(incident.escalation_level, len(policy.levels) - 1)
     if incident.snoozed_until is not None:  # the snooze is over and nobody acknowledged
         incident.snoozed_until = None
         start_escalation(settings, incident, level, now)
-        _event(session, settings, incident, "snooze_ended", now,
-               {"level": level, "mention": policy.levels[level].mention})
+        record_event(session, incident.id, EventKind.SNOOZE_ENDED, ACTOR, now,
+                     {"level": level, "mention": policy.levels[level].mention}, notify=notify)
         return True
     if level + 1 >= len(policy.levels):  # top of the policy: nobody left to wake
         incident.next_escalation_at = None
         return False
     start_escalation(settings, incident, level + 1, now)
     target = policy.levels[level + 1]
-    _event(session, settings, incident, "escalated", now, {
+    record_event(session, incident.id, EventKind.ESCALATED, ACTOR, now, {
         "level": level + 1, "after_minutes": policy.levels[level].ack_timeout_minutes,
         "targets": describe(target), "mention": target.mention,
-    })
+    }, notify=notify)
     log.info("incident %s (%s) escalated to level %d", incident.id, incident.brand, level + 1)
     return True
 
@@ -83,7 +78,7 @@ def escalate_due(sessions: sessionmaker[Session], settings: AlertSettings, clock
     now = clock.now()
     with sessions() as session:
         due = list(session.scalars(
-            select(Incident.id).where(Incident.status == "open", Incident.next_escalation_at <= now)
+            select(Incident.id).where(Incident.status == IncidentStatus.OPEN, Incident.next_escalation_at <= now)
             .order_by(Incident.next_escalation_at)
         ))
     alerted = 0

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.core.storage.schema import IncidentEvent, OutboxMessage
+from monitor.core.timeline import record_event
 
 FAILED_EVENT = "alert_failed"
 RETRYING_EVENT = "alert_retrying"
@@ -53,11 +54,9 @@ def record_delivery_problem(session: Session, message: OutboxMessage, error: str
             if last_ok is None or event.at >= last_ok:
                 return None  # already said, and nothing reached that place since
             break
-    event = IncidentEvent(incident_id=message.incident_id, at=now, kind=kind, actor=None, data={
+    return record_event(session, message.incident_id, kind, None, now, {
         "channel": message.channel, "target": message.target, "error": error[:MAX_ERROR],
         "message_id": message.id, "attempts": message.attempts})
-    session.add(event)
-    return event
 
 
 @dataclass(frozen=True)

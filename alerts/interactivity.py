@@ -36,9 +36,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import actions
-from alerts.actions import ActionError, ActionResult
+from alerts.actions import ActionResult
 from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
 from monitor.core.escape import escape_mrkdwn, link
+from monitor.core.incidents import ActionError
 from alerts.settings import AlertSettings
 from alerts.slack import make_client
 from monitor.core.boundary import Rejected, decode_json, parse_one

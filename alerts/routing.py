@@ -24,14 +24,15 @@ from sqlalchemy.orm import Session
 
 from alerts.outbox import enqueue, event_key, parent_key
 from alerts.settings import AlertSettings, EscalationLevel, EscalationPolicy
-from monitor.core.timeline import Notify
+from monitor.core.enums import EventKind, IncidentStatus
+from monitor.core.timeline import Notify, record_event
 from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, Silence
 
-OPENING_KINDS = frozenset({"opened"})
+OPENING_KINDS = frozenset({EventKind.OPENED})
 # People's actions (alerts.actions, monitor.core.queue): always told, never start an alert by themselves.
-HUMAN_KINDS = frozenset({"acknowledged", "snoozed", "resolved", "silenced", "reopened", "post_claimed", "assigned",
-                         "note"})
-TERMINAL_STATUSES = frozenset({"resolved", "closed"})
+HUMAN_KINDS = frozenset({EventKind.ACKNOWLEDGED, EventKind.SNOOZED, EventKind.RESOLVED, EventKind.SILENCED,
+                         EventKind.REOPENED, EventKind.POST_CLAIMED, EventKind.ASSIGNED, EventKind.NOTE})
+TERMINAL_STATUSES = frozenset({IncidentStatus.RESOLVED, IncidentStatus.CLOSED})
 NOT_YET_ALERTED = -1
 
 
@@ -103,12 +104,12 @@ def _record_suppression(session: Session, incident: Incident, reason: str, until
     data = {"reason": reason, "until": until.isoformat()}
     last = session.scalar(
         select(IncidentEvent)
-        .where(IncidentEvent.incident_id == incident.id, IncidentEvent.kind == "alerts_suppressed")
+        .where(IncidentEvent.incident_id == incident.id, IncidentEvent.kind == EventKind.ALERTS_SUPPRESSED)
         .order_by(IncidentEvent.id.desc())
         .limit(1)
     )
     if last is None or last.data != data:
-        session.add(IncidentEvent(incident_id=incident.id, at=now, kind="alerts_suppressed", actor=None, data=data))
+        record_event(session, incident.id, EventKind.ALERTS_SUPPRESSED, None, now, data)
 
 
 def notifier(settings: AlertSettings) -> Notify:

@@ -12,21 +12,18 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.dingtalk import DingTalkSettings
 from alerts.email import EmailSettings
 from alerts.webhook import WebhookSettings
 from alerts.wecom import WeComSettings
+from monitor.core.settings import Strict
 
 # Slack ids as Slack prints them; anything else could smuggle mrkdwn into the mentions we generate.
 SLACK_CHANNEL = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,})$"
 SLACK_USER = r"^[UW][A-Z0-9]{2,}$"
 SLACK_MENTION = r"^([UWS][A-Z0-9]{2,}|here|channel)$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class EscalationLevel(Strict):

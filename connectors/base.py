@@ -7,15 +7,12 @@ from collections.abc import AsyncIterator
 from typing import ClassVar, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict
-
 from monitor.core.posts import Page
+from monitor.core.settings import Strict
 
 
-class SourceParams(BaseModel):
+class SourceParams(Strict):
     """Base for each connector's `params` table; unknown keys are configuration errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 SOURCE_MODES = ("poll", "push", "stream")

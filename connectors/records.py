@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from monitor.core.posts import FetchedPost
+from monitor.core.settings import describe_errors
 from connectors.normal import InvalidItem, clean_post, tidy
 from monitor.core.boundary import check_depth, decode_json
 
@@ -42,9 +43,7 @@ class PostRecord(BaseModel):
 
 
 def describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in exc.errors(include_url=False)
-    )
+    return describe_errors(exc, top="item")
 
 
 def post_from_record(source: str, item: Any) -> FetchedPost:

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from connectors.base import SOURCE_MODES, Connector, SourceParams
 from connectors.builtin import BUILTIN
+from monitor.core.settings import describe_errors
 
 
 def _by_kind(classes: tuple[type, ...]) -> dict[str, type[Connector]]:
@@ -36,7 +37,7 @@ def validate_source_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return model.model_validate(params).model_dump()
     except ValidationError as exc:
-        problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = describe_errors(exc, prefix="params.")
         raise ValueError(f"{kind} source: {problems}") from None
 
 

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from models.labels import Label
 from models.lang import normalize_lang
+from monitor.core.settings import Strict
 
 #: Directory of the bundled default model (safetensors, config, tokenizer, MODEL_CARD.md).
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
@@ -27,10 +28,8 @@ class Sentiment:
     model: str  # "id@version" of the model that produced this score
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(Strict):
     """The ``[model]`` table of the daemon configuration."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = "bundled"  # "bundled", a local model directory, or a Hugging Face hub id
     device: Literal["auto", "cpu", "cuda"] = "auto"

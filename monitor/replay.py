@@ -31,10 +31,11 @@ from monitor.core.clock import SimulatedClock
 from monitor.config import Config
 from monitor.detection.aggregates import floor_minute
 from monitor.detection.incidents import detect
+from monitor.core.incidents import incident_events
 from monitor.core.ingest import store_posts
 from monitor.pipeline import score_pending
 from monitor.core.storage.db import make_engine, migrate, session_factory, transaction
-from monitor.core.storage.schema import Incident, IncidentEvent
+from monitor.core.storage.schema import Incident
 
 REPLAY_SOURCE = "replay"
 SCORE_BATCH = 256
@@ -154,8 +155,7 @@ def incident_records(session: Session) -> list[dict[str, Any]]:
     """Each incident as one JSON-ready dict: detection time, estimated start, peak numbers."""
     out = []
     for incident in session.scalars(select(Incident).order_by(Incident.opened_at, Incident.id)):
-        events = list(session.scalars(
-            select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id)))
+        events = incident_events(session, incident.id)
         opened = next((e for e in events if e.kind == "opened"), None)
         detail = incident.detail or {}
         out.append({

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.actions import ActionError
+from monitor.core.incidents import ActionError
 from alerts.interactivity import actor_for
 from monitor.core import accounts, queue
 from monitor.core.storage.db import transaction

@@ -36,7 +36,8 @@ def incident_report(
     """One incident's report: chart, response figures, timeline and posts."""
     from monitor.core.clock import SystemClock
     from monitor.reports.export import render
-    from monitor.reports.timeline import IncidentNotFound, load_timeline
+    from monitor.core.incidents import IncidentNotFound
+    from monitor.reports.timeline import load_timeline
     from monitor.core.storage.db import transaction
 
     if format not in ("html", "md", "csv") or table not in ("events", "posts"):

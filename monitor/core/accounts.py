@@ -20,9 +20,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from monitor.core import queue
+from monitor.core.enums import Role
 from monitor.core.storage.schema import ApiToken, FlaggedPost, User, WebSession
 
-ROLES = ("agent", "manager", "admin")
+ROLES = tuple(Role)  # each allowed what the ones before it are
 TOKEN_PREFIX = "fw_"
 MIN_PASSWORD, MAX_PASSWORD = 8, 1000  # the login form takes up to 1000 characters
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,49}")  # users.slack_user_id holds 50
@@ -193,7 +194,7 @@ def update_user(
     slack = user.slack_user_id if slack_user_id is KEEP else (slack_user_id or "").strip() or None
     if slack is not None and slack != user.slack_user_id:
         _check_slack_id(session, user, slack)
-    if user.role == "admin" and user.active and not (new_role == "admin" and new_active):
+    if user.role == Role.ADMIN and user.active and not (new_role == Role.ADMIN and new_active):
         _demote_unless_last_admin(session, user, new_role, new_active)
     deactivating = user.active and not new_active
     user.role, user.active, user.slack_user_id = new_role, new_active, slack
@@ -218,10 +219,10 @@ def _demote_unless_last_admin(session: Session, admin: User, role: str, active: 
     """One UPDATE, conditional on another active admin remaining, so two admins demoting each other at
     once cannot both succeed. SQLite evaluates it under its single write lock; PostgreSQL first locks the
     active admins' rows, so the second waits and its UPDATE then sees what the first committed."""
-    session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
+    session.scalars(select(User.id).where(User.role == Role.ADMIN, User.active.is_(True))
                     .order_by(User.id).with_for_update()).all()
     other = aliased(User)
-    another_admin = select(other.id).where(other.role == "admin", other.active.is_(True), other.id != admin.id)
+    another_admin = select(other.id).where(other.role == Role.ADMIN, other.active.is_(True), other.id != admin.id)
     result = session.execute(
         update(User).where(User.id == admin.id, another_admin.exists()).values(role=role, active=active)
         .execution_options(synchronize_session=False)

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, PostEvent, Score
+from monitor.core.enums import FlagState
+from monitor.core.storage.db import update_if
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentPost, Post, PostEvent, Score
+from monitor.core.timeline import Notify, record_post_event
 
-ACTIVE_STATES = ("open", "claimed")
+ACTIVE_STATES = (FlagState.OPEN, FlagState.CLAIMED)
 
 
 class QueueError(Exception):
@@ -71,32 +74,14 @@ class QueueItem:
 
 
 def effective_state(flag: FlaggedPost, now: datetime) -> str:
-    if flag.state == "claimed" and flag.claim_expires_at is not None and flag.claim_expires_at < now:
-        return "open"
+    if flag.state == FlagState.CLAIMED and flag.claim_expires_at is not None and flag.claim_expires_at < now:
+        return FlagState.OPEN
     return flag.state
 
 
 def _conditional(session: Session, post_id: int, condition: Any, values: dict[str, Any]) -> bool:
-    result = session.execute(
-        update(FlaggedPost)
-        .where(FlaggedPost.post_id == post_id, condition)
-        .values(version=FlaggedPost.version + 1, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def _record(
-    session: Session, post_id: int, kind: str, actor: str | None, now: datetime,
-    data: dict[str, Any] | None = None, incident_id: int | None = None,
-) -> None:
-    session.add(PostEvent(post_id=post_id, at=now, kind=kind, actor=actor, data=data))
-    if incident_id is not None:
-        session.add(
-            IncidentEvent(incident_id=incident_id, at=now, kind=f"post_{kind}", actor=actor,
-                          data={"post_id": post_id, **(data or {})})
-        )
-    session.flush()
+    return update_if(session, FlaggedPost, FlaggedPost.post_id == post_id, condition,
+                     version=FlaggedPost.version + 1, **values)
 
 
 def flag_post(
@@ -112,11 +97,11 @@ def flag_post(
     if flag is None:
         flag = FlaggedPost(
             post_id=post_id, brand=brand, incident_id=incident_id, reason=reason[:200], urgency=urgency,
-            state="open", flagged_at=now, version=0,
+            state=FlagState.OPEN, flagged_at=now, version=0,
         )
         session.add(flag)
         session.flush()
-        _record(session, post_id, "flagged", None, now, {"reason": reason, "urgency": urgency})
+        record_post_event(session, post_id, "flagged", None, now, {"reason": reason, "urgency": urgency})
         return flag
     raised = _conditional(session, post_id, FlaggedPost.urgency < urgency, {"urgency": urgency})
     attached = incident_id is not None and _conditional(
@@ -132,11 +117,11 @@ def explain(session: Session, post_id: int, user: str, now: datetime) -> QueueEr
     if flag is None:
         return NotFlagged(f"post {post_id} is not in the queue")
     state = effective_state(flag, now)
-    if state == "claimed" and flag.claimed_by != user:
+    if state == FlagState.CLAIMED and flag.claimed_by != user:
         return ClaimConflict(f"post {post_id} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M} UTC")
-    if state in ("answered", "dismissed"):
+    if state in (FlagState.ANSWERED, FlagState.DISMISSED):
         return ClaimConflict(f"post {post_id} was already {state}")
-    if state == "open":
+    if state == FlagState.OPEN:
         return ClaimConflict(f"post {post_id} is not claimed by {user}")
     return ClaimConflict(f"post {post_id} cannot change from {state}")
 
@@ -144,8 +129,8 @@ def explain(session: Session, post_id: int, user: str, now: datetime) -> QueueEr
 def _claimable(user: str, now: datetime) -> Any:
     """Open, or claimed by `user` (a renewal), or claimed by anyone whose claim has lapsed."""
     return or_(
-        FlaggedPost.state == "open",
-        and_(FlaggedPost.state == "claimed",
+        FlaggedPost.state == FlagState.OPEN,
+        and_(FlaggedPost.state == FlagState.CLAIMED,
              or_(FlaggedPost.claimed_by == user, FlaggedPost.claim_expires_at < now)),
     )
 
@@ -154,19 +139,21 @@ def _incident_of(session: Session, post_id: int) -> int | None:
     return session.scalar(select(FlaggedPost.incident_id).where(FlaggedPost.post_id == post_id))
 
 
-def claim(session: Session, post_id: int, user: str, now: datetime, minutes: float) -> bool:
+def claim(session: Session, post_id: int, user: str, now: datetime, minutes: float, *,
+          incident_data: dict[str, Any] | None = None, notify: Notify | None = None) -> bool:
     """Make the post `user`'s for `minutes`. False when someone else holds it or it is closed.
 
-    Claiming a post you already hold renews the claim (that is what "touching" it means).
+    Claiming a post you already hold renews the claim (that is what "touching" it means). The
+    incident's `post_claimed` event gets `incident_data` too, and is told to `notify`.
     """
     expires = now + timedelta(minutes=minutes)
     won = _conditional(
         session, post_id, _claimable(user, now),
-        {"state": "claimed", "claimed_by": user, "claimed_at": now, "claim_expires_at": expires},
+        {"state": FlagState.CLAIMED, "claimed_by": user, "claimed_at": now, "claim_expires_at": expires},
     )
     if won:
-        _record(session, post_id, "claimed", user, now, {"expires_at": expires.isoformat()},
-                _incident_of(session, post_id))
+        record_post_event(session, post_id, "claimed", user, now, {"expires_at": expires.isoformat()},
+                          incident_id=_incident_of(session, post_id), incident_data=incident_data, notify=notify)
     elif session.get(FlaggedPost, post_id) is None:
         raise NotFlagged(f"post {post_id} is not in the queue")
     return won
@@ -176,47 +163,49 @@ def release(session: Session, post_id: int, user: str, now: datetime, *, force: 
     """Give a claimed post back to the queue. Only its holder may, unless `force` (managers)."""
     holder = session.scalar(select(FlaggedPost.claimed_by).where(FlaggedPost.post_id == post_id)) if force else user
     # Conditional on the holder read above, so a forced release never frees a claim made since.
-    condition = and_(FlaggedPost.state == "claimed", FlaggedPost.claimed_by == holder)
+    condition = and_(FlaggedPost.state == FlagState.CLAIMED, FlaggedPost.claimed_by == holder)
     if holder is None or not _conditional(
             session, post_id, condition,
-            {"state": "open", "claimed_by": None, "claimed_at": None, "claim_expires_at": None}):
+            {"state": FlagState.OPEN, "claimed_by": None, "claimed_at": None, "claim_expires_at": None}):
         raise explain(session, post_id, user, now)
     data = {"holder": holder} if holder != user else None
-    _record(session, post_id, "released", user, now, data, _incident_of(session, post_id))
+    record_post_event(session, post_id, "released", user, now, data, incident_id=_incident_of(session, post_id))
 
 
 def answer(session: Session, post_id: int, user: str, url: str, note: str | None, now: datetime) -> None:
     """Mark the post answered, with the reply's URL. Allowed unless someone else holds it."""
     if not _conditional(session, post_id, _claimable(user, now),
-                        {"state": "answered", "claimed_by": user, "answered_at": now, "answer_url": url,
+                        {"state": FlagState.ANSWERED, "claimed_by": user, "answered_at": now, "answer_url": url,
                          "note": note, "claim_expires_at": None}):
         raise explain(session, post_id, user, now)
-    _record(session, post_id, "answered", user, now, {"url": url, "note": note}, _incident_of(session, post_id))
+    record_post_event(session, post_id, "answered", user, now, {"url": url, "note": note},
+                      incident_id=_incident_of(session, post_id))
 
 
 def dismiss(session: Session, post_id: int, user: str, reason: str, now: datetime) -> None:
     """Take the post out of the queue without answering (spam, already handled, not about us)."""
     if not _conditional(session, post_id, _claimable(user, now),
-                        {"state": "dismissed", "claimed_by": user, "answered_at": now, "note": reason,
+                        {"state": FlagState.DISMISSED, "claimed_by": user, "answered_at": now, "note": reason,
                          "claim_expires_at": None}):
         raise explain(session, post_id, user, now)
-    _record(session, post_id, "dismissed", user, now, {"reason": reason}, _incident_of(session, post_id))
+    record_post_event(session, post_id, "dismissed", user, now, {"reason": reason},
+                      incident_id=_incident_of(session, post_id))
 
 
 def lapse_expired(session: Session, now: datetime) -> int:
     """Return every claim untouched past its expiry to the queue; returns how many lapsed."""
     expired = session.execute(
         select(FlaggedPost.post_id, FlaggedPost.claimed_by, FlaggedPost.incident_id)
-        .where(FlaggedPost.state == "claimed", FlaggedPost.claim_expires_at < now)
+        .where(FlaggedPost.state == FlagState.CLAIMED, FlaggedPost.claim_expires_at < now)
     ).all()
     lapsed = 0
     for post_id, holder, incident_id in expired:
         # Re-checked per row: the holder may have renewed or answered since the select.
         if _conditional(session, post_id,
-                        and_(FlaggedPost.state == "claimed", FlaggedPost.claimed_by == holder,
+                        and_(FlaggedPost.state == FlagState.CLAIMED, FlaggedPost.claimed_by == holder,
                              FlaggedPost.claim_expires_at < now),
-                        {"state": "open", "claimed_by": None, "claimed_at": None, "claim_expires_at": None}):
-            _record(session, post_id, "lapsed", None, now, {"holder": holder}, incident_id)
+                        {"state": FlagState.OPEN, "claimed_by": None, "claimed_at": None, "claim_expires_at": None}):
+            record_post_event(session, post_id, "lapsed", None, now, {"holder": holder}, incident_id=incident_id)
             lapsed += 1
     return lapsed
 
@@ -275,7 +264,7 @@ def list_queue(
     if filters.min_severity is not None:
         conditions.append(func.coalesce(Incident.severity, 0) >= filters.min_severity)
     if filters.mine:
-        conditions += [FlaggedPost.state == "claimed", FlaggedPost.claimed_by == filters.mine]
+        conditions += [FlaggedPost.state == FlagState.CLAIMED, FlaggedPost.claimed_by == filters.mine]
         if now is not None:
             conditions.append(FlaggedPost.claim_expires_at >= now)
 

@@ -32,7 +32,9 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.core.clock import Clock
-from monitor.core.timeline import Notify
+from monitor.core.enums import EventKind, IncidentStatus
+from monitor.core.incidents import close_incident, open_incident, raise_severity
+from monitor.core.timeline import Notify, record_event
 from monitor.detection import aggregates, baseline_store
 from monitor.detection.aggregates import floor_minute, visibility
 from monitor.detection.settings import BrandRules, DetectionSettings
@@ -43,13 +45,13 @@ from monitor.detection.windows import BucketRow, detector_share, window_signals
 from monitor.core.queue import flag_post
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import (
-    FlaggedPost, Incident, IncidentEvent, IncidentPost, Post, Score, UTCDateTime,
+    FlaggedPost, Incident, IncidentPost, Post, Score, UTCDateTime,
 )
 
 log = logging.getLogger("flarewatch.detection")
 
 ACTOR = "detector"
-ALERTING = frozenset({"opened", "severity_changed", "closed", "merged"})
+ALERTING = frozenset({EventKind.OPENED, EventKind.SEVERITY_CHANGED, EventKind.CLOSED, EventKind.MERGED})
 TOP_POSTS = 10
 
 
@@ -123,7 +125,7 @@ def detect_brand(
     return run.changes
 
 
-_ACTIVE = select(Incident.id).where(Incident.brand == bindparam("brand"), Incident.status != "closed").order_by(Incident.id)
+_ACTIVE = select(Incident.id).where(Incident.brand == bindparam("brand"), Incident.status != IncidentStatus.CLOSED).order_by(Incident.id)
 
 
 class _Run:
@@ -134,11 +136,8 @@ class _Run:
         self.changes: list[Change] = []
 
     def event(self, incident: Incident, kind: str, data: dict[str, Any], alert: bool | None = None) -> None:
-        event = IncidentEvent(incident_id=incident.id, at=self.now, kind=kind, actor=ACTOR, data=data)
-        self.session.add(event)
-        self.session.flush()
-        if (kind in ALERTING) if alert is None else alert:
-            self.notify(self.session, incident, event, self.now)
+        alerting = (kind in ALERTING) if alert is None else alert
+        record_event(self.session, incident.id, kind, ACTOR, self.now, data, notify=self.notify if alerting else None)
         self.changes.append(Change(incident.id, incident.brand, kind, self.now))
         log.info("incident %s (%s): %s", incident.id, incident.brand, kind)
 
@@ -148,14 +147,11 @@ class _Run:
         excess = _excess(signals)
         severity = severity_for(excess, self.settings.severity_excess_posts)
         only_viral = all(s.detector == "viral" for s in fired)
-        incident = Incident(
-            brand=brand, status="open", severity=severity, escalation_level=0,
+        incident = open_incident(
+            self.session, brand=brand, severity=severity,
             title=f"{brand}: {'a negative post is spreading' if only_viral else 'negative posts are surging'}",
-            started_at=started, opened_at=self.now, updated_at=self.now,
-            detail=self.detail({}, signals, fired, excess),
+            started_at=started, detail=self.detail({}, signals, fired, excess), now=self.now,
         )
-        self.session.add(incident)
-        self.session.flush()
         self.event(incident, "opened", {
             "severity": severity, "signals": [s.as_dict() for s in fired], "top_posts": [p for p, _ in posts[:TOP_POSTS]],
             "sources": self.sources(brand, fired),
@@ -179,7 +175,7 @@ class _Run:
                 "signals": [s.as_dict() for s in fired], "top_posts": top,
                 "sources": self.sources(incident.brand, fired),
             })
-            incident.severity = severity
+            raise_severity(incident, severity)
         detail = self.detail(old, signals, fired, excess)
         if detail != old:
             incident.detail = detail
@@ -188,7 +184,7 @@ class _Run:
             self.attach(incident, posts, fired)
         widest = _widest(signals)
         if back_to_baseline(bool(fired), widest.excess if widest is not None else 0.0):
-            incident.status, incident.closed_at, incident.updated_at = "closed", self.now, self.now
+            close_incident(incident, self.now)
             self.event(incident, "closed", {
                 "back_to_baseline": widest.as_dict() if widest is not None else None,
                 "last_signal_at": detail["last_signal_at"], "severity": incident.severity, "peak": detail.get("peak"),
@@ -215,7 +211,7 @@ class _Run:
             filter(None, [merged_detail.get("last_signal_at"), old.get("last_signal_at")]), default=self.now.isoformat())
         merged_detail["merged_from"] = sorted({*merged_detail.get("merged_from", []), other.id})
         into.detail = merged_detail
-        other.status, other.closed_at, other.updated_at = "closed", self.now, self.now
+        close_incident(other, self.now)
         other.detail = {**old, "merged_into": into.id}
         self.event(into, "merged", {"from": other.id, "severity": into.severity}, alert=False)
         self.event(other, "merged", {"into": into.id})

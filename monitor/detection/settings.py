@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from monitor.core.settings import Strict
 
 Detector = Literal["volume", "share", "viral"]
 
 
-class DetectionSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DetectionSettings(Strict):
     # Aggregates are per minute; the field exists so a config that states it stays valid.
     bucket_seconds: Literal[60] = 60
     windows_minutes: list[int] = Field(default_factory=lambda: [5, 15, 60])

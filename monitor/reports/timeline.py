@@ -26,6 +26,8 @@ from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.baseline_store import new_baseline
 from monitor.detection.settings import BrandRules, DetectionSettings
 from monitor.detection.stats import negative_binomial_tail
+from monitor.core.incidents import IncidentNotFound as IncidentNotFound  # re-exported for reports
+from monitor.core.incidents import get_incident, incident_events
 from monitor.detection.windows import model_alpha
 from monitor.core.queue import effective_state
 from monitor.reports.figures import IncidentFigures, incident_figures
@@ -35,10 +37,6 @@ MAX_POINTS = 360  # longer spans use coarser buckets so the chart stays readable
 BEFORE = timedelta(minutes=30)
 AFTER = timedelta(minutes=15)
 OPEN_TAIL = timedelta(hours=2)  # an open incident is shown up to now, at most this long after its last event
-
-
-class IncidentNotFound(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -126,13 +124,10 @@ class Timeline:
 def build_timeline(session: Session, incident_id: int, settings: DetectionSettings, now: datetime,
                    false_alarms_per_week: float | None = None, brand_terms: Sequence[str] = ()) -> Timeline:
     """Everything a report shows about one incident; raises IncidentNotFound."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise IncidentNotFound(f"incident {incident_id} does not exist")
+    incident = get_incident(session, incident_id)
     figures = incident_figures(session, incident_id)
     assert figures is not None
-    events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
-                                  .order_by(IncidentEvent.at, IncidentEvent.id)))
+    events = incident_events(session, incident_id)
     last_event = max([e.at for e in events] + [incident.opened_at])
     end = incident.closed_at or min(now, last_event + OPEN_TAIL)
     since = aggregates.floor_minute(min(incident.started_at, incident.opened_at) - BEFORE)

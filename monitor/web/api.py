@@ -9,17 +9,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
 from connectors.registry import connector_mode
-from monitor.core import accounts, queue
+from monitor.core import accounts, incidents, queue
 from monitor.core.escape import http_url
+from monitor.core.settings import Strict
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
+from monitor.core.storage.schema import Incident, Post, Source
 from monitor.web.auth import Staff, api_role
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (
@@ -50,8 +51,8 @@ manager = api_role("manager")
 admin = api_role("admin")
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Body(Strict):
+    """Request bodies: an unknown field is a 422, not silently dropped."""
 
 
 def _http_url(value: str) -> str:
@@ -201,19 +202,22 @@ def dismiss(request: Request, post_id: PostId, body: DismissBody, staff: Staff =
     return _queue_action(request, post_id, lambda s, now: queue.dismiss(s, post_id, staff.name, body.reason, now))
 
 
+def _incident(session: Session, incident_id: int) -> Incident:
+    try:
+        return incidents.get_incident(session, incident_id)
+    except incidents.IncidentNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+
+
 @router.get("/incidents", tags=["incidents"], summary="Incidents, newest first")
 def list_incidents(
     request: Request, brand: Filter = None,
     status: Annotated[Literal["open", "resolved", "closed"] | None, Query()] = None,
     limit: Limit = 50, offset: Offset = 0, staff: Staff = Depends(manager),
 ) -> PageOf[IncidentOut]:
-    query = select(Incident)
-    if brand:
-        query = query.where(Incident.brand == brand)
-    if status:
-        query = query.where(Incident.status == status)
     with transaction(_state(request).sessions) as session:
-        rows, total = _page(session, query, (Incident.opened_at.desc(), Incident.id.desc()), limit, offset)
+        rows = incidents.list_incidents(session, brand=brand, status=status, limit=limit, offset=offset)
+        total = incidents.count_incidents(session, brand=brand, status=status)
         states = incidents_alerts(session, [i.id for i in rows])
         return PageOf[IncidentOut].build([IncidentOut.of(i, states[i.id]) for i in rows], total, limit, offset)
 
@@ -221,9 +225,7 @@ def list_incidents(
 @router.get("/incidents/{incident_id}", tags=["incidents"], summary="One incident")
 def get_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(manager)) -> IncidentOut:
     with transaction(_state(request).sessions) as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None:
-            raise ApiError(404, f"incident {incident_id} does not exist")
+        incident = _incident(session, incident_id)
         return _incident_out(session, incident, _state(request).clock.now())
 
 
@@ -231,10 +233,9 @@ def get_incident(request: Request, incident_id: IncidentId, staff: Staff = Depen
 def incident_events(request: Request, incident_id: IncidentId, limit: Limit = 100, offset: Offset = 0,
                     staff: Staff = Depends(manager)) -> PageOf[EventOut]:
     with transaction(_state(request).sessions) as session:
-        if session.get(Incident, incident_id) is None:
-            raise ApiError(404, f"incident {incident_id} does not exist")
-        query = select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
-        events, total = _page(session, query, (IncidentEvent.at, IncidentEvent.id), limit, offset)
+        _incident(session, incident_id)
+        events = incidents.incident_events(session, incident_id, limit=limit, offset=offset)
+        total = incidents.count_events(session, incident_id)
         return PageOf[EventOut].build([EventOut.of(e) for e in events], total, limit, offset)
 
 

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
-from monitor.core import accounts, queue
+from monitor.core import accounts, incidents, queue
+from monitor.core.settings import describe_errors
 from monitor.web.reports import incident_section
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Incident, IncidentEvent, Post, Source
+from monitor.core.storage.schema import Incident, Post, Source
 from monitor.web.api import MAX_ID, AnswerBody, DismissBody
 from monitor.web.auth import Staff, page_role, session_csrf, verify_csrf
 from monitor.web.render import render
@@ -157,8 +158,7 @@ def _act(request: Request, target: str, post_id: int, action: Callable[[Session,
 
 def _invalid(request: Request, post_id: int, exc: ValidationError) -> Response:
     """A form field was wrong: back to the post with what to fix."""
-    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-    request.session["flash"] = f"Not done: {problems}"
+    request.session["flash"] = f"Not done: {describe_errors(exc)}"
     return RedirectResponse(f"/posts/{post_id}", status_code=303)
 
 
@@ -234,9 +234,9 @@ def post_page(request: Request, post_id: int, staff: Staff = Depends(agent)) -> 
 @router.get("/incidents", response_class=HTMLResponse)
 def incidents_page(request: Request, staff: Staff = Depends(manager)) -> Response:
     with transaction(request.app.state.sessions) as session:
-        incidents = list(session.scalars(select(Incident).order_by(Incident.opened_at.desc()).limit(200)))
-        alert_states = incidents_alerts(session, [i.id for i in incidents])
-    return render(request, "incidents.html", staff, incidents=incidents, alert_states=alert_states)
+        rows = incidents.list_incidents(session, limit=200)
+        alert_states = incidents_alerts(session, [i.id for i in rows])
+    return render(request, "incidents.html", staff, incidents=rows, alert_states=alert_states)
 
 
 def _incident_state(request: Request, incident_id: int) -> dict[str, Any]:
@@ -245,9 +245,10 @@ def _incident_state(request: Request, incident_id: int) -> dict[str, Any]:
     if not 1 <= incident_id <= MAX_ID:
         raise ApiError(404, f"incident {incident_id} does not exist")
     with transaction(state.sessions) as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None:
-            raise ApiError(404, f"incident {incident_id} does not exist")
+        try:
+            incident = incidents.get_incident(session, incident_id)
+        except incidents.IncidentNotFound as exc:
+            raise ApiError(404, str(exc)) from None
         now = state.clock.now()
         users = [u.name for u in accounts.list_users(session) if u.active]
         return {"incident": incident, "alerts": incident_alerts(session, incident_id), "users": users,
@@ -259,8 +260,7 @@ def _incident_state(request: Request, incident_id: int) -> dict[str, Any]:
 def incident_page(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
     context = _incident_state(request, incident_id)
     with transaction(request.app.state.sessions) as session:
-        events = list(session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
-                                      .order_by(IncidentEvent.at, IncidentEvent.id)))
+        events = incidents.incident_events(session, incident_id)
         report = incident_section(session, request.app.state.config, incident_id, request.app.state.clock.now())
     return render(request, "incident.html", staff, events=events, report=report, **context)
 

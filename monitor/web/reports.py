@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from monitor.config import Config
 from monitor.reports.export import render, render_section, render_weekly_section, weekly_json
 from monitor.reports.figures import weekly_figures
-from monitor.reports.timeline import IncidentNotFound, Timeline, load_timeline, timeline_json
+from monitor.core.incidents import IncidentNotFound
+from monitor.reports.timeline import Timeline, load_timeline, timeline_json
 from monitor.core.storage.db import transaction
 from monitor.web.api import IncidentId
 from monitor.web.auth import Staff, api_role, page_role

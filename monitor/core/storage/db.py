@@ -159,3 +159,15 @@ def check_storage(factory: sessionmaker[Session], now: datetime) -> dict[str, An
         if ago < RECENT_FAILURE_SECONDS:
             result["ok"] = False
     return result
+
+
+def update_if(session: Session, model: type[Any], *where: Any, **values: Any) -> bool:
+    """One conditional UPDATE of one row: True when `where` (key and legal starting state) matched it.
+
+    The database serialises concurrent updates of the row and re-checks the condition, so of two
+    people clicking at once exactly one wins; nothing is read first, so no stale snapshot decides.
+    """
+    result = session.execute(
+        update(model).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
