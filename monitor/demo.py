@@ -99,7 +99,7 @@ def _summary(db: Path, crisis_at: datetime, total: int, brand: str) -> None:
     config = _demo_config(db, brand)
     where = f"/incidents/{caught.id}" if caught else "/incidents"
     console.print("\nExplore the result in the web app (Ctrl-C stops it):\n")
-    console.print(f"    flarewatch web --config {config}\n", markup=False)
+    console.print(f"    flarewatch web --config {config}\n", markup=False, soft_wrap=True)  # copied, so never wrapped
     console.print(f"then open http://127.0.0.1:8080{where} and log in as [bold]{DEMO_USER}[/] with password "
                   f"[bold]{password}[/] (an admin account made for this demo database).")
 

@@ -87,7 +87,6 @@ session_secret = "{'s' * 32}"
 
 [detection]
 warmup_hours = 0
-baseline_lag_minutes = 0
 detectors = ["volume", "share"]
 
 [alerts]

@@ -129,6 +129,10 @@ def decode_json(data: bytes | str) -> Any:
         raise MalformedJson(f"not valid JSON: {exc}") from None
 
 
+# The pure-Python backend: the C one refuses integers beyond 64 bits, which json.loads accepts.
+_IJSON = ijson.get_backend("python")
+
+
 def _decode_iteratively(data: bytes) -> Any:
     """Build the document from ijson's events; values deeper than MAX_DEPTH become TOO_DEEP."""
     stack: list[Any] = []  # open containers
@@ -147,7 +151,7 @@ def _decode_iteratively(data: bytes) -> Any:
             stack[-1][keys[-1]] = value
 
     try:
-        for event, value in ijson.basic_parse(data, use_float=True):
+        for event, value in _IJSON.basic_parse(data, use_float=True):
             if skipped:
                 if event in ("start_map", "start_array"):
                     skipped += 1
