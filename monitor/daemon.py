@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -308,7 +311,7 @@ class Daemon:
     def _start_score_worker(self, index: int) -> Any:
         if self._score_workers() == 0:
             worker: Any = threading.Thread(target=score_loop, name="score", daemon=True, args=(
-                self.config, self.sessions, self._stopping, self._score_stats, None))
+                self.config, self.sessions, self._stopping, self._score_stats))
         else:
             worker = multiprocessing.get_context("spawn").Process(
                 target=score_worker_main, name=f"flarewatch-score-{index}", daemon=True,
@@ -490,11 +493,11 @@ class _ThreadQueue:
         return self._queue.get_nowait()
 
 
-def score_loop(config: Config, sessions: Any, stop: Any, stats: Any, parent_pid: int | None) -> None:
+def score_loop(config: Config, sessions: Any, stop: Any, stats: Any) -> None:
     """Score until stopped: batch after batch while work is pending, then wait a tick.
 
     Runs in a score worker process (or a thread); several of them, in one replica or many, share
-    the work through `FOR UPDATE SKIP LOCKED`. A worker whose daemon died (kill -9) exits itself.
+    the work through `FOR UPDATE SKIP LOCKED`.
     """
     clock = SystemClock()
     scorer = load_scorer(config.model)
@@ -502,7 +505,7 @@ def score_loop(config: Config, sessions: Any, stop: Any, stats: Any, parent_pid:
     counters: dict[str, Any] = {"runs": 0, "failures": 0, "error": None, "ok": None, "duration_s": None,
                                 "started": None, "scored": 0, "worker": f"{os.getpid()}:{threading.get_ident()}"}
     last_report = 0.0
-    while not stop.is_set() and (parent_pid is None or os.getppid() == parent_pid):
+    while not stop.is_set():
         started = time.monotonic()
         counters["runs"] += 1
         counters["started"] = clock.now().isoformat()
@@ -525,13 +528,41 @@ def score_loop(config: Config, sessions: Any, stop: Any, stats: Any, parent_pid:
             stop.wait(config.daemon.score_interval_seconds)
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as the daemon that started it is gone, however it went (kill -9 too).
+
+    An orphaned worker would go on scoring (and holding the model's memory) for a replica that no
+    longer exists, and nothing would ever stop it. Linux delivers SIGKILL on the parent's death
+    (PR_SET_PDEATHSIG: immediate, even while the model holds the GIL); everywhere, a thread waits
+    on the parent's sentinel (a pipe multiprocessing gives a spawned child, readable once the parent
+    has exited) and ends the process. No cleanup is owed: the open transaction rolls back when the
+    connection drops, and the batch is pending again.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # e.g. a libc without prctl: the thread remains
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # it died before the line above could take effect
+        os._exit(1)
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        def watch(sentinel: int) -> None:
+            multiprocessing.connection.wait([sentinel])
+            os._exit(1)  # not sys.exit: exit handlers would wait on the stats queue nobody reads any more
+
+        threading.Thread(target=watch, args=(parent.sentinel,), name="parent-watch", daemon=True).start()
+
+
 def score_worker_main(config: Config, stop: Any, stats: Any, parent_pid: int) -> None:
     """Entry point of a score worker process (spawned, so it shares nothing with the daemon but the database)."""
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the daemon stops us
     setup_logging(config.daemon.log_level)
     engine = make_engine(config.database_url)
     try:
-        score_loop(config, session_factory(engine), stop, stats, parent_pid)
+        score_loop(config, session_factory(engine), stop, stats)
     finally:
         engine.dispose()
 

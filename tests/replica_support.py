@@ -207,3 +207,29 @@ def lease_holder(cluster: Cluster, name: str) -> str | None:
 def replica_of(cluster: Cluster, replica_id: str) -> Replica:
     pid = int(replica_id.split(":")[1])
     return next(r for r in cluster.replicas if r.proc.pid == pid)
+
+
+def children(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` (Linux /proc): pid -> command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, ...
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie waits for a reaper that may not reap)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

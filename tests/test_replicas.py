@@ -8,6 +8,9 @@ Short leases (1.5 s) keep it quick.
 """
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -19,7 +22,8 @@ from sqlalchemy import func, select
 from monitor.detection import aggregates
 from monitor.core.storage.db import make_engine, session_factory
 from monitor.core.storage.schema import Incident, OutboxMessage, Post, Score
-from tests.replica_support import AlertReceiver, Cluster, lease_holder, push, replica_of, wait_for
+from tests.replica_support import (AlertReceiver, Cluster, children, lease_holder, push, replica_of, running,
+                                   wait_for)
 
 pytestmark = pytest.mark.postgres
 
@@ -94,5 +98,34 @@ def test_replicas_share_the_work_and_survive_a_kill_9(db_url: str, tmp_path: Pat
         health = survivors[0].health()["daemon"]
         alive = {r["id"] for r in health["replicas"] if r["alive"]}
         assert holder_id not in alive and len(alive) == 2
+    finally:
+        cluster.stop_all()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
+def test_a_score_worker_exits_when_its_daemon_is_killed_9(db_url: str, tmp_path: Path) -> None:
+    """kill -9 of the daemon alone (not its process group): its score worker must not live on, scoring
+    (and holding a model's memory) for a replica that is gone, and is not stopped by any later stop."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("score workers are processes on PostgreSQL (a thread of the daemon on SQLite)")
+    cluster = Cluster(tmp_path, db_url, AlertReceiver())
+    try:
+        replica = cluster.start("a")
+        cluster.wait_ready()
+        workers = wait_for(lambda: [pid for pid, cmd in children(replica.proc.pid).items() if "spawn_main" in cmd],
+                           30, "the score worker process", cluster)
+        assert push(replica, batches(20, 20, 0)[0]).status_code == 200
+        wait_for(lambda: replica.health()["daemon"]["jobs"].get("score", {}).get("runs"), 60,
+                 "the worker to start scoring", cluster)
+        descendants = list(children(replica.proc.pid))
+        os.kill(replica.proc.pid, signal.SIGKILL)
+        replica.proc.wait(10)
+        killed_at = time.monotonic()
+        while any(running(pid) for pid in descendants) and time.monotonic() - killed_at < 5:
+            time.sleep(0.1)
+        left = [pid for pid in descendants if running(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert workers and not left, f"still running {time.monotonic() - killed_at:.1f}s after the kill: {left}"
     finally:
         cluster.stop_all()
