@@ -57,7 +57,7 @@ async def _post(app: Any, path: str, chunks: int, headers: dict[str, str] | None
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
     try:
         return status, json.loads(body or b"{}"), pulled
-    except ValueError:  # Starlette's own plain-text 413 when the declared length alone is too large
+    except ValueError:  # not JSON (an HTML page, or plain text)
         return status, {"text": body.decode()}, pulled
 
 
@@ -87,14 +87,25 @@ async def test_ingest_webhook_limits_chunked_bodies_while_streaming(sqlite_engin
 async def test_a_declared_length_over_the_limit_is_refused_unread(sqlite_engine, path: str) -> None:
     from monitor.core.storage.db import session_factory
 
-    status, _, pulled = await _post(_app(session_factory(sqlite_engine)), path, HUGE_CHUNKS,
-                                    {"authorization": "Bearer shared-ingest-token"}, content_length=300 * 2**20)
+    status, body, pulled = await _post(_app(session_factory(sqlite_engine)), path, HUGE_CHUNKS,
+                                       {"authorization": "Bearer shared-ingest-token"}, content_length=300 * 2**20)
     assert status == 413 and pulled == 0
+    assert body["error"]["code"] == "too_large", body  # the app's one error body, not Starlette's plain text
+
+
+async def test_a_route_limit_above_the_default_still_holds_for_a_declared_length(sqlite_engine) -> None:
+    """The default (1 MiB) checks a declared length only against the route's own limit (the webhook's 5 MiB)."""
+    from monitor.core.storage.db import session_factory
+
+    status, body, pulled = await _post(_app(session_factory(sqlite_engine)), "/api/ingest/acme-hook", 32,
+                                       {"authorization": "Bearer shared-ingest-token"}, content_length=32 * CHUNK)
+    assert status == 400 and pulled == 32, body  # read whole (2 MiB of "["), then refused as bad JSON
 
 
 async def test_other_routes_have_a_default_limit(sqlite_engine) -> None:
     from monitor.core.storage.db import session_factory
 
-    status, _, pulled = await _post(_app(session_factory(sqlite_engine)), "/login", HUGE_CHUNKS,
-                                    {"content-type": "application/x-www-form-urlencoded"})
+    status, body, pulled = await _post(_app(session_factory(sqlite_engine)), "/login", HUGE_CHUNKS,
+                                       {"content-type": "application/x-www-form-urlencoded"})
     assert status == 413 and pulled * CHUNK <= 2 * 2**20
+    assert body["error"]["code"] == "too_large", body  # a page's 413 too: every 413 is the one JSON body

@@ -30,7 +30,7 @@ from monitor.core import wording
 from monitor.web.reports import make_reports_router
 from monitor.web import api, ingest_hook, pages
 from monitor.web.errors import ApiError
-from monitor.web.handlers import install_error_handlers
+from monitor.web.handlers import BodyLimit, install_error_handlers
 from monitor.metrics import database_registry, exposition
 from monitor.web.health import health_report
 from monitor.web.sessions import ServerSessionMiddleware
@@ -117,7 +117,6 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
         title="flarewatch", version="1",
         description="Flagged-post queue, incidents and sources. Authenticate with `Authorization: Bearer <token>`.",
         docs_url=None, openapi_url="/api/openapi.json", redoc_url=None,  # docs: served below, self-hosted
-        max_body_size=MAX_BODY,  # every request body, counted while it streams in; routes may set their own
     )
     app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
     app.state.templates = _templates()
@@ -156,6 +155,9 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 raise ApiError(401, "a valid metrics token is required (Authorization: Bearer <web.metrics_token>)")
         return Response(exposition(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    # Last, so outermost: every request body is limited (routes may set their own) and every 413 is JSON.
+    app.add_middleware(BodyLimit, max_body_size=MAX_BODY)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _api_docs(app)

@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.core.queue import ClaimConflict, NotFlagged, QueueError
 from monitor.core.storage.db import STORAGE_ERRORS
@@ -26,7 +28,8 @@ def _wants_html(request: Request) -> bool:
 
 
 def _respond(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> Response:
-    if _wants_html(request):
+    # A 413 is JSON on pages too: the body limit answers declared lengths itself, before any page exists.
+    if error.status != 413 and _wants_html(request):
         templates = request.app.state.templates
         user = page_user(request) if error.status != 401 else None  # a logged-in person keeps the nav bar
         return templates.TemplateResponse(
@@ -36,6 +39,43 @@ def _respond(request: Request, error: ApiError, headers: dict[str, str] | None =
         )
     return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status,
                         headers=headers)
+
+
+def _too_large() -> JSONResponse:
+    return JSONResponse(error_body("too_large", "the request body is too large"), status_code=413,
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+class BodyLimit:
+    """Every request body's size limit, counted while it streams in (Starlette's limiter), answering
+    413 with the app's one error body.
+
+    Starlette's limiter writes its own plain-text 413 when the declared Content-Length alone is over
+    the limit (it replaces whatever the app answered) or when the limit trips outside a route. Installed
+    as the outermost middleware, this is the limiter every request meets first; a route's
+    `max_body_size` then only sets the limit for its path, so every 413 passes through here.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = RequestBodyLimitMiddleware(app, max_body_size=max_body_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_json_413(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                replaced = not content_type.startswith(b"application/json")
+            if not replaced:
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                await _too_large()(scope, receive, send)
+
+        await self.app(scope, receive, send_json_413)
 
 
 def install_error_handlers(app: FastAPI) -> None:
