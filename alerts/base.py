@@ -1,9 +1,12 @@
 """What the delivery worker hands a sender, and what a sender may answer."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -97,3 +100,70 @@ def register_sender(cls: S) -> S:
     SENDERS[cls.channel] = cls  # type: ignore[attr-defined]
     return cls
 
+
+_send_thread = threading.local()  # `deadline`: the time.monotonic() at which the caller gives up on this call
+T = TypeVar("T")
+
+
+def deadline_passed() -> bool:
+    """Whether the caller has given up on the call running in this thread. A sender that makes several
+    requests checks before each, so an abandoned send never posts after the next try has begun."""
+    deadline: float | None = getattr(_send_thread, "deadline", None)
+    return deadline is not None and time.monotonic() > deadline
+
+
+def run_within(seconds: float, call: Callable[[], T], name: str, done: Callable[[], None] | None = None) -> T:
+    """`call()` in its own daemon thread, waited for at most `seconds` in all (then TimeoutError).
+
+    Client timeouts (slack_sdk's, httpx's, smtplib's) are per read, so a server answering one byte at a
+    time holds a plain call forever. The abandoned thread runs on until its client gives up; `done`
+    runs when it ends.
+    """
+    outcome: list[tuple[bool, Any]] = []
+    deadline = time.monotonic() + seconds
+
+    def run() -> None:
+        _send_thread.deadline = deadline
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the waiting caller
+            outcome.append((False, exc))
+        finally:
+            if done is not None:
+                done()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise TimeoutError(f"no complete answer within {seconds:g} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return cast(T, value)
+
+
+class Deadlines:
+    """The deliver job's senders, each send bounded by `send_deadline_seconds` in all (`run_within`).
+
+    Past the deadline a send counts as a network failure that may have landed: the next try checks
+    first (`maybe_sent`), and the abandoned thread makes no further request (`deadline_passed`). At
+    most `abandoned_per_channel` abandoned threads hang on one channel; beyond that its sends are
+    retried later instead of piling up threads.
+    """
+
+    def __init__(self, abandoned_per_channel: int = 4) -> None:
+        self._limit = abandoned_per_channel
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def send(self, sender: Sender, job: AlertJob, seconds: float) -> Delivered:
+        with self._lock:
+            slot = self._slots.setdefault(job.channel, threading.BoundedSemaphore(self._limit))
+        if not slot.acquire(blocking=False):
+            raise RetryableError(f"{self._limit} earlier sends on {job.channel} are still hanging")
+        try:
+            return run_within(seconds, lambda: sender.send(job), f"send-{job.channel}-{job.message_id}", slot.release)
+        except TimeoutError:
+            raise RetryableError(f"no complete answer within send_deadline_seconds={seconds:g}; "
+                                 "it may have landed, so the next try checks first") from None

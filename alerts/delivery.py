@@ -220,7 +220,7 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
         try:
             if sender is None:
                 raise PermanentError(f"no sender configured for channel {channel!r}")
-            result: Delivered = sender.send(job)
+            result: Delivered = senders.deadlines.send(sender, job, settings.send_deadline_seconds)
         except Deferred as exc:
             _finish(sessions, message_id, attempt, {
                 "status": "pending", "attempts": attempt - 1,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from alerts.base import SENDERS, Sender
+from alerts.base import SENDERS, Deadlines, Sender
 from alerts.settings import AlertSettings
 
 
@@ -24,6 +24,7 @@ class Senders(Mapping[str, Sender]):
 
     by_channel: dict[str, Sender]
     settings: AlertSettings = field(default_factory=AlertSettings)
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
     def __getitem__(self, key: str) -> Sender:
         return self.by_channel[key]

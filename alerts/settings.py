@@ -113,6 +113,9 @@ class AlertSettings(Strict):
     fallback: FallbackSettings | None = Field(
         default=None, description="receives every alert the primary channel could not deliver")
     max_attempts: int = Field(default=10, ge=1, description="delivery attempts before a message is marked failed")
+    send_deadline_seconds: float = Field(
+        default=60, gt=0, lt=120,  # below the outbox claim lease (2 min), so no other worker takes a send in flight
+        description="one delivery attempt in all (every request it makes, bodies included); then it is retried")
     weekly_digest: bool = Field(
         default=False, description="post the weekly response figures to default_channel on Mondays at 09:00 UTC"
     )

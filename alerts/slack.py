@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, ThreadRef
+from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError, ThreadRef, deadline_passed, run_within
 from alerts.blocks import parent_message, reply_message
 from alerts.base import register_sender
 from alerts.settings import AlertSettings
@@ -86,10 +86,13 @@ def post_message(settings: AlertSettings, message: dict[str, Any], channel: str 
     """
     if not settings.slack_enabled:
         raise PostError("Slack is not configured: set alerts.slack_bot_token")
+    client = make_client(settings)
     try:
-        response = make_client(settings).chat_postMessage(
+        response = run_within(settings.send_deadline_seconds, lambda: client.chat_postMessage(
             channel=channel or settings.default_channel, text=message["text"], blocks=message["blocks"],
-            unfurl_links=False, unfurl_media=False)
+            unfurl_links=False, unfurl_media=False), "slack-post")
+    except TimeoutError:
+        raise PostError(f"Slack did not answer within send_deadline_seconds={settings.send_deadline_seconds:g}") from None
     except SlackApiError as exc:
         raise PostError(f"Slack refused the message: {exc.response.get('error')}") from None
     except OSError as exc:
@@ -120,8 +123,11 @@ class SlackAuth:
 
 def check_auth(settings: AlertSettings, now: datetime, client: WebClient | None = None) -> SlackAuth:
     """Try the bot token with `auth.test` (the daemon does at start), so a bad token shows before the first alert."""
+    slack = client or make_client(settings)
     try:
-        answer = (client or make_client(settings)).auth_test()
+        answer = run_within(settings.send_deadline_seconds, slack.auth_test, "slack-auth")
+    except TimeoutError:
+        return SlackAuth(False, now, f"Slack did not answer within send_deadline_seconds={settings.send_deadline_seconds:g}")
     except SlackApiError as exc:
         code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
         if exc.response.status_code >= 500 and not code:
@@ -155,6 +161,8 @@ class SlackSender:
     # --- calls -------------------------------------------------------------------------------
 
     def _call(self, method: Callable[..., Any], conversation: str | None, now: datetime, **kwargs: Any) -> Any:
+        if deadline_passed():  # the worker gave up on this send and may already be on its next try
+            raise RetryableError("send deadline passed")
         try:
             return method(**kwargs)
         except SlackApiError as exc:

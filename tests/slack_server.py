@@ -35,6 +35,7 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
     act_first: bool = False  # True: perform the call, then delay (and answer `body` if given)
+    trickle: float = 0.0  # seconds between the bytes of the answer (each read completes; the whole never does soon)
 
 
 class SlackServer:
@@ -125,7 +126,7 @@ class SlackServer:
             step = scripted.pop(0) if scripted else None
         if step is not None and not step.act_first:
             time.sleep(step.delay)
-            self._answer(request, step.status, step.body, step.headers)
+            self._answer(request, step.status, step.body, step.headers, step.trickle)
             return
         if request.headers.get("Authorization") not in ("Bearer xoxb-test-token", "Bearer xapp-test-token"):
             self._answer(request, 200, {"ok": False, "error": "invalid_auth"})
@@ -134,11 +135,12 @@ class SlackServer:
             body = self._act(method, args)
         if step is not None:  # acted; now be slow and/or answer something else
             time.sleep(step.delay)
-            self._answer(request, step.status, step.body if step.body is not None else body, step.headers)
+            self._answer(request, step.status, step.body if step.body is not None else body, step.headers, step.trickle)
             return
         self._answer(request, 200, body)
 
-    def _answer(self, request: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _answer(self, request: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None,
+                trickle: float = 0.0) -> None:
         data = (body if isinstance(body, str) else json.dumps(body if body is not None else {})).encode()
         try:
             request.send_response(status)
@@ -147,7 +149,12 @@ class SlackServer:
                 request.send_header(key, value)
             request.send_header("Content-Length", str(len(data)))
             request.end_headers()
-            request.wfile.write(data)
+            if not trickle:
+                request.wfile.write(data)
+            for byte in data if trickle else b"":
+                time.sleep(trickle)
+                request.wfile.write(bytes([byte]))
+                request.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): exactly the case being tested
 

@@ -6,6 +6,7 @@ re-created by its incident's next message instead of failing every later one.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -86,3 +87,24 @@ def test_re_creating_adopts_a_failed_parent_that_did_land(sessions, slack, clock
     assert [r.status for r in outbox(sessions)] == ["sent", "sent", "sent"]
     [message] = slack.parents()
     assert len(slack.replies(message["ts"])) == 1
+
+
+def test_a_trickled_answer_ends_at_the_send_deadline_and_the_retry_adopts_what_landed(sessions, slack, clock) -> None:
+    """Issue 17 #4 for alerts: each read of a one-byte-at-a-time answer beats the per-read timeout, so only a
+    deadline on the whole send keeps the deliver job (every alert behind it) from hanging."""
+    settings = slack_settings(slack, send_deadline_seconds=0.5)
+    senders = slack_senders(settings)
+    open_incident(sessions, settings, clock.now())
+    slack.script("chat.postMessage", Scripted(act_first=True, trickle=0.05))  # posted, answered over ~30 s
+
+    started = time.monotonic()
+    deliver_pending(sessions, senders, clock, 50)
+    assert time.monotonic() - started < 5
+    [row] = outbox(sessions)
+    assert row.status == "pending" and "send_deadline_seconds=0.5" in (row.last_error or "")
+
+    clock.advance(timedelta(minutes=1))
+    deliver_pending(sessions, senders, clock, 50)
+    [row] = outbox(sessions)
+    assert row.status == "sent"
+    assert len(slack.parents()) == 1  # the retry found the message the abandoned try had posted
