@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import actions
 from alerts.actions import ActionResult
+from alerts.base import run_within
 from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
 from monitor.core.escape import escape_mrkdwn, link
 from monitor.core.incidents import ActionError
@@ -275,9 +276,11 @@ def reply_to_clicker(settings: AlertSettings, click: Click, result: ActionResult
     text = (":white_check_mark: " if result.changed else ":warning: ") + escape_mrkdwn(result.message)
     if result.changed and result.post_id is not None and settings.web_base_url:
         text += " · " + link(f"{settings.web_base_url.rstrip('/')}/posts/{result.post_id}", "open the post")
+    client = make_client(settings)
     try:
-        make_client(settings).chat_postEphemeral(channel=click.channel_id, user=click.user_id, text=text)
-    except (SlackApiError, OSError) as exc:
+        run_within(settings.send_deadline_seconds,
+                   lambda: client.chat_postEphemeral(channel=click.channel_id, user=click.user_id, text=text), "slack-ephemeral")
+    except (SlackApiError, OSError) as exc:  # TimeoutError (the deadline) is an OSError
         log.warning("could not reply to Slack user %s: %s", click.user_id, exc)
 
 
