@@ -17,10 +17,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.routing import NOT_YET_ALERTED, active_silence, notifier, start_escalation
+from alerts.routing import NOT_YET_ALERTED, notifier, start_escalation
 from alerts.settings import AlertSettings, EscalationLevel
 from monitor.core.clock import Clock
 from monitor.core.enums import EventKind, IncidentStatus
+from monitor.core.incidents import active_silence
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident
 from monitor.core.timeline import record_event

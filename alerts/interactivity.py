@@ -8,7 +8,7 @@ with the signing secret, with an `X-Slack-Request-Timestamp` within 5 minutes of
 (slack_sdk's SignatureVerifier); anything else is answered 401 and changes nothing.
 
 The clicking Slack user acts as the flarewatch user whose `users.slack_user_id` matches; the click
-runs through `alerts.actions.perform`, so the role rules are those of the web app, the API and the
+runs through `monitor.core.incidents.perform`, so the role rules are those of the web app, the API and the
 CLI (managers and admins change incidents, agents may claim posts), and clicks by deactivated or
 unlinked Slack users are refused. Every action is recorded on the incident timeline with that actor
 and `via: slack`. Everyone sees the result in the edited parent message;
@@ -35,12 +35,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts import actions
-from alerts.actions import ActionResult
 from alerts.base import run_within
 from alerts.blocks import ACK, CLAIM, RESOLVE, SNOOZE
+from alerts.routing import Alerts
+from monitor.core import incidents
 from monitor.core.escape import escape_mrkdwn, link
-from monitor.core.incidents import ActionError
+from monitor.core.incidents import ActionError, ActionResult, IncidentAction
 from alerts.settings import AlertSettings
 from alerts.slack import make_client
 from monitor.core.boundary import Rejected, decode_json, parse_one
@@ -204,25 +204,25 @@ def _incident_id(session: Session, click: Click) -> int:
 
 def run_click(session: Session, settings: AlertSettings, click: Click, now: Any,
               brands: list[str] | None = None) -> ActionResult:
-    """A button click as an `IncidentAction`, run through `actions.perform` (same role rules as everywhere)."""
+    """A button click as an `IncidentAction`, run through `incidents.perform` (same role rules as everywhere)."""
     actor = actor_for(session, click.user_id)
     incident_id = _incident_id(session, click)
     if click.action_id == ACK:
-        action = actions.IncidentAction("acknowledge", incident_id)
+        action = IncidentAction("acknowledge", incident_id)
     elif click.action_id == SNOOZE:
-        action = actions.IncidentAction("snooze", incident_id, until=now + timedelta(minutes=SNOOZE_MINUTES))
+        action = IncidentAction("snooze", incident_id, until=now + timedelta(minutes=SNOOZE_MINUTES))
     elif click.action_id == RESOLVE:
-        action = actions.IncidentAction("resolve", incident_id)
+        action = IncidentAction("resolve", incident_id)
     elif click.action_id == CLAIM:
         parts = str(click.value or "").split(":")
         post_id = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() and len(parts[1]) <= 18 else None
-        action = actions.IncidentAction("claim", incident_id, post_id=post_id, claim_minutes=CLAIM_MINUTES)
+        action = IncidentAction("claim", incident_id, post_id=post_id, claim_minutes=CLAIM_MINUTES)
     else:
         raise ActionError(f"unknown action {click.action_id!r}")
     if actor.startswith("slack:"):
-        raise actions.ActionForbidden(f"your Slack account is not linked to a flarewatch user (an admin can run "
+        raise incidents.ActionForbidden(f"your Slack account is not linked to a flarewatch user (an admin can run "
                                       f"`flarewatch users set NAME --slack-id {click.user_id}`)")
-    return actions.perform(session, action, actor, now, settings=settings, brands=brands or [], via="slack")
+    return incidents.perform(session, action, actor, now, alerting=Alerts(settings), brands=brands or [], via="slack")
 
 
 def _first_time(session: Session, click: Click, now: datetime) -> bool:

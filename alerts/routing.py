@@ -16,6 +16,7 @@ An incident opened during a silence waits at escalation level -1 until the silen
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -25,11 +26,12 @@ from sqlalchemy.orm import Session
 from alerts.outbox import enqueue, event_key, parent_key
 from alerts.settings import AlertSettings, EscalationLevel, EscalationPolicy
 from monitor.core.enums import EventKind, IncidentStatus
+from monitor.core.incidents import active_silence
 from monitor.core.timeline import Notify, record_event
-from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, Silence
+from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage
 
 OPENING_KINDS = frozenset({EventKind.OPENED})
-# People's actions (alerts.actions, monitor.core.queue): always told, never start an alert by themselves.
+# People's actions (monitor.core.incidents, monitor.core.queue): always told, never start an alert by themselves.
 HUMAN_KINDS = frozenset({EventKind.ACKNOWLEDGED, EventKind.SNOOZED, EventKind.RESOLVED, EventKind.SILENCED,
                          EventKind.REOPENED, EventKind.POST_CLAIMED, EventKind.ASSIGNED, EventKind.NOTE})
 TERMINAL_STATUSES = frozenset({IncidentStatus.RESOLVED, IncidentStatus.CLOSED})
@@ -39,13 +41,6 @@ NOT_YET_ALERTED = -1
 class Target(NamedTuple):
     channel: str  # slack | console | webhook | email | wecom | dingtalk
     target: str  # Slack place (channel id/#name or user id), webhook or robot name, address; "" for console
-
-
-def active_silence(session: Session, brand: str, now: datetime) -> Silence | None:
-    """The silence that lasts longest among those covering `brand` right now."""
-    return session.scalar(
-        select(Silence).where(Silence.brand == brand, Silence.until > now).order_by(Silence.until.desc()).limit(1)
-    )
 
 
 def level_targets(settings: AlertSettings, level: EscalationLevel) -> list[Target]:
@@ -112,13 +107,22 @@ def _record_suppression(session: Session, incident: Incident, reason: str, until
         record_event(session, incident.id, EventKind.ALERTS_SUPPRESSED, None, now, data)
 
 
+@dataclass(frozen=True)
+class Alerts:
+    """The alert channels under these settings, as the incident lifecycle's `monitor.core.incidents.Alerting`."""
+
+    settings: AlertSettings
+
+    def notify(self, session: Session, incident: Incident, event: IncidentEvent, now: datetime) -> list[OutboxMessage]:
+        return notify(session, self.settings, incident, event, now)
+
+    def restart_escalation(self, incident: Incident, now: datetime) -> None:
+        start_escalation(self.settings, incident, max(incident.escalation_level, 0), now)
+
+
 def notifier(settings: AlertSettings) -> Notify:
     """`notify` bound to these settings: the `Notify` the daemon hands to detection."""
-
-    def bound(session: Session, incident: Incident, event: IncidentEvent, now: datetime) -> list[OutboxMessage]:
-        return notify(session, settings, incident, event, now)
-
-    return bound
+    return Alerts(settings).notify
 
 
 def notify(

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from alerts.actions import parse_until
+from monitor.core.incidents import parse_until
 from alerts.settings import AlertSettings
 from monitor.cli import app
 from monitor.core.storage.db import session_factory

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from alerts import actions
 from alerts.console import ConsoleSender
 from alerts.delivery import deliver_pending
 from alerts.senders import Senders
 from alerts.escalation import escalate_due
+from alerts.routing import Alerts
 from alerts.settings import AlertSettings
+from monitor.core import incidents
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, IncidentEvent
 from tests.alerts_support import (  # noqa: F401 - fixtures
@@ -89,10 +90,10 @@ def test_acknowledgement_stops_the_climb(sessions, slack, clock) -> None:
     drain(sessions, senders, clock)
     clock.set(T0 + timedelta(minutes=5))
     with transaction(sessions) as session:
-        result = actions.acknowledge(session, incident_id, "slack:U0BOB0001", clock.now(), settings=settings, via="slack")
+        result = incidents.acknowledge(session, incident_id, "slack:U0BOB0001", clock.now(), alerting=Alerts(settings), via="slack")
     assert result.changed
     with transaction(sessions) as session:
-        again = actions.acknowledge(session, incident_id, "carol", clock.now(), settings=settings)
+        again = incidents.acknowledge(session, incident_id, "carol", clock.now(), alerting=Alerts(settings))
     assert not again.changed and "already acknowledged by slack:U0BOB0001" in again.message
     clock.set(T0 + timedelta(hours=2))
     assert escalate_due(sessions, settings, clock) == 0
@@ -116,7 +117,8 @@ def test_snooze_mutes_and_pauses_then_escalation_resumes(sessions, slack, clock)
     drain(sessions, senders, clock)
     clock.set(T0 + timedelta(minutes=5))
     with transaction(sessions) as session:
-        actions.snooze_for(session, incident_id, "dave", 60, clock.now(), settings=settings)
+        incidents.snooze(session, incident_id, "dave", clock.now() + timedelta(minutes=60), clock.now(),
+                         alerting=Alerts(settings))
     clock.set(T0 + timedelta(minutes=20))
     assert escalate_due(sessions, settings, clock) == 0
     add_event(sessions, settings, incident_id, "severity_changed", clock.now(), data={"from": 2, "to": 3}, severity=3)
@@ -142,7 +144,8 @@ def test_silence_holds_alerts_until_it_ends(sessions, slack, clock) -> None:
     settings = _settings(slack)
     senders = slack_senders(settings)
     with transaction(sessions) as session:
-        actions.silence(session, "acme", T0 + timedelta(minutes=30), "erin", "planned outage", clock.now())
+        incidents.silence(session, "acme", T0 + timedelta(minutes=30), "erin", "planned outage", clock.now(),
+                          alerting=Alerts(AlertSettings()))
     incident_id = open_incident(sessions, settings, clock.now())
     assert outbox(sessions) == [] and _kinds(sessions, incident_id) == ["opened", "alerts_suppressed"]
     assert _incident(sessions, incident_id).next_escalation_at == T0 + timedelta(minutes=30)
@@ -162,7 +165,7 @@ def test_silence_on_an_open_incident_is_noted_and_stops_the_climb(sessions, slac
     senders = slack_senders(settings)
     incident_id = open_incident(sessions, settings, clock.now())
     with transaction(sessions) as session:
-        actions.silence(session, "acme", T0 + timedelta(hours=1), "erin", "known issue", clock.now(), settings=settings)
+        incidents.silence(session, "acme", T0 + timedelta(hours=1), "erin", "known issue", clock.now(), alerting=Alerts(settings))
     clock.set(T0 + timedelta(minutes=30))
     assert escalate_due(sessions, settings, clock) == 0
     drain(sessions, senders, clock)
@@ -178,9 +181,9 @@ def test_resolve_stops_everything(sessions, slack, clock) -> None:
     incident_id = open_incident(sessions, settings, clock.now())
     clock.set(T0 + timedelta(minutes=3))
     with transaction(sessions) as session:
-        assert actions.resolve(session, incident_id, "frank", clock.now(), settings=settings).changed
-        assert not actions.resolve(session, incident_id, "frank", clock.now(), settings=settings).changed
-        assert not actions.acknowledge(session, incident_id, "frank", clock.now()).changed
+        assert incidents.resolve(session, incident_id, "frank", clock.now(), alerting=Alerts(settings)).changed
+        assert not incidents.resolve(session, incident_id, "frank", clock.now(), alerting=Alerts(settings)).changed
+        assert not incidents.acknowledge(session, incident_id, "frank", clock.now(), alerting=Alerts(settings)).changed
     clock.set(T0 + timedelta(hours=1))
     assert escalate_due(sessions, settings, clock) == 0
     drain(sessions, senders, clock)

@@ -13,8 +13,10 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from alerts.actions import acknowledge
+from alerts.routing import Alerts
+from alerts.settings import AlertSettings
 from monitor.core.clock import SimulatedClock
+from monitor.core.incidents import acknowledge
 from monitor.core.storage.db import session_factory, transaction
 from monitor.web.app import create_app
 from tests.queue_seed import T0, add_flagged, add_incident, add_staff, web_config
@@ -146,7 +148,7 @@ def test_incident_page_updates_itself_and_its_chart_ends_now_without_colliding_l
                 page.evaluate("window.__stayed = true")
                 if width == WIDTHS[0]:
                     with transaction(sessions) as session:  # someone acknowledges in Slack meanwhile
-                        acknowledge(session, incident_id, "slack-person", clock.now())
+                        acknowledge(session, incident_id, "slack-person", clock.now(), alerting=Alerts(AlertSettings()))
                 event = page.locator(".timeline li", has_text="Acknowledged by slack-person")
                 expect(event).to_be_visible(timeout=10_000)
                 if width == WIDTHS[0]:

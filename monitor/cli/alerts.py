@@ -1,7 +1,7 @@
 """`flarewatch incident ack|snooze|resolve|reopen|assign|note ID` and `flarewatch silence BRAND`.
 
 They run the same actions as the web page, the API and the Slack buttons, through
-`alerts.actions.perform`: `--user` must name an active user with the manager or admin role, and a
+`monitor.core.incidents.perform`: `--user` must name an active user with the manager or admin role, and a
 brand is matched against the configured brands in any case. The alerts they queue (thread notes,
 edited Slack messages) are delivered by the running daemon.
 """
@@ -17,7 +17,7 @@ import typer
 from monitor.cli.common import ConfigOption, open_store
 
 if TYPE_CHECKING:
-    from alerts.actions import IncidentAction
+    from monitor.core.incidents import IncidentAction
 
 UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER",
                                          help="who is acting: an active manager or admin (env FLAREWATCH_USER)")]
@@ -28,7 +28,8 @@ incident_app = typer.Typer(help="Acknowledge, snooze, resolve, re-open, assign o
 
 
 def _run(config_path: Path | None, user: str, build: Callable[[datetime], IncidentAction]) -> None:
-    from alerts import actions
+    from alerts.routing import Alerts
+    from monitor.core import incidents
     from monitor.core.escape import strip_controls
     from monitor.core.clock import SystemClock
     from monitor.core.storage.db import transaction
@@ -36,19 +37,19 @@ def _run(config_path: Path | None, user: str, build: Callable[[datetime], Incide
     try:
         with open_store(config_path) as (config, sessions), transaction(sessions) as session:
             now = SystemClock().now()
-            result = actions.perform(session, build(now), user, now, settings=config.alerts,
-                                     brands=[b.name for b in config.brands], via="cli")
-    except actions.ActionInvalid as exc:
+            result = incidents.perform(session, build(now), user, now, alerting=Alerts(config.alerts),
+                                       brands=[b.name for b in config.brands], via="cli")
+    except incidents.ActionInvalid as exc:
         typer.echo(f"error: {strip_controls(str(exc))}", err=True)
         raise typer.Exit(2) from None
-    except actions.ActionError as exc:
+    except incidents.ActionError as exc:
         typer.echo(f"error: {strip_controls(str(exc))}", err=True)
         raise typer.Exit(1) from None
     typer.echo(strip_controls(result.message))
 
 
 def _action(kind: str, incident_id: int | None, **fields: object) -> Callable[[datetime], IncidentAction]:
-    from alerts.actions import IncidentAction, parse_until
+    from monitor.core.incidents import IncidentAction, parse_until
 
     def build(now: datetime) -> IncidentAction:
         if isinstance(fields.get("until"), str):

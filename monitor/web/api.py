@@ -13,8 +13,8 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
+from alerts.routing import Alerts
 from connectors.registry import connector_mode
 from monitor.core import accounts, incidents, queue
 from monitor.core.escape import http_url
@@ -275,19 +275,19 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def incident_action(request: Request, staff: Staff, action: Any) -> ActionOut:
-    """Run one incident action through `alerts.actions.perform` (the role rules live there) and answer its result."""
+    """Run one incident action through `monitor.core.incidents.perform` (the role rules live there) and answer its result."""
     state = _state(request)
     now = state.clock.now()
     try:
         with transaction(state.sessions) as session:
             built = action(now) if callable(action) else action
-            result = actions.perform(session, built, staff.name, now, settings=state.config.alerts,
-                                     brands=[b.name for b in state.config.brands], via="api")
-    except actions.IncidentNotFound as exc:
+            result = incidents.perform(session, built, staff.name, now, alerting=Alerts(state.config.alerts),
+                                       brands=[b.name for b in state.config.brands], via="api")
+    except incidents.IncidentNotFound as exc:
         raise ApiError(404, str(exc)) from None
-    except actions.ActionForbidden as exc:
+    except incidents.ActionForbidden as exc:
         raise ApiError(403, str(exc)) from None
-    except actions.ActionError as exc:
+    except incidents.ActionError as exc:
         raise ApiError(422, str(exc)) from None
     incident = None
     if result.incident_id is not None:
@@ -299,13 +299,13 @@ def incident_action(request: Request, staff: Staff, action: Any) -> ActionOut:
 
 def _incident_out(session: Session, incident: Incident, now: Any) -> IncidentOut:
     return IncidentOut.of(incident, alerts=incident_alerts(session, incident.id),
-                          silenced_until=actions.active_silence_until(session, incident.brand, now))
+                          silenced_until=incidents.active_silence_until(session, incident.brand, now))
 
 
 @router.post("/incidents/{incident_id}/acknowledge", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Acknowledge: you own it and escalation stops (manager)")
 def acknowledge_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, actions.IncidentAction("acknowledge", incident_id))
+    return incident_action(request, staff, incidents.IncidentAction("acknowledge", incident_id))
 
 
 @router.post("/incidents/{incident_id}/snooze", tags=["incidents"], responses=ACTION_RESPONSES,
@@ -313,48 +313,48 @@ def acknowledge_incident(request: Request, incident_id: IncidentId, staff: Staff
 def snooze_incident(request: Request, incident_id: IncidentId, body: SnoozeBody | None = None,
                     staff: Staff = Depends(agent)) -> ActionOut:
     until = (body or SnoozeBody()).until
-    return incident_action(request, staff, lambda now: actions.IncidentAction(
-        "snooze", incident_id, until=actions.parse_until(until, now)))
+    return incident_action(request, staff, lambda now: incidents.IncidentAction(
+        "snooze", incident_id, until=incidents.parse_until(until, now)))
 
 
 @router.post("/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Resolve: all alerting and escalation for it stops (manager)")
 def resolve_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, actions.IncidentAction("resolve", incident_id))
+    return incident_action(request, staff, incidents.IncidentAction("resolve", incident_id))
 
 
 @router.post("/incidents/{incident_id}/reopen", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Re-open a resolved or closed incident (manager)")
 def reopen_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, actions.IncidentAction("reopen", incident_id))
+    return incident_action(request, staff, incidents.IncidentAction("reopen", incident_id))
 
 
 @router.post("/incidents/{incident_id}/assign", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Assign the incident to a user (manager)")
 def assign_incident(request: Request, incident_id: IncidentId, body: AssignBody,
                     staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, actions.IncidentAction("assign", incident_id, owner=body.owner))
+    return incident_action(request, staff, incidents.IncidentAction("assign", incident_id, owner=body.owner))
 
 
 @router.post("/incidents/{incident_id}/notes", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Add a note to the incident's timeline (manager)")
 def note_incident(request: Request, incident_id: IncidentId, body: NoteBody, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, actions.IncidentAction("note", incident_id, text=body.text))
+    return incident_action(request, staff, incidents.IncidentAction("note", incident_id, text=body.text))
 
 
 @router.post("/incidents/{incident_id}/silence", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Silence every alert about the incident's brand until a time (manager)")
 def silence_incident_brand(request: Request, incident_id: IncidentId, body: SilenceBody,
                            staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, lambda now: actions.IncidentAction(
-        "silence", incident_id, until=actions.parse_until(body.until, now), text=body.reason))
+    return incident_action(request, staff, lambda now: incidents.IncidentAction(
+        "silence", incident_id, until=incidents.parse_until(body.until, now), text=body.reason))
 
 
 @router.post("/silences", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Silence every alert about a brand until a time (manager; brand names in any case)")
 def silence_brand(request: Request, body: BrandSilenceBody, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, lambda now: actions.IncidentAction(
-        "silence", None, until=actions.parse_until(body.until, now), text=body.reason, brand=body.brand))
+    return incident_action(request, staff, lambda now: incidents.IncidentAction(
+        "silence", None, until=incidents.parse_until(body.until, now), text=body.reason, brand=body.brand))
 
 
 @router.get("/sources", tags=["sources"], summary="Every source's health")

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import actions
 from alerts.health import incident_alerts, incidents_alerts
+from alerts.routing import Alerts
 from monitor.core import accounts, incidents, queue
 from monitor.core.settings import describe_errors
 from monitor.web.reports import incident_section
@@ -252,7 +252,7 @@ def _incident_state(request: Request, incident_id: int) -> dict[str, Any]:
         now = state.clock.now()
         users = [u.name for u in accounts.list_users(session) if u.active]
         return {"incident": incident, "alerts": incident_alerts(session, incident_id), "users": users,
-                "silenced_until": actions.active_silence_until(session, incident.brand, now),
+                "silenced_until": incidents.active_silence_until(session, incident.brand, now),
                 "snoozed": incident.snoozed_until is not None and incident.snoozed_until > now}
 
 
@@ -280,7 +280,7 @@ def incident_action(request: Request, incident_id: int, csrf_token: Annotated[st
                     until: Annotated[str, Form(max_length=64)] = "", owner: Annotated[str, Form(max_length=200)] = "",
                     text: Annotated[str, Form(max_length=5000)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
                     staff: Staff = Depends(agent)) -> Response:
-    """Every incident form posts here; the role check is `alerts.actions.perform`'s, as for the API, Slack and CLI.
+    """Every incident form posts here; the role check is `monitor.core.incidents.perform`'s, as for the API, Slack and CLI.
 
     A script sends `Accept: application/json` and gets {changed, message}; a plain form gets a redirect."""
     verify_csrf(request, csrf_token)
@@ -289,20 +289,20 @@ def incident_action(request: Request, incident_id: int, csrf_token: Annotated[st
     status = 200
     try:
         if action not in PAGE_ACTIONS or not 1 <= incident_id <= MAX_ID:
-            raise actions.ActionInvalid(f"unknown action {action!r}" if action not in PAGE_ACTIONS
-                                        else f"incident {incident_id} does not exist")
+            raise incidents.ActionInvalid(f"unknown action {action!r}" if action not in PAGE_ACTIONS
+                                          else f"incident {incident_id} does not exist")
         now = state.clock.now()
-        when = actions.parse_until(until or "1h", now) if action in ("snooze", "silence") else None
-        request_ = actions.IncidentAction(action, incident_id, until=when, owner=owner or None,  # type: ignore[arg-type]
-                                          text=(reason if action == "silence" else text) or None)
+        when = incidents.parse_until(until or "1h", now) if action in ("snooze", "silence") else None
+        request_ = incidents.IncidentAction(action, incident_id, until=when, owner=owner or None,  # type: ignore[arg-type]
+                                            text=(reason if action == "silence" else text) or None)
         with transaction(state.sessions) as session:
-            result = actions.perform(session, request_, staff.name, now, settings=state.config.alerts,
-                                     brands=[b.name for b in state.config.brands], via="web")
+            result = incidents.perform(session, request_, staff.name, now, alerting=Alerts(state.config.alerts),
+                                       brands=[b.name for b in state.config.brands], via="web")
         changed, message = result.changed, result.message
-    except actions.ActionError as exc:
+    except incidents.ActionError as exc:
         changed, message = False, f"Not done: {exc}"
-        status = 403 if isinstance(exc, actions.ActionForbidden) else 404 if isinstance(
-            exc, actions.IncidentNotFound) else 422
+        status = 403 if isinstance(exc, incidents.ActionForbidden) else 404 if isinstance(
+            exc, incidents.IncidentNotFound) else 422
     if wants_json:
         return JSONResponse({"changed": changed, "message": message}, status_code=status)
     request.session["flash"] = message
