@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, read_json, expect_type, request
@@ -143,7 +143,7 @@ def normalise_post_view(source: str, view: Any) -> FetchedPost | None:
 class BlueskyParams(HttpParams):
     base_url: str = Field(default="https://bsky.social", description="your PDS; it proxies app.bsky.* to the AppView")
     identifier: str = Field(default="", description="handle or email of the account; empty = anonymous")
-    app_password: str = ""
+    app_password: SecretStr = SecretStr("")
     lang: str | None = None
     limit: int = Field(default=100, ge=1, le=100)
     overlap_seconds: float = Field(default=120, ge=0)
@@ -194,7 +194,7 @@ class BlueskySearch:
         try:
             response = await request(
                 client, "POST", f"{self._base}/xrpc/com.atproto.server.createSession", source=self.source,
-                params=p, json={"identifier": p.identifier, "password": p.app_password},
+                params=p, json={"identifier": p.identifier, "password": p.app_password.get_secret_value()},
             )
             _SESSIONS[key] = self._session_from(await read_json(response))
         except SourceError as exc:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpParams, SourceError, read_json, expect_type, request
@@ -78,7 +78,7 @@ def _id_key(value: str) -> tuple[int, str]:
 class MastodonParams(HttpParams):
     instances: list[str] = Field(default_factory=lambda: ["https://mastodon.social"], min_length=1)
     hashtags: list[str] = Field(default_factory=list, description="tags without '#'; default: one per brand term")
-    access_tokens: dict[str, str] = Field(
+    access_tokens: dict[str, SecretStr] = Field(
         default_factory=dict, description="instance URL -> user token; enables status search there"
     )
     search: bool = Field(default=True, description="also run /api/v2/search on instances with a token")
@@ -136,7 +136,7 @@ class Mastodon:
     async def _fetch(self, client: httpx.AsyncClient, base: str, feed: str, min_id: str | None) -> list[Any]:
         p = self.params
         token = p.access_tokens.get(base) or p.access_tokens.get(base + "/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         query: dict[str, Any] = {"limit": p.limit}
         if min_id:
             query["min_id"] = min_id

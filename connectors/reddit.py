@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpError, HttpParams, MalformedPayload, SourceError, read_json, expect_type, request
@@ -75,7 +75,7 @@ def normalise_thing(source: str, thing: Any) -> FetchedPost | None:
 
 class RedditParams(HttpParams):
     client_id: str = Field(default="", description="OAuth app id; empty = logged-out JSON (throttled)")
-    client_secret: str = ""
+    client_secret: SecretStr = SecretStr("")
     subreddit: str | None = Field(default=None, description="restrict search to one subreddit")
     comment_subreddits: list[str] = Field(default_factory=list, description="also read new comments here")
     time_filter: str = Field(default="day", pattern="^(hour|day|week|month|year|all)$")
@@ -111,7 +111,7 @@ class Reddit:
             return cached[0]
         response = await request(
             client, "POST", p.token_url, source=self.source, params=p,
-            data={"grant_type": "client_credentials"}, auth=(p.client_id, p.client_secret),
+            data={"grant_type": "client_credentials"}, auth=(p.client_id, p.client_secret.get_secret_value()),
         )
         body = await read_json(response)
         token = get(body, "access_token")

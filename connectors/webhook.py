@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from connectors.base import SourceParams
 from monitor.core.posts import FetchedPost, Page
@@ -43,7 +43,7 @@ def parse_pushed(source_name: str, body: bytes) -> tuple[list[FetchedPost], list
 
 
 class WebhookParams(SourceParams):
-    token: str | None = Field(default=None, description="if set, pushes to this source must present it")
+    token: SecretStr | None = Field(default=None, description="if set, pushes to this source must present it")
 
 
 class WebhookSource:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpParams, MalformedPayload, SourceError, read_json, expect_type, request
@@ -118,7 +118,7 @@ def mblogs(cards: list[Any]) -> list[Any]:
 class WeiboParams(HttpParams):
     base_url: str = "https://m.weibo.cn"
     search_type: int = Field(default=61, description="61 realtime (newest first), 1 all, 60 hot")
-    cookie: str = Field(default="", description='optional SUB=… cookie, e.g. "${WEIBO_COOKIE}"')
+    cookie: SecretStr = Field(default=SecretStr(""), description='optional SUB=… cookie, e.g. "${WEIBO_COOKIE}"')
     max_pages: int = Field(default=3, ge=1)
     fetch_long_text: bool = True
     remember: int = Field(default=1000, ge=10, description="post ids remembered to stop paging")
@@ -139,8 +139,8 @@ class Weibo:
     def _headers(self) -> dict[str, str]:
         headers = {"Referer": f"{self.params.base_url}/", "X-Requested-With": "XMLHttpRequest",
                    "MWeibo-Pwa": "1", "Accept": "application/json, text/plain, */*"}
-        if self.params.cookie:
-            headers["Cookie"] = self.params.cookie
+        if cookie := self.params.cookie.get_secret_value():
+            headers["Cookie"] = cookie
         return headers
 
     async def pages(self, client: httpx.AsyncClient, cursor: str | None) -> AsyncIterator[Page]:

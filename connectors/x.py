@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from monitor.core.posts import FetchedPost, Page
 from connectors.http import HttpError, HttpParams, read_json, expect_type, request
@@ -66,7 +66,7 @@ def normalise_tweet(source: str, tweet: Any, users: dict[str, Any]) -> FetchedPo
 
 
 class XParams(HttpParams):
-    bearer_token: str = Field(description='app-only bearer token, e.g. "${X_BEARER_TOKEN}"')
+    bearer_token: SecretStr = Field(description='app-only bearer token, e.g. "${X_BEARER_TOKEN}"')
     base_url: str = "https://api.x.com"
     max_results: int = Field(default=100, ge=10, le=100)
     max_pages: int = Field(default=5, ge=1)
@@ -112,7 +112,7 @@ class XSearch:
             try:
                 response = await request(
                     client, "GET", f"{p.base_url.rstrip('/')}/2/tweets/search/recent", source=self.source,
-                    params=p, query=query, headers={"Authorization": f"Bearer {p.bearer_token}"},
+                    params=p, query=query, headers={"Authorization": f"Bearer {p.bearer_token.get_secret_value()}"},
                     no_retry=_usage_capped,
                 )
             except HttpError as exc:

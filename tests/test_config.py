@@ -127,11 +127,71 @@ sender = "fw@acme.example"
 
 [alerts.dingtalk.support]
 access_token = "ding-s3cret"
-""" + GOOD_BRAND)
+secret = "SECding-s3cret"
+
+[alerts.wecom.support]
+key = "wecom-s3cret"
+""" + GOOD_BRAND + """
+[[brands.sources]]
+name = "acme-x"
+kind = "x"
+params = { bearer_token = "x-s3cret" }
+
+[[brands.sources]]
+name = "acme-bsky"
+kind = "bluesky"
+params = { identifier = "acme.bsky.social", app_password = "bsky-s3cret" }
+
+[[brands.sources]]
+name = "acme-reddit"
+kind = "reddit"
+params = { client_id = "app", client_secret = "reddit-s3cret" }
+
+[[brands.sources]]
+name = "acme-weibo"
+kind = "weibo"
+params = { cookie = "SUB=weibo-s3cret" }
+
+[[brands.sources]]
+name = "acme-toots"
+kind = "mastodon"
+params = { access_tokens = { "https://mastodon.social" = "toot-s3cret" } }
+
+[[brands.sources]]
+name = "acme-hook"
+kind = "webhook"
+params = { token = "push-s3cret" }
+""")
     result = CliRunner().invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 0, result.output
     assert "db.example" in result.output and "flarewatch:***@" in result.output
     config = load_config(path, env={})
-    for shown in (result.output, repr(config), str(config.alerts), config.alerts.model_dump_json()):
+    sources = [source for _, source in config.sources()]
+    for shown in (result.output, repr(config), str(config.alerts), config.alerts.model_dump_json(),
+                  *(repr(source) for source in sources), *(str(source.params) for source in sources)):
         assert "s3cret" not in shown
     assert config.alerts.webhooks["ops"].secret.get_secret_value() == "hook-s3cret"  # still usable
+    assert sources[0].params["bearer_token"].get_secret_value() == "x-s3cret"
+
+
+SECRET_NAMES = ("token", "secret", "password", "cookie", "key")
+
+
+def test_every_secret_field_of_a_connector_or_channel_is_a_secret_str() -> None:
+    """A new connector or channel whose credential is a plain `str` would be printed with the config."""
+    from pydantic import BaseModel, SecretStr
+
+    from alerts.base import SENDERS
+    from alerts.senders import build_senders
+    from alerts.settings import AlertSettings
+    from connectors.registry import CONNECTORS
+
+    build_senders(AlertSettings())  # loads every channel module, so SENDERS is complete
+    models: list[type[BaseModel]] = [cls.params_model for cls in CONNECTORS.values()]
+    models += [cls.settings_model for cls in SENDERS.values() if cls.settings_model is not None]
+    models.append(AlertSettings)
+    plain = [f"{model.__name__}.{name}" for model in models for name, info in model.model_fields.items()
+             if any(word in name for word in SECRET_NAMES) and not name.endswith("_url") and "SecretStr" not in str(info.annotation)
+             and SecretStr is not info.annotation]
+    assert not plain, f"credentials typed as plain text: {plain}"
+    assert len(models) > 10  # every connector and channel was seen

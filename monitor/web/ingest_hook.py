@@ -48,7 +48,8 @@ async def ingest(request: Request, source: Annotated[str, Path(max_length=100, p
         _check_token(request, credentials, None)  # no probing for source names without a token
         raise ApiError(404, f"no webhook source named {source!r} is configured")
     brand, source_config = configured[source]
-    _check_token(request, credentials, source_config.params.get("token"))
+    own = source_config.params.get("token")
+    _check_token(request, credentials, own.get_secret_value() if own is not None else None)
     raw = await request.body()  # at most MAX_BODY: the route's limit answers 413 past it
     # Decoding and validating up to MAX_BODY is CPU work: in a worker thread, off the event loop.
     posts, errors = await run_in_threadpool(parse_pushed, source, raw)  # fields come back storable
