@@ -19,7 +19,7 @@ from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.stats import anomaly_score
 from monitor.detection.viral import RecentPost, check_viral_posts, post_alpha
-from monitor.detection.windows import bucket_alpha, fold_hour, hour_tests, tail_state
+from monitor.detection.windows import alert_level, bucket_alpha, fold_hour, hour_tests, tail_state
 from tests.detection_helpers import T0, daily_rate
 
 BUCKETS_PER_DAY = 288
@@ -110,6 +110,8 @@ def test_the_baseline_learns_an_overdispersed_series() -> None:
     # Gamma(3) noise on each hour: extra variance 1/3 in every window within the hour.
     assert 0.15 < baseline.kappa("negative", 60) < 0.7
     assert 0.15 < baseline.kappa("negative", 5) < 0.7
+    # Three independent hours average out: a three-hour window varies less than an hour does.
+    assert 0.03 < baseline.kappa("negative", 180) < 0.6 * baseline.kappa("negative", 60)
 
 
 def test_a_burst_with_a_dip_stays_one_incident_and_closes_when_back_to_normal() -> None:
@@ -203,3 +205,20 @@ def test_the_budget_scales_the_threshold() -> None:
     assert bucket_alpha(settings, 2.0, "volume", 5) == pytest.approx(2 * bucket_alpha(settings, 1.0, "volume", 5))
     assert bucket_alpha(settings, 1.0, "volume", 1) == pytest.approx(1 / 3 / 10080)
     assert math.isclose(float(anomaly_score(bucket_alpha(settings, 1.0, "volume", 5), bucket_alpha(settings, 1.0, "volume", 5))), 0.5)
+
+
+def test_the_extremal_index_counts_bursts_not_buckets() -> None:
+    state = calibration.blank_tail()
+    assert calibration.extremal_index(state) == 1.0  # before data: every bucket its own alert
+    hour = [0.0] * 12
+    for h in range(4 * 7 * 24):
+        surprises = list(hour)
+        if h % 24 == 10:  # one burst a day, five buckets beyond the level in a row
+            surprises[3:8] = [30.0] * 5
+        calibration.tail_update(state, surprises, 1.0 - 1.0 / (4 * 168), level=20.0, run=12)
+    assert 0.2 < calibration.extremal_index(state) < 0.25  # five buckets a burst, and the prior's pull to 1
+    settings = DetectionSettings(detectors=["volume"])
+    baseline = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
+    baseline.calibration["volume"] = state
+    assert alert_level(baseline, settings, 1.0, "volume", 5) == pytest.approx(
+        bucket_alpha(settings, 1.0, "volume", 5) / calibration.extremal_index(state))

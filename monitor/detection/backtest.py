@@ -27,7 +27,7 @@ from monitor.detection.baseline import SeasonalBaseline, floor_hour
 from monitor.detection.lifecycle import back_to_baseline, severity_for
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.stats import anomaly_score
-from monitor.detection.windows import HourTests, bucket_alpha, fold_hour, hour_tests, tail_state
+from monitor.detection.windows import HourTests, alert_level, fold_hour, hour_tests, tail_state
 
 
 class SeriesError(ValueError):
@@ -92,7 +92,6 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
     bucket = bucket_minutes_of(points)
     baseline = SeasonalBaseline({"negative": settings.cold_start_posts_per_hour}, settings.windows_minutes,
                                 settings.baseline_memory_weeks)
-    alpha = bucket_alpha(settings, budget, "volume", bucket)
     levels = settings.severity_excess_posts
     out: list[Scored] = []
     pending: tuple[datetime, list[float], HourTests | None] | None = None  # the last hour, to learn
@@ -106,7 +105,8 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
         while j < len(points) and floor_hour(points[j].at) == hour:
             j += 1
         if pending is not None:
-            fold_hour(baseline, pending[0], {"negative": pending[1]}, bucket, settings, tests=pending[2])
+            fold_hour(baseline, pending[0], {"negative": pending[1]}, bucket, settings, tests=pending[2],
+                      false_alarms_per_week=budget)
         values = [p.value for p in points[i:j]]
         if baseline.hours < settings.warmup_hours:
             out += [Scored(p, 0.0, False) for p in points[i:j]]
@@ -114,15 +114,17 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
             i = j
             continue
         tests = hour_tests(baseline, hour, {"negative": values}, bucket, settings)
+        alpha = alert_level(baseline, settings, budget, "volume", bucket)
         p_cal = calibration.tail_probability(tail_state(baseline, "volume"), tests.surprise["volume"])
         scores = anomaly_score(p_cal, alpha)
         fired = p_cal <= alpha
         level = math.exp(-calibration.surprise_for(tail_state(baseline, "volume"), alpha))
+        beyond = tests.beyond_threshold(level, settings.min_negative_posts) if severity or fired.any() else None
         for k, point in enumerate(points[i:j]):
             alert = False
             current = incidents if severity else 0
-            if severity or fired[k]:
-                excess = tests.beyond_threshold(k, level, settings.min_negative_posts)
+            if beyond is not None:
+                excess = float(beyond[k])
             if severity == 0:
                 if fired[k]:
                     severity, peak, alert = severity_for(excess, levels), excess, True

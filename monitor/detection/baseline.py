@@ -130,7 +130,7 @@ def _shrunk(counts: float, expected: float, expected_sq: float, kappa: float, pr
 def _blank_metric() -> dict[str, Any]:
     return {"lc": 0.0, "lm": 0.0, "fc": 0.0, "fe": 0.0, "fq": 0.0, "dc": [0.0] * 24, "de": [0.0] * 24,
             "dq": [0.0] * 24, "wc": [0.0] * 168, "we": [0.0] * 168, "wq": [0.0] * 168,
-            "minutes": 0.0, "t2": {}, "tail": [], "tail_end": None}
+            "minutes": 0.0, "t2": {}, "tail": [], "tail_end": None, "recent": []}
 
 
 class SeasonalBaseline:
@@ -145,7 +145,10 @@ class SeasonalBaseline:
     ) -> None:
         self.cold = {m: r / 60.0 for m, r in cold_rates_per_hour.items()}
         self.windows = sorted(set(windows_minutes))
-        self.kappa_windows = sorted({w for w in windows_minutes if w <= 60} | {60})
+        # Windows up to an hour learn their spread from the hour's chunks; longer whole-hour
+        # windows from the last hours' totals.
+        self.kappa_windows = sorted({w for w in windows_minutes if w <= 60 or w % 60 == 0} | {60})
+        self.long_hours = max([w // 60 for w in self.kappa_windows if w > 60], default=0)
         self.decay_level = 1.0 - 1.0 / SLOW_LEVEL_MEMORY_HOURS
         self.decay_fast = 1.0 - 1.0 / FAST_LEVEL_MEMORY_HOURS
         self.decay_spread = 1.0 - 1.0 / SPREAD_MEMORY_HOURS
@@ -267,6 +270,12 @@ class SeasonalBaseline:
             est_var = self.estimate_log_variance(metric)
             if s["minutes"] >= DAY_AFTER_MINUTES:  # the first day's misfit is the cold start's, not noise
                 self._learn_tau2(metric, s, rate, buckets, bucket_minutes, est_var)
+            if self.long_hours:
+                recent = s.setdefault("recent", [])
+                recent.append([float(sum(buckets)), rate * 60.0])
+                del recent[:-self.long_hours]
+                if s["minutes"] >= DAY_AFTER_MINUTES:
+                    self._learn_long_tau2(metric, s, recent, est_var)
             mu = rate * 60.0
             total = float(sum(buckets))
             sigma = math.sqrt(self.tau2(metric, 60) + poisson_log_variance(mu) + est_var)
@@ -328,6 +337,21 @@ class SeasonalBaseline:
                 num += min(d * d, bound) - v - est_var
             old_num, old_den = s["t2"].get(str(w), (0.0, 0.0))
             s["t2"][str(w)] = [self.decay_spread * old_num + num, self.decay_spread * old_den + chunks]
+
+    def _learn_long_tau2(self, metric: str, s: dict[str, Any], recent: list[list[float]], est_var: float) -> None:
+        """Spread of windows of whole hours: the last hours' total against what was predicted."""
+        for w in self.kappa_windows:
+            k = w // 60
+            if w <= 60 or len(recent) < k:
+                continue
+            c = sum(h[0] for h in recent[-k:])
+            mu = sum(h[1] for h in recent[-k:])
+            v = poisson_log_variance(mu)
+            bound = TAU2_CLIP * (self.tau2(metric, w) + v + est_var)
+            d = math.log((c + 0.5) / (mu + 0.5))
+            old_num, old_den = s["t2"].get(str(w), (0.0, 0.0))
+            s["t2"][str(w)] = [self.decay_spread * old_num + min(d * d, bound) - v - est_var,
+                               self.decay_spread * old_den + 1.0]
 
     def _remember_tail(self, s: dict[str, Any], metric: str, hour: datetime, buckets: Sequence[float],
                        bucket_minutes: int) -> None:

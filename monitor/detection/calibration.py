@@ -12,7 +12,9 @@ probability of a bucket is then
     P(S >= s) = ζ · (1 + ξ (s - U) / β) ^ (-1/ξ)        for s >= U   (ζ = share of buckets above U)
 
 and P = ζ·e^(U-s) below U. It is monotone in s. Exceedances cluster (a burst is many buckets),
-so the bucket rate bounds the rate of alerts from above. The viral detector uses the same idea on the brand's distribution of post
+so the bucket rate bounds the rate of alerts from above; the extremal index θ (clusters per
+exceedance of the alert level, by runs declustering) says by how much, and `windows` divides the
+bucket level by it. The viral detector uses the same idea on the brand's distribution of post
 reach and engagement: decayed histograms with an exponential tail beyond their 95th percentile.
 """
 from __future__ import annotations
@@ -28,6 +30,10 @@ PRIOR_ZETA = 0.01
 PRIOR_MEAN_EXCESS = 1.0  # the model's own tail (-ln p is exponential): trusted until data disagree
 PRIOR_XI = 0.0
 MAX_XI = 0.45
+# θ's prior: alert-level exceedances that are each their own cluster (θ = 1, the bucket level as
+# it is), worth a memory's worth of alerts at a budget of one a week (four weeks by default).
+THETA_PRIOR = 4.0
+MIN_THETA = 0.1  # never count a burst as more than ten buckets' worth of alerts
 
 
 def blank_tail() -> list[float]:
@@ -35,12 +41,21 @@ def blank_tail() -> list[float]:
     m = PRIOR_MEAN_EXCESS
     var = m * m / (1.0 - 2.0 * PRIOR_XI)  # GPD: var = m² / (1 - 2ξ)
     n = PRIOR_EXCEEDANCES
-    return [n / PRIOR_ZETA, n, n * m, n * (var + m * m)]
+    # [buckets, exceedances, sum of excesses, sum of squared excesses, clusters, buckets since the
+    # last exceedance]; the prior's exceedances are each their own cluster (θ = 1).
+    return [n / PRIOR_ZETA, n, n * m, n * (var + m * m), THETA_PRIOR, THETA_PRIOR, 1e9]
 
 
-def tail_update(state: list[float], surprises: Iterable[float], decay: float) -> None:
-    """Fold one hour of per-bucket surprises, after decaying the old sums."""
-    n, k, s1, s2 = (v * decay for v in state)
+def tail_update(state: list[float], surprises: Iterable[float], decay: float, level: float = math.inf,
+                run: int = 12) -> None:
+    """Fold one hour of per-bucket surprises, after decaying the old sums. Exceedances of the
+    alert `level` are declustered by runs: one more than `run` buckets after the previous one
+    starts a new cluster."""
+    if len(state) < 7:
+        state[:] = [*state[:4], THETA_PRIOR, THETA_PRIOR, 1e9]  # an older state: θ = 1
+    n, k, s1, s2, over, clusters = (v * decay for v in state[:6])
+    over, clusters = over + THETA_PRIOR * (1 - decay), clusters + THETA_PRIOR * (1 - decay)  # the prior stays
+    quiet = state[6]
     for s in surprises:
         n += 1.0
         if s > U:
@@ -48,17 +63,32 @@ def tail_update(state: list[float], surprises: Iterable[float], decay: float) ->
             k += 1.0
             s1 += e
             s2 += e * e
+        if s >= level:
+            over += 1.0
+            if quiet >= run:
+                clusters += 1.0
+            quiet = 0.0
+        else:
+            quiet += 1.0
     # Keep at least the prior's weight, so a long quiet stretch does not make the tail collapse.
     if k < PRIOR_EXCEEDANCES:
         prior = blank_tail()
         short = PRIOR_EXCEEDANCES - k
         n, k, s1, s2 = n + short / PRIOR_ZETA, k + short, s1 + short * prior[2] / prior[1], s2 + short * prior[3] / prior[1]
-    state[:] = [n, k, s1, s2]
+    state[:] = [n, k, s1, s2, over, min(clusters, over), quiet]
+
+
+def extremal_index(state: Sequence[float]) -> float:
+    """θ, clusters per exceedance (the runs estimator; Smith & Weissman 1994): exceedances come
+    in bursts of about 1/θ buckets, so a bucket level α gives about θ·α alerts per bucket."""
+    if len(state) < 7:
+        return 1.0
+    return min(1.0, max(MIN_THETA, state[5] / state[4]))
 
 
 def gpd(state: Sequence[float]) -> tuple[float, float, float]:
     """(ζ, ξ, β) of the tail above U."""
-    n, k, s1, s2 = state
+    n, k, s1, s2 = state[:4]
     zeta = k / n
     m = s1 / k
     var = max(s2 / k - m * m, 1e-12)

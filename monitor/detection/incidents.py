@@ -39,7 +39,7 @@ from monitor.detection import aggregates, baseline_store
 from monitor.detection.aggregates import floor_minute, visibility
 from monitor.detection.settings import BrandRules, DetectionSettings
 from monitor.detection.signals import Signal
-from monitor.detection.lifecycle import back_to_baseline, severity_for
+from monitor.detection.lifecycle import back_to_baseline, closing_window, severity_for
 from monitor.detection.viral import RecentPost, check_viral_posts, post_alpha
 from monitor.detection.windows import BucketRow, detector_share, window_signals
 from monitor.core.queue import flag_post
@@ -182,7 +182,7 @@ class _Run:
             incident.updated_at = self.now
         if posts:
             self.attach(incident, posts, fired)
-        widest = _widest(signals)
+        widest = _widest(signals, closing_window(self.settings.windows_minutes))
         if back_to_baseline(bool(fired), widest.excess if widest is not None else 0.0):
             close_incident(incident, self.now)
             self.event(incident, "closed", {
@@ -297,9 +297,9 @@ class _Run:
         self.session.flush()
 
 
-def _widest(signals: list[Signal]) -> Signal | None:
-    """The widest window's test (volume first): its excess says whether the burst is over."""
-    windows = [s for s in signals if s.detector != "viral"]
+def _widest(signals: list[Signal], closing: int) -> Signal | None:
+    """The closing window's test (volume first): its excess says whether the burst is over."""
+    windows = [s for s in signals if s.detector != "viral" and s.window_minutes <= closing]
     return max(windows, key=lambda s: (s.window_minutes, s.detector == "volume"), default=None)
 
 

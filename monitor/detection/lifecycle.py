@@ -5,11 +5,22 @@
   the firing threshold (what the background cannot explain, not merely above the mean) has
   reached since the incident opened; it never goes down. A rise alerts, so a burst that only just
   fires stays at severity 1 and costs one alert however big the brand.
-- It closes once nothing fires and the widest window is back at or below the baseline: the burst
-  is over, however long it lasted, and a burst that dips without returning to normal stays one
-  incident.
+- It closes once nothing fires and the closing window (the widest of at most an hour) is back at
+  or below the baseline: the burst is over, however long it lasted, and a burst that dips without
+  returning to normal stays one incident. Longer windows detect slow surges; judging the end on
+  them would keep an incident open for hours after the burst has stopped.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+CLOSING_WINDOW_MAX_MINUTES = 60
+
+
+def closing_window(windows_minutes: Sequence[int]) -> int:
+    """The window whose return to baseline closes an incident."""
+    short = [w for w in windows_minutes if w <= CLOSING_WINDOW_MAX_MINUTES]
+    return max(short) if short else min(windows_minutes)
 
 
 def severity_for(excess: float, levels: list[int]) -> int:

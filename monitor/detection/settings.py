@@ -13,7 +13,9 @@ Detector = Literal["volume", "share", "viral"]
 class DetectionSettings(Strict):
     # Aggregates are per minute; the field exists so a config that states it stays valid.
     bucket_seconds: Literal[60] = 60
-    windows_minutes: list[int] = Field(default_factory=lambda: [5, 15, 60])
+    # Short windows catch a sudden burst early; three hours catch a surge that builds over an
+    # afternoon (its spread is learnt from the last hours' totals, not assumed from an hour's).
+    windows_minutes: list[int] = Field(default_factory=lambda: [5, 15, 60, 180])
     detectors: list[Detector] = Field(default_factory=lambda: ["volume", "share", "viral"])
     # Plain-terms sensitivity: how many alerts (openings and severity rises) a week the brand
     # accepts from ordinary background (per brand override: [[brands]] false_alarms_per_week).

@@ -6,9 +6,12 @@ boundaries compares like with like.
 
 Each detector's surprise at a bucket is -ln of its smallest model p-value over the windows; its
 calibrated tail probability (`calibration`) is compared with the per-bucket level that spends the
-detector's share of the weekly false-alarm budget: alpha = budget · share / buckets per week.
-Every alert needs at least one firing bucket, so at most budget · share alerts a week come from
-background buckets, whatever the windows and however the firing buckets cluster.
+detector's share of the weekly false-alarm budget: alpha = budget · share / buckets per week / θ.
+Every alert needs at least one firing bucket, and firing buckets come in bursts: θ, the extremal
+index (clusters per alert-level exceedance, `calibration.extremal_index`), turns the budget in
+alerts into a level per bucket. With θ = 1 (its prior) no more than budget · share alerts a week
+come from background buckets however they cluster; θ learnt from the brand's own bursts spends
+the budget that clustering would otherwise leave unused (about half of it on the NAB series).
 
 `hour_tests` runs the same tests over a whole hour of buckets with numpy: the backtest scores
 with it, and `fold_hour` feeds the hour's surprises to the calibration before the baseline learns
@@ -25,6 +28,7 @@ import numpy as np
 
 from monitor.detection import calibration
 from monitor.detection.baseline import SeasonalBaseline
+from monitor.detection.lifecycle import closing_window
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.share import check_negative_share, design_effect
 from monitor.detection.signals import Signal
@@ -34,6 +38,7 @@ from monitor.detection.stats import (
 from monitor.detection.volume import activity_scaled_mean, check_negative_volume
 
 WINDOW_DETECTORS = ("volume", "share")
+CLUSTER_GAP_MINUTES = 60  # alert-level exceedances closer than this are one burst (one cluster)
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,20 @@ def tail_state(baseline: SeasonalBaseline, detector: str) -> list[float]:
     return baseline.calibration.get(detector) or calibration.blank_tail()
 
 
+def alert_level(baseline: SeasonalBaseline, settings: DetectionSettings, false_alarms_per_week: float,
+                detector: str, bucket_minutes: int = 1) -> float:
+    """The calibrated per-bucket probability a detector fires at: the budget's bucket level over
+    the extremal index, since a burst's exceedances come about 1/θ buckets at a time and open
+    one incident. How old the recent history is lies in θ's own decayed counts."""
+    theta = calibration.extremal_index(tail_state(baseline, detector))
+    return min(0.5, bucket_alpha(settings, false_alarms_per_week, detector, bucket_minutes) / theta)
+
+
 def model_alpha(baseline: SeasonalBaseline, settings: DetectionSettings, false_alarms_per_week: float,
                 detector: str, bucket_minutes: int = 1) -> float:
     """The model p-value that is the alert level now (what the calibration has made of alpha)."""
     level = calibration.surprise_for(tail_state(baseline, detector),
-                                     bucket_alpha(settings, false_alarms_per_week, detector, bucket_minutes))
+                                     alert_level(baseline, settings, false_alarms_per_week, detector, bucket_minutes))
     return math.exp(-level)
 
 
@@ -111,12 +125,12 @@ def window_signals(
     for i, w in enumerate(windows):
         window_start = _first_bucket_start(starts[i], now, bucket_minutes)
         if "volume" in settings.detectors:
-            alpha = bucket_alpha(settings, false_alarms_per_week, "volume", bucket_minutes)
+            alpha = alert_level(baseline, settings, false_alarms_per_week, "volume", bucket_minutes)
             signals.append(_calibrate(check_negative_volume(
                 baseline, window_start, now, w, negative[i], volume[i] if has_volume else None, 1.0,
                 settings.min_negative_posts), baseline, alpha, settings.min_negative_posts))
         if with_share:
-            alpha = bucket_alpha(settings, false_alarms_per_week, "share", bucket_minutes)
+            alpha = alert_level(baseline, settings, false_alarms_per_week, "share", bucket_minutes)
             signals.append(_calibrate(check_negative_share(
                 baseline, window_start, now, w, negative[i], volume[i], 1.0, settings.min_negative_posts,
                 settings.share_concentration), baseline, alpha, settings.min_negative_posts))
@@ -141,14 +155,17 @@ class HourTests:
 
     surprise: dict[str, np.ndarray]
     excess: np.ndarray  # the largest excess (observed - expected) of negatives over the windows
-    widest_excess: np.ndarray  # the widest window's excess: <= 0 means back to the baseline
+    widest_excess: np.ndarray  # the closing window's excess (`lifecycle`): <= 0 means back to the baseline
     volume_windows: list[tuple[np.ndarray, np.ndarray, float]]  # (observed, mean, 1/size) per window
 
-    def beyond_threshold(self, k: int, model_p: float, min_posts: int) -> float:
-        """Bucket k's largest count of negatives beyond what would just fire its window: the
+    def beyond_threshold(self, model_p: float, min_posts: int) -> np.ndarray:
+        """Each bucket's largest count of negatives beyond what would just fire its window: the
         excess the background cannot explain, which severity is measured in."""
-        return max((float(obs[k] - threshold_count(model_p, mean[k], inverse, min_posts))
-                    for obs, mean, inverse in self.volume_windows), default=0.0)
+        out = np.zeros(len(self.excess))
+        for i, (obs, mean, inverse) in enumerate(self.volume_windows):
+            beyond = obs - threshold_count(model_p, mean, inverse, min_posts)
+            out = beyond if i == 0 else np.maximum(out, beyond)
+        return out
 
 
 def _means(baseline: SeasonalBaseline, metric: str, hour: datetime, before: int, per_hour: int,
@@ -188,6 +205,7 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
     best = {d: np.zeros(per_hour) for d in WINDOW_DETECTORS}
     excess = np.full(per_hour, -np.inf)
     widest = np.zeros(per_hour)
+    closing = closing_window(settings.windows_minutes)
     volume_windows = []
     for w, span in zip(settings.windows_minutes, spans):
         observed = cn[ends] - cn[ends - span]
@@ -209,7 +227,8 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
             p = np.where(volume > 0, binomial_tail_array(observed / deff, volume / deff, p0), 1.0)
             best["share"] = np.maximum(best["share"], np.where(enough, surprise(p), 0.0))
         excess = np.maximum(excess, observed - mean)
-        widest = observed - mean
+        if w == closing:
+            widest = observed - mean
     return HourTests({d: best[d] for d in WINDOW_DETECTORS if d in settings.detectors}, excess, widest,
                      volume_windows)
 
@@ -222,7 +241,7 @@ def _cached_means(baseline: SeasonalBaseline, metric: str, key: tuple) -> np.nda
 def fold_hour(
     baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, Sequence[float]], bucket_minutes: int,
     settings: DetectionSettings, posts: Iterable[tuple[int | None, int]] | None = None,
-    tests: HourTests | None = None,
+    tests: HourTests | None = None, false_alarms_per_week: float | None = None,
 ) -> None:
     """Learn one completed hour: calibrate each window detector on the surprises the hour's buckets
     had (`tests` when the caller already computed them), then fold the counts into the baseline.
@@ -230,7 +249,10 @@ def fold_hour(
     brand's background behaves, and would make the detectors deaf for weeks."""
     if baseline.hours >= settings.warmup_hours and "negative" in counts and baseline.seasoned("negative"):
         tests = tests or hour_tests(baseline, hour, counts, bucket_minutes, settings)
+        budget = false_alarms_per_week or settings.false_alarms_per_week
         for detector, values in tests.surprise.items():
             state = baseline.calibration.setdefault(detector, calibration.blank_tail())
-            calibration.tail_update(state, values.tolist(), baseline.decay_hour)
+            level = calibration.surprise_for(state, alert_level(baseline, settings, budget, detector, bucket_minutes))
+            calibration.tail_update(state, values.tolist(), baseline.decay_hour, level,
+                                    run=max(1, round(CLUSTER_GAP_MINUTES / bucket_minutes)))
     baseline.learn_hour(hour, counts, bucket_minutes, posts)
