@@ -50,7 +50,7 @@ from alerts.senders import Senders
 from alerts.settings import AlertSettings
 from alerts.view import event_view, incident_view
 from monitor.core.clock import Clock
-from monitor.core.storage.db import transaction
+from monitor.core.storage.db import affected, transaction
 from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, SlackThread
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def release_claims(sessions: sessionmaker[Session], clock: Clock) -> int:
         result = session.execute(
             update(OutboxMessage).where(OutboxMessage.status == "sending").values(next_attempt_at=clock.now())
         )
-        return result.rowcount or 0
+        return affected(result)
 
 
 def _due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, str, datetime]]:
@@ -97,7 +97,7 @@ def _claim(sessions: sessionmaker[Session], message_id: int, status: str, due: d
                    OutboxMessage.next_attempt_at == due)
             .values(status="sending", attempts=OutboxMessage.attempts + 1, next_attempt_at=now + LEASE)
         )
-        return result.rowcount == 1
+        return affected(result) == 1
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def _finish(sessions: sessionmaker[Session], message_id: int, attempt: int, valu
             .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending", OutboxMessage.attempts == attempt)
             .values(**values)
         )
-        if result.rowcount != 1:
+        if affected(result) != 1:
             log.warning("outbox %s changed while it was being sent; leaving it as it is", message_id)
             return
         message = session.get(OutboxMessage, message_id)

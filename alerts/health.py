@@ -129,7 +129,7 @@ def incidents_alerts(session: Session, incident_ids: list[int]) -> dict[int, str
         select(OutboxMessage.incident_id, OutboxMessage.status, func.count(), func.max(OutboxMessage.last_error))
         .where(OutboxMessage.incident_id.in_(incident_ids))
         .group_by(OutboxMessage.incident_id, OutboxMessage.status)).all()
-    by: dict[int, dict[str, tuple[int, str | None]]] = {}
+    by: dict[int | None, dict[str, tuple[int, str | None]]] = {}  # the column is nullable; these rows have one
     for incident_id, status, count, error in rows:
         by.setdefault(incident_id, {})[status] = (count, error)
     for incident_id in incident_ids:

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from slack_sdk import signature
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -161,7 +162,9 @@ def payload_from_form(body: bytes) -> dict[str, Any]:
     return payload
 
 
-class _FixedClock:
+class _FixedClock(signature.Clock):
+    """The verifier's clock, stopped at the time we were given (our Clock, not the wall's)."""
+
     def __init__(self, now: float) -> None:
         self._now = now
 
@@ -171,10 +174,8 @@ class _FixedClock:
 
 def verify_signature(signing_secret: str, body: bytes, headers: Mapping[str, str], now: float) -> bool:
     """Slack's v0 request signature, checked at `now` (unix seconds): valid, fresh, constant-time compare."""
-    from slack_sdk.signature import SignatureVerifier
-
     try:
-        return SignatureVerifier(signing_secret, clock=_FixedClock(now)).is_valid_request(body, dict(headers))
+        return signature.SignatureVerifier(signing_secret, clock=_FixedClock(now)).is_valid_request(body, dict(headers))
     except (ValueError, TypeError):  # a timestamp header that is not a number
         return False
 
@@ -271,7 +272,8 @@ def run_clicks(sessions: sessionmaker[Session], settings: AlertSettings, clock: 
 
 def reply_to_clicker(settings: AlertSettings, click: Click, result: ActionResult) -> None:
     """An ephemeral message only the clicker sees. Best effort: the action has already happened."""
-    if not settings.slack_bot_token or not click.channel_id:
+    channel = click.channel_id
+    if not settings.slack_bot_token or not channel:
         return
     text = (":white_check_mark: " if result.changed else ":warning: ") + escape_mrkdwn(result.message)
     if result.changed and result.post_id is not None and settings.web_base_url:
@@ -279,7 +281,7 @@ def reply_to_clicker(settings: AlertSettings, click: Click, result: ActionResult
     client = make_client(settings)
     try:
         run_within(settings.send_deadline_seconds,
-                   lambda: client.chat_postEphemeral(channel=click.channel_id, user=click.user_id, text=text), "slack-ephemeral")
+                   lambda: client.chat_postEphemeral(channel=channel, user=click.user_id, text=text), "slack-ephemeral")
     except (SlackApiError, OSError) as exc:  # TimeoutError (the deadline) is an OSError
         log.warning("could not reply to Slack user %s: %s", click.user_id, exc)
 
@@ -313,6 +315,7 @@ def start_socket_mode(sessions: sessionmaker[Session], settings: AlertSettings, 
                       web_client: Any = None) -> Any:
     """Connect to Slack over Socket Mode and handle button clicks; returns the client (call `.close()`)."""
     from slack_sdk.socket_mode import SocketModeClient
+    from slack_sdk.socket_mode.client import BaseSocketModeClient
     from slack_sdk.socket_mode.request import SocketModeRequest
     from slack_sdk.socket_mode.response import SocketModeResponse
 
@@ -320,7 +323,7 @@ def start_socket_mode(sessions: sessionmaker[Session], settings: AlertSettings, 
         raise ValueError("Socket Mode needs alerts.slack_app_token (an xapp-… app-level token)")
     client = SocketModeClient(app_token=settings.slack_app_token.get_secret_value(), web_client=web_client or make_client(settings))
 
-    def on_request(socket: SocketModeClient, request: SocketModeRequest) -> None:
+    def on_request(socket: BaseSocketModeClient, request: SocketModeRequest) -> None:
         # Acknowledge first (Slack wants it within 3 s), then act.
         socket.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         if request.type == "interactive" and isinstance(request.payload, dict):

@@ -68,10 +68,10 @@ async def lookup_profiles(
         for did in chunk:  # remembered as unknown for a while (deleted or suspended accounts)
             _PROFILES[did] = (None, None, now + PROFILE_TTL_SECONDS / 6)
         for profile in found if isinstance(found, list) else []:
-            did = text_field(profile, "did")
-            if did:
-                _PROFILES[did] = (text_field(profile, "handle"), optional_count(get(profile, "followersCount")),
-                                  now + PROFILE_TTL_SECONDS)
+            profile_did = text_field(profile, "did")
+            if profile_did:
+                _PROFILES[profile_did] = (text_field(profile, "handle"), optional_count(get(profile, "followersCount")),
+                                          now + PROFILE_TTL_SECONDS)
     return {d: _PROFILES[d][:2] for d in dids if d in _PROFILES}
 
 

@@ -200,9 +200,8 @@ def clean_post(post: FetchedPost) -> FetchedPost:
         json.dumps(post.raw, allow_nan=False)
     except (ValueError, TypeError) as exc:
         raise InvalidItem(f"cannot be stored as JSON: {exc}") from None
-    changes = {
-        name: storable(value)
-        for name in ("text", "author", "url", "lang")
-        if isinstance(value := getattr(post, name), str) and _UNSTORABLE.search(value)
-    }
-    return dataclasses.replace(post, **changes) if changes else post
+    if not any(value is not None and _UNSTORABLE.search(value) for value in (post.text, post.author, post.url, post.lang)):
+        return post
+    return dataclasses.replace(post, text=storable(post.text), author=storable(post.author),
+                               url=None if post.url is None else storable(post.url),
+                               lang=None if post.lang is None else storable(post.lang))

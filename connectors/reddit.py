@@ -46,10 +46,10 @@ def normalise_thing(source: str, thing: Any) -> FetchedPost | None:
         text = tidy(f"{title}\n{body}")
         replies = as_count(data.get("num_comments"))
     else:
-        body = text_field(data, "body")
-        if body is None:
+        comment = text_field(data, "body")
+        if comment is None:
             raise InvalidItem("comment body missing")
-        text = "" if body in _GONE else tidy(body)
+        text = "" if comment in _GONE else tidy(comment)
         replies = 0
     author = text_field(data, "author")
     if not text or author in _GONE or data.get("removed_by_category"):

@@ -116,7 +116,8 @@ class RssFeeds:
         failures.raise_if_any()
 
     async def _fetch(self, client: httpx.AsyncClient, url: str, state: dict[str, Any]) -> Page | None:
-        feed_state = state.get(url) if isinstance(state.get(url), dict) else {}
+        kept = state.get(url)
+        feed_state: dict[str, Any] = kept if isinstance(kept, dict) else {}
         headers = {"Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5"}
         if isinstance(feed_state.get("etag"), str):
             headers["If-None-Match"] = feed_state["etag"]
@@ -142,7 +143,7 @@ class RssFeeds:
         fresh = [e for e in parsed.entries if _entry_key(e) not in known]
         posts, errors = collect(fresh, lambda e: normalise_entry(self.source, e, now, lang), self.source)
         seen += [key for key in (_entry_key(e) for e in fresh) if key]
-        new_state = {"seen": seen[-self.params.remember:]}
+        new_state: dict[str, list[str] | str] = {"seen": seen[-self.params.remember:]}
         if response.headers.get("etag"):
             new_state["etag"] = response.headers["etag"]
         if response.headers.get("last-modified"):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from monitor.core import queue
 from monitor.core.enums import Role
+from monitor.core.storage.db import affected
 from monitor.core.storage.schema import ApiToken, FlaggedPost, User, WebSession
 
 ROLES = tuple(Role)  # each allowed what the ones before it are
@@ -136,7 +137,7 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
 def end_sessions(session: Session, user_id: int) -> int:
     """End every browser session of a user, on every replica (in the caller's transaction)."""
     result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return affected(result)
 
 
 def login_fingerprint(user: User) -> str:
@@ -227,7 +228,7 @@ def _demote_unless_last_admin(session: Session, admin: User, role: str, active: 
         update(User).where(User.id == admin.id, another_admin.exists()).values(role=role, active=active)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if affected(result) != 1:
         raise AccountConflict(f"{admin.name} is the last active admin; make someone else admin first")
 
 

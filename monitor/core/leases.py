@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, case, delete, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
-from monitor.core.storage.db import transaction
+from monitor.core.storage.db import affected, transaction, upsert_insert
 from monitor.core.storage.schema import Lease, Replica
 
 
@@ -66,10 +66,9 @@ class Leases:
         bind = sessions.kw.get("bind")
         self.dialect = bind.dialect.name if isinstance(bind, Engine) else "sqlite"
 
-    def _upsert(self, name: str, ttl: float) -> Any:
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[self.dialect]
+    def _upsert(self, name: str, ttl: float) -> ReturningInsert[tuple[str]]:
         now = db_epoch(self.dialect)
-        stmt = insert(Lease).values(name=name, holder=self.holder, acquired_at=now, expires_at=now + ttl)
+        stmt = upsert_insert(self.dialect, Lease).values(name=name, holder=self.holder, acquired_at=now, expires_at=now + ttl)
         mine = Lease.holder == stmt.excluded.holder
         return stmt.on_conflict_do_update(
             index_elements=[Lease.name],
@@ -94,7 +93,7 @@ class Leases:
         with transaction(self.sessions) as session:
             now = session.scalar(select(db_epoch(self.dialect)))
             row = session.get(Lease, name)
-            if row is not None and row.holder != self.holder and row.expires_at >= now:
+            if row is not None and row.holder != self.holder and now is not None and row.expires_at >= now:
                 return False
             return self.fence(session, name, ttl)
 
@@ -105,7 +104,7 @@ class Leases:
     def release_all(self) -> int:
         """On a clean stop: hand everything over at once instead of after `ttl`."""
         with transaction(self.sessions) as session:
-            return session.execute(delete(Lease).where(Lease.holder == self.holder)).rowcount or 0
+            return affected(session.execute(delete(Lease).where(Lease.holder == self.holder)))
 
     def all(self) -> list[HeldLease]:
         with self.sessions() as session:
@@ -117,14 +116,13 @@ class Leases:
 def heartbeat(sessions: sessionmaker[Session], replica_id: str, roles: str, dialect: str,
               forget_after: float) -> None:
     """Record that this replica is alive (and which roles it runs); forget replicas silent for long."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     now = db_epoch(dialect)
-    stmt = insert(Replica).values(id=replica_id, host=socket.gethostname(), pid=os.getpid(), roles=roles,
+    stmt = upsert_insert(dialect, Replica).values(id=replica_id, host=socket.gethostname(), pid=os.getpid(), roles=roles,
                                   started_at=now, seen_at=now)
-    stmt = stmt.on_conflict_do_update(index_elements=[Replica.id],
-                                      set_={"seen_at": stmt.excluded.seen_at, "roles": stmt.excluded.roles})
+    upsert = stmt.on_conflict_do_update(index_elements=[Replica.id],
+                                        set_={"seen_at": stmt.excluded.seen_at, "roles": stmt.excluded.roles})
     with transaction(sessions) as session:
-        session.execute(stmt)
+        session.execute(upsert)
         session.execute(delete(Replica).where(Replica.seen_at < now - forget_after))
 
 

@@ -11,6 +11,7 @@ numbers and common function words are left out.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import re
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
+from types import ModuleType
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,9 +68,9 @@ class Themes:
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # noqa: ANN202 - the jieba module, loaded (and its dictionary built) on first use
-    import jieba
-
+def _jieba() -> ModuleType:
+    """The jieba module, loaded (and its dictionary built) on first use."""
+    jieba = importlib.import_module("jieba")  # typed as the module it is (jieba ships no stubs)
     jieba.setLogLevel(logging.WARNING)
     return jieba
 
@@ -137,7 +139,7 @@ def key_terms(incident_texts: Sequence[str], usual_texts: Sequence[str], skip: f
     usual = [terms_of(t, skip) for t in usual_texts]
     df_i, df_u = Counter(t for s in mine for t in s), Counter(t for s in usual for t in s)
     n_i, n_u = len(mine), len(usual)
-    scored = []
+    scored: list[Term] = []
     for term, y_i in df_i.items():
         if y_i < max(MIN_POSTS, math.ceil(0.05 * n_i)):
             continue
@@ -148,10 +150,11 @@ def key_terms(incident_texts: Sequence[str], usual_texts: Sequence[str], skip: f
             scored.append(Term(term, y_i, y_u / n_u if n_u else 0.0, z))
     scored.sort(key=lambda t: (-t.z, -t.incident_posts, t.text))
     chosen: list[Term] = []
-    for term in scored:  # a word inside a chosen phrase that adds little is left out, and vice versa
-        if any(_overlaps(term.text, c.text) and term.incident_posts <= c.incident_posts * 1.25 for c in chosen):
+    for candidate in scored:  # a word inside a chosen phrase that adds little is left out, and vice versa
+        if any(_overlaps(candidate.text, c.text) and candidate.incident_posts <= c.incident_posts * 1.25
+               for c in chosen):
             continue
-        chosen.append(term)
+        chosen.append(candidate)
         if len(chosen) == limit:
             break
     return chosen

@@ -9,7 +9,7 @@ is applied to every string taken from event data, so a caller can make a whole l
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Escape = Callable[[str], str]
@@ -113,7 +113,7 @@ def signal_details(signal: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def headline_signals(signals: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def headline_signals(signals: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The signals worth a sentence: the count test with the largest excess (severity follows it),
     then the most surprising spreading post. Fired tests first; an unfired count test is shown only
     when it carries a real excess (it is what raised the severity)."""
@@ -138,7 +138,8 @@ def headline_signals(signals: list[Mapping[str, Any]]) -> list[Mapping[str, Any]
 # -- timeline events ------------------------------------------------------------------------------
 
 def _signals_of(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    found = data.get("signals") if isinstance(data.get("signals"), list) else [data.get("signal")]
+    signals = data.get("signals")
+    found = signals if isinstance(signals, list) else [data.get("signal")]
     return [s for s in found if isinstance(s, Mapping)]
 
 
@@ -215,8 +216,8 @@ def event_sentence(kind: str, data: Mapping[str, Any], actor: str | None = None,
     if kind in ("post_lapsed", "lapsed"):
         holder = f" by {d['holder']}" if d.get("holder") else ""
         return f"The claim{holder} on {post} lapsed; it is back in the queue"
-    numbers = [f"{k} {v}" for k, v in d.items() if _number(v) is not None]
-    suffix = f" ({', '.join(numbers[:4])})" if numbers else ""
+    figures = [f"{k} {v}" for k, v in d.items() if _number(v) is not None]
+    suffix = f" ({', '.join(figures[:4])})" if figures else ""
     return f"Update: {escape(kind.replace('_', ' '))}{suffix}"
 
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, insert, update
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -161,6 +162,20 @@ def check_storage(factory: sessionmaker[Session], now: datetime) -> dict[str, An
     return result
 
 
+def affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed. `Session.execute` is typed as returning a plain
+    Result; for DML statements it is a CursorResult, the one that counts rows."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} is not the result of an UPDATE or DELETE")
+    return result.rowcount or 0
+
+
+def upsert_insert(dialect: str, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, for the ON CONFLICT clauses (`excluded`, `on_conflict_do_update`)
+    PostgreSQL and SQLite share but the generic `sqlalchemy.insert` does not have."""
+    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+
+
 def update_if(session: Session, model: type[Any], *where: Any, **values: Any) -> bool:
     """One conditional UPDATE of one row: True when `where` (key and legal starting state) matched it.
 
@@ -170,4 +185,4 @@ def update_if(session: Session, model: type[Any], *where: Any, **values: Any) ->
     result = session.execute(
         update(model).where(*where).values(**values).execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return affected(result) == 1
