@@ -478,3 +478,39 @@ def test_a_post_shows_its_sentiment_and_incident_even_when_not_queued(web: WebEn
     web.client.post("/login", data={"username": "alice", "password": "alice-password", "csrf_token": token})
     page = web.client.get(f"/posts/{post_id}").text
     assert "negative (-0.96" in page and f"#{incident_id}" in page and "not scored" not in page
+
+
+def test_the_role_is_checked_before_the_row_is_looked_up(web: WebEnv) -> None:  # noqa: F811
+    """Nobody learns whether an incident, post or user exists without the role to see it."""
+    for path in ("/api/incidents/987654", "/api/incidents/987654/events", "/api/incidents/987654/timeline"):
+        _assert_error(web.client.get(path), 401, "unauthorized")
+        _assert_error(web.client.get(path, headers=web.auth("alice")), 403, "forbidden")
+        _assert_error(web.client.get(path, headers=web.auth("mona")), 404, "not_found")
+    _assert_error(web.client.get("/api/posts/987654"), 401, "unauthorized")
+    _assert_error(web.client.post("/api/users/nobody/tokens", headers=web.auth("mona")), 403, "forbidden")
+    page = web.client.get("/incidents/987654/report", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+def test_a_failed_commit_is_the_answer_not_a_success_already_sent(web: WebEnv) -> None:  # noqa: F811
+    """A route's transaction commits before its answer goes out: a database that refuses the commit
+    gives 503 with Retry-After, and nothing is stored."""
+    from sqlalchemy import event, select
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from monitor.core.storage.schema import User
+
+    def refuse(session: Session) -> None:  # only the transaction that holds the new user
+        if session.scalar(select(User.id).where(User.name == "kim")) is not None:
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    event.listen(Session, "before_commit", refuse)
+    try:
+        response = web.client.post("/api/users", headers=web.auth("ada"), json={"name": "kim", "role": "agent"})
+    finally:
+        event.remove(Session, "before_commit", refuse)
+    _assert_error(response, 503, "unavailable")
+    assert response.headers["retry-after"]
+    with transaction(web.sessions) as s:
+        assert accounts.get_user(s, "kim") is None

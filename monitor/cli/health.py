@@ -7,7 +7,6 @@ Exit status 0 when healthy, 1 when degraded, 2 when the database cannot be reach
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -37,9 +36,7 @@ def health_command(
             from alerts.slack import check_auth
 
             daemon = {"jobs": {}, "alerts": {"slack_auth": check_auth(cfg.alerts, clock.now()).as_dict()}}
-        state = SimpleNamespace(config=cfg, sessions=sessions, clock=clock,
-                                health=(lambda: daemon) if daemon is not None else None)
-        body, _ = health_report(state)
+        body, _ = health_report(cfg, sessions, clock, (lambda: daemon) if daemon is not None else None)
     if as_json:
         typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
     else:

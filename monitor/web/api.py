@@ -2,13 +2,16 @@
 
 Roles: agent reads posts and works the queue; manager also sees incidents and sources and may
 release anyone's claim; admin also manages users and tokens. Lists are paged with limit/offset
-and return `next_offset` (null on the last page).
+and return `next_offset` (null on the last page). What each route needs (its role first, then the
+database session, the clock, the row it names) comes from the typed dependencies of `monitor.web.deps`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -21,34 +24,20 @@ from monitor.core.escape import http_url
 from monitor.core.settings import Strict
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, Post, Source
-from monitor.web.auth import Staff, api_role
+from monitor.web.deps import (
+    MAX_ID, Admin, Agent, AppConfig, CleanStr, DbSession, FoundIncident, FoundPost, FoundUser, IncidentId, Manager,
+    Now, PostId, Sessions, UserName,
+)
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (
     ApiTokenOut, EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut,
     UserOut, source_expectations, source_status,
 )
 
-MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow PostgreSQL's bigint
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-CleanStr = Annotated[str, AfterValidator(_no_nul)]
-PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
-IncidentId = Annotated[int, Path(ge=1, le=MAX_ID)]
-UserName = Annotated[CleanStr, Path(max_length=200, description="the user's name")]
 TokenId = Annotated[int, Path(ge=1, le=MAX_ID, description="the token's id, from the token list")]
 Filter = Annotated[CleanStr | None, Query(max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10**9, description="rows to skip; use the previous page's next_offset")]
-
-agent = api_role("agent")
-manager = api_role("manager")
-admin = api_role("admin")
 
 
 class Body(Strict):
@@ -96,15 +85,11 @@ class TokenBody(Body):
     label: Annotated[CleanStr, Field(max_length=200)] = ""
 
 
-def _state(request: Request) -> Any:
-    return request.app.state
-
-
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 
 
 @router.get("/me", tags=["accounts"], summary="The token's user")
-def me(staff: Staff = Depends(agent)) -> Me:
+def me(staff: Agent) -> Me:
     return Me(name=staff.name, role=staff.role)
 
 
@@ -115,128 +100,107 @@ def _page(session: Session, query: Select[Any], order: tuple[Any, ...], limit: i
 
 
 @router.get("/posts", tags=["posts"], summary="Stored posts, newest first")
-def list_posts(request: Request, brand: Filter = None, source: Filter = None, limit: Limit = 50,
-               offset: Offset = 0, staff: Staff = Depends(agent)) -> PageOf[PostOut]:
+def list_posts(staff: Agent, session: DbSession, brand: Filter = None, source: Filter = None, limit: Limit = 50,
+               offset: Offset = 0) -> PageOf[PostOut]:
     query = select(Post)
     if brand:
         query = query.where(Post.brand == brand)
     if source:
         query = query.where(Post.source == source)
-    with transaction(_state(request).sessions) as session:
-        posts, total = _page(session, query, (Post.created_at.desc(), Post.id.desc()), limit, offset)
-        return PageOf[PostOut].build([PostOut.of(p) for p in posts], total, limit, offset)
+    posts, total = _page(session, query, (Post.created_at.desc(), Post.id.desc()), limit, offset)
+    return PageOf[PostOut].build([PostOut.of(p) for p in posts], total, limit, offset)
 
 
 @router.get("/posts/{post_id}", tags=["posts"], summary="One post, its queue entry and its history")
-def get_post(request: Request, post_id: PostId, staff: Staff = Depends(agent)) -> PostDetail:
-    state = _state(request)
-    with transaction(state.sessions) as session:
-        post = session.get(Post, post_id)
-        if post is None:
-            raise ApiError(404, f"post {post_id} does not exist")
-        item = queue.get_item(session, post_id)
-        sentiment, label = queue.latest_verdicts(session, [post_id]).get(post_id, (None, None))
-        return PostDetail(
-            post=PostOut.of(post), queue=QueueItemOut.of(item, state.clock.now()) if item else None,
-            history=[EventOut.of(e) for e in queue.history(session, post_id)],
-            sentiment=sentiment, label=label, incident_id=queue.incident_of_post(session, post_id),
-        )
+def get_post(staff: Agent, post: FoundPost, session: DbSession, now: Now) -> PostDetail:
+    item = queue.get_item(session, post.id)
+    sentiment, label = queue.latest_verdicts(session, [post.id]).get(post.id, (None, None))
+    return PostDetail(
+        post=PostOut.of(post), queue=QueueItemOut.of(item, now) if item else None,
+        history=[EventOut.of(e) for e in queue.history(session, post.id)],
+        sentiment=sentiment, label=label, incident_id=queue.incident_of_post(session, post.id),
+    )
 
 
 @router.get("/queue", tags=["queue"], summary="Flagged posts waiting for an answer, most urgent first")
 def list_queue(
-    request: Request, brand: Filter = None, source: Filter = None, language: Filter = None,
+    staff: Agent, session: DbSession, now: Now, brand: Filter = None, source: Filter = None, language: Filter = None,
     severity: Annotated[int | None, Query(ge=0, le=100, description="least incident severity")] = None,
     mine: Annotated[bool, Query(description="only posts I hold")] = False,
-    limit: Limit = 50, offset: Offset = 0, staff: Staff = Depends(agent),
+    limit: Limit = 50, offset: Offset = 0,
 ) -> PageOf[QueueItemOut]:
-    state = _state(request)
-    now = state.clock.now()
     filters = queue.QueueFilters(brand=brand, source=source, language=language, min_severity=severity,
                                  mine=staff.name if mine else None)
-    with transaction(state.sessions) as session:
-        items, total = queue.list_queue(session, filters, queue.PageRequest(limit, offset), now)
-        return PageOf[QueueItemOut].build([QueueItemOut.of(i, now) for i in items], total, limit, offset)
+    items, total = queue.list_queue(session, filters, queue.PageRequest(limit, offset), now)
+    return PageOf[QueueItemOut].build([QueueItemOut.of(i, now) for i in items], total, limit, offset)
 
 
-def _queue_action(request: Request, post_id: int, action: Any) -> QueueItemOut:
+QueueAction = Callable[[Session, datetime], object]
+
+
+def _queue_action(sessions: Sessions, now: datetime, post_id: int, action: QueueAction) -> QueueItemOut:
     """Run one queue action in its own transaction and return the post's queue entry after it."""
-    state = _state(request)
-    now = state.clock.now()
-    with transaction(state.sessions) as session:
+    with transaction(sessions) as session:
         action(session, now)
-    with transaction(state.sessions) as session:
+    with transaction(sessions) as session:
         item = queue.get_item(session, post_id)
         assert item is not None
         return QueueItemOut.of(item, now)
 
 
 @router.post("/posts/{post_id}/claim", tags=["queue"], summary="Claim a post (409 when someone else holds it)")
-def claim(request: Request, post_id: PostId, staff: Staff = Depends(agent)) -> QueueItemOut:
-    minutes = _state(request).config.web.claim_minutes
+def claim(staff: Agent, post_id: PostId, sessions: Sessions, config: AppConfig, now: Now) -> QueueItemOut:
+    minutes = config.web.claim_minutes
 
-    def act(session: Session, now: Any) -> None:
+    def act(session: Session, now: datetime) -> None:
         if not queue.claim(session, post_id, staff.name, now, minutes):
             raise queue.explain(session, post_id, staff.name, now)
 
-    return _queue_action(request, post_id, act)
+    return _queue_action(sessions, now, post_id, act)
 
 
 @router.post("/posts/{post_id}/release", tags=["queue"], summary="Give a claimed post back to the queue")
-def release(request: Request, post_id: PostId,
-            force: Annotated[bool, Query(description="release someone else's claim (manager)")] = False,
-            staff: Staff = Depends(agent)) -> QueueItemOut:
+def release(staff: Agent, post_id: PostId, sessions: Sessions, now: Now,
+            force: Annotated[bool, Query(description="release someone else's claim (manager)")] = False) -> QueueItemOut:
     if force and not staff.can("manager"):
         raise ApiError(403, "releasing someone else's claim needs the manager role")
-    return _queue_action(request, post_id, lambda s, now: queue.release(s, post_id, staff.name, now, force=force))
+    return _queue_action(sessions, now, post_id, lambda s, now: queue.release(s, post_id, staff.name, now, force=force))
 
 
 @router.post("/posts/{post_id}/answer", tags=["queue"], summary="Mark a post answered, with the reply's URL")
-def answer(request: Request, post_id: PostId, body: AnswerBody, staff: Staff = Depends(agent)) -> QueueItemOut:
-    return _queue_action(request, post_id,
+def answer(staff: Agent, post_id: PostId, body: AnswerBody, sessions: Sessions, now: Now) -> QueueItemOut:
+    return _queue_action(sessions, now, post_id,
                          lambda s, now: queue.answer(s, post_id, staff.name, body.url, body.note, now))
 
 
 @router.post("/posts/{post_id}/dismiss", tags=["queue"], summary="Take a post out of the queue unanswered")
-def dismiss(request: Request, post_id: PostId, body: DismissBody, staff: Staff = Depends(agent)) -> QueueItemOut:
-    return _queue_action(request, post_id, lambda s, now: queue.dismiss(s, post_id, staff.name, body.reason, now))
-
-
-def _incident(session: Session, incident_id: int) -> Incident:
-    try:
-        return incidents.get_incident(session, incident_id)
-    except incidents.IncidentNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+def dismiss(staff: Agent, post_id: PostId, body: DismissBody, sessions: Sessions, now: Now) -> QueueItemOut:
+    return _queue_action(sessions, now, post_id, lambda s, now: queue.dismiss(s, post_id, staff.name, body.reason, now))
 
 
 @router.get("/incidents", tags=["incidents"], summary="Incidents, newest first")
 def list_incidents(
-    request: Request, brand: Filter = None,
+    staff: Manager, session: DbSession, brand: Filter = None,
     status: Annotated[Literal["open", "resolved", "closed"] | None, Query()] = None,
-    limit: Limit = 50, offset: Offset = 0, staff: Staff = Depends(manager),
+    limit: Limit = 50, offset: Offset = 0,
 ) -> PageOf[IncidentOut]:
-    with transaction(_state(request).sessions) as session:
-        rows = incidents.list_incidents(session, brand=brand, status=status, limit=limit, offset=offset)
-        total = incidents.count_incidents(session, brand=brand, status=status)
-        states = incidents_alerts(session, [i.id for i in rows])
-        return PageOf[IncidentOut].build([IncidentOut.of(i, states[i.id]) for i in rows], total, limit, offset)
+    rows = incidents.list_incidents(session, brand=brand, status=status, limit=limit, offset=offset)
+    total = incidents.count_incidents(session, brand=brand, status=status)
+    states = incidents_alerts(session, [i.id for i in rows])
+    return PageOf[IncidentOut].build([IncidentOut.of(i, states[i.id]) for i in rows], total, limit, offset)
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"], summary="One incident")
-def get_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(manager)) -> IncidentOut:
-    with transaction(_state(request).sessions) as session:
-        incident = _incident(session, incident_id)
-        return _incident_out(session, incident, _state(request).clock.now())
+def get_incident(staff: Manager, incident: FoundIncident, session: DbSession, now: Now) -> IncidentOut:
+    return _incident_out(session, incident, now)
 
 
 @router.get("/incidents/{incident_id}/events", tags=["incidents"], summary="An incident's timeline, oldest first")
-def incident_events(request: Request, incident_id: IncidentId, limit: Limit = 100, offset: Offset = 0,
-                    staff: Staff = Depends(manager)) -> PageOf[EventOut]:
-    with transaction(_state(request).sessions) as session:
-        _incident(session, incident_id)
-        events = incidents.incident_events(session, incident_id, limit=limit, offset=offset)
-        total = incidents.count_events(session, incident_id)
-        return PageOf[EventOut].build([EventOut.of(e) for e in events], total, limit, offset)
+def incident_events(staff: Manager, incident: FoundIncident, session: DbSession, limit: Limit = 100,
+                    offset: Offset = 0) -> PageOf[EventOut]:
+    events = incidents.incident_events(session, incident.id, limit=limit, offset=offset)
+    total = incidents.count_events(session, incident.id)
+    return PageOf[EventOut].build([EventOut.of(e) for e in events], total, limit, offset)
 
 
 class SnoozeBody(Body):
@@ -272,17 +236,17 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such incident"},
     422: {"model": ErrorOut, "description": "a time in the past, an unknown brand or user, an empty note"},
 }
+ActionRequest = incidents.IncidentAction | Callable[[datetime], incidents.IncidentAction]  # the latter: needs `now`
 
 
-def incident_action(request: Request, staff: Staff, action: Any) -> ActionOut:
+def incident_action(staff: Agent, sessions: Sessions, config: AppConfig, now: datetime,
+                    action: ActionRequest) -> ActionOut:
     """Run one incident action through `monitor.core.incidents.perform` (the role rules live there) and answer its result."""
-    state = _state(request)
-    now = state.clock.now()
     try:
-        with transaction(state.sessions) as session:
+        with transaction(sessions) as session:
             built = action(now) if callable(action) else action
-            result = incidents.perform(session, built, staff.name, now, alerting=Alerts(state.config.alerts),
-                                       brands=[b.name for b in state.config.brands], via="api")
+            result = incidents.perform(session, built, staff.name, now, alerting=Alerts(config.alerts),
+                                       brands=[b.name for b in config.brands], via="api")
     except incidents.IncidentNotFound as exc:
         raise ApiError(404, str(exc)) from None
     except incidents.ActionForbidden as exc:
@@ -291,87 +255,89 @@ def incident_action(request: Request, staff: Staff, action: Any) -> ActionOut:
         raise ApiError(422, str(exc)) from None
     incident = None
     if result.incident_id is not None:
-        with transaction(state.sessions) as session:
+        with transaction(sessions) as session:
             row = session.get(Incident, result.incident_id)
             incident = _incident_out(session, row, now) if row is not None else None
     return ActionOut(changed=result.changed, message=result.message, incident=incident)
 
 
-def _incident_out(session: Session, incident: Incident, now: Any) -> IncidentOut:
+def _incident_out(session: Session, incident: Incident, now: datetime) -> IncidentOut:
     return IncidentOut.of(incident, alerts=incident_alerts(session, incident.id),
                           silenced_until=incidents.active_silence_until(session, incident.brand, now))
 
 
 @router.post("/incidents/{incident_id}/acknowledge", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Acknowledge: you own it and escalation stops (manager)")
-def acknowledge_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, incidents.IncidentAction("acknowledge", incident_id))
+def acknowledge_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig,
+                         now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now, incidents.IncidentAction("acknowledge", incident_id))
 
 
 @router.post("/incidents/{incident_id}/snooze", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Mute the incident's alerts and pause its escalation until a time (manager)")
-def snooze_incident(request: Request, incident_id: IncidentId, body: SnoozeBody | None = None,
-                    staff: Staff = Depends(agent)) -> ActionOut:
+def snooze_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig, now: Now,
+                    body: SnoozeBody | None = None) -> ActionOut:
     until = (body or SnoozeBody()).until
-    return incident_action(request, staff, lambda now: incidents.IncidentAction(
+    return incident_action(staff, sessions, config, now, lambda now: incidents.IncidentAction(
         "snooze", incident_id, until=incidents.parse_until(until, now)))
 
 
 @router.post("/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Resolve: all alerting and escalation for it stops (manager)")
-def resolve_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, incidents.IncidentAction("resolve", incident_id))
+def resolve_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig,
+                     now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now, incidents.IncidentAction("resolve", incident_id))
 
 
 @router.post("/incidents/{incident_id}/reopen", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Re-open a resolved or closed incident (manager)")
-def reopen_incident(request: Request, incident_id: IncidentId, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, incidents.IncidentAction("reopen", incident_id))
+def reopen_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig,
+                    now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now, incidents.IncidentAction("reopen", incident_id))
 
 
 @router.post("/incidents/{incident_id}/assign", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Assign the incident to a user (manager)")
-def assign_incident(request: Request, incident_id: IncidentId, body: AssignBody,
-                    staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, incidents.IncidentAction("assign", incident_id, owner=body.owner))
+def assign_incident(staff: Agent, incident_id: IncidentId, body: AssignBody, sessions: Sessions, config: AppConfig,
+                    now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now,
+                           incidents.IncidentAction("assign", incident_id, owner=body.owner))
 
 
 @router.post("/incidents/{incident_id}/notes", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Add a note to the incident's timeline (manager)")
-def note_incident(request: Request, incident_id: IncidentId, body: NoteBody, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, incidents.IncidentAction("note", incident_id, text=body.text))
+def note_incident(staff: Agent, incident_id: IncidentId, body: NoteBody, sessions: Sessions, config: AppConfig,
+                  now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now, incidents.IncidentAction("note", incident_id, text=body.text))
 
 
 @router.post("/incidents/{incident_id}/silence", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Silence every alert about the incident's brand until a time (manager)")
-def silence_incident_brand(request: Request, incident_id: IncidentId, body: SilenceBody,
-                           staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, lambda now: incidents.IncidentAction(
+def silence_incident_brand(staff: Agent, incident_id: IncidentId, body: SilenceBody, sessions: Sessions,
+                           config: AppConfig, now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now, lambda now: incidents.IncidentAction(
         "silence", incident_id, until=incidents.parse_until(body.until, now), text=body.reason))
 
 
 @router.post("/silences", tags=["incidents"], responses=ACTION_RESPONSES,
              summary="Silence every alert about a brand until a time (manager; brand names in any case)")
-def silence_brand(request: Request, body: BrandSilenceBody, staff: Staff = Depends(agent)) -> ActionOut:
-    return incident_action(request, staff, lambda now: incidents.IncidentAction(
+def silence_brand(staff: Agent, body: BrandSilenceBody, sessions: Sessions, config: AppConfig, now: Now) -> ActionOut:
+    return incident_action(staff, sessions, config, now, lambda now: incidents.IncidentAction(
         "silence", None, until=incidents.parse_until(body.until, now), text=body.reason, brand=body.brand))
 
 
 @router.get("/sources", tags=["sources"], summary="Every source's health")
-def list_sources(request: Request, staff: Staff = Depends(manager)) -> ListOf[SourceOut]:
-    state = _state(request)
-    expected, now = source_expectations(state.config), state.clock.now()
-    with transaction(state.sessions) as session:
-        rows = session.scalars(select(Source).order_by(Source.brand, Source.name))
-        items = [SourceOut.of(s, source_status(s, expected.get(s.name), now),
-                              expected[s.name].mode if s.name in expected else connector_mode(s.kind)) for s in rows]
+def list_sources(staff: Manager, session: DbSession, config: AppConfig, now: Now) -> ListOf[SourceOut]:
+    expected = source_expectations(config)
+    rows = session.scalars(select(Source).order_by(Source.brand, Source.name))
+    items = [SourceOut.of(s, source_status(s, expected.get(s.name), now),
+                          expected[s.name].mode if s.name in expected else connector_mode(s.kind)) for s in rows]
     return ListOf[SourceOut](items=items, total=len(items))
 
 
 @router.get("/users", tags=["accounts"], summary="Staff accounts")
-def list_users(request: Request, staff: Staff = Depends(admin)) -> ListOf[UserOut]:
-    with transaction(_state(request).sessions) as session:
-        items = [UserOut.of(u) for u in accounts.list_users(session)]
+def list_users(staff: Admin, session: DbSession) -> ListOf[UserOut]:
+    items = [UserOut.of(u) for u in accounts.list_users(session)]
     return ListOf[UserOut](items=items, total=len(items))
 
 
@@ -382,14 +348,11 @@ def _account_error(exc: accounts.AccountError) -> ApiError:
 
 
 @router.post("/users", tags=["accounts"], status_code=201, summary="Add a staff account")
-def add_user(request: Request, body: NewUserBody, staff: Staff = Depends(admin)) -> UserOut:
-    state = _state(request)
+def add_user(staff: Admin, body: NewUserBody, session: DbSession, now: Now) -> UserOut:
     try:
-        with transaction(state.sessions) as session:
-            user = accounts.create_user(session, body.name, body.role, body.password, state.clock.now())
-            return UserOut.of(user)
+        return UserOut.of(accounts.create_user(session, body.name, body.role, body.password, now))
     except accounts.AccountError as exc:
-        raise _account_error(exc) from None
+        raise _account_error(exc) from None  # raised out of the route: its transaction rolls back
 
 
 @router.patch(
@@ -398,22 +361,18 @@ def add_user(request: Request, body: NewUserBody, staff: Staff = Depends(admin))
     responses={409: {"model": ErrorOut,
                       "description": "the Slack id is someone else's, or no active admin would be left"}},
 )
-def change_user(request: Request, name: UserName, body: UserChangeBody, staff: Staff = Depends(admin)) -> UserOut:
-    state = _state(request)
+def change_user(staff: Admin, name: UserName, body: UserChangeBody, session: DbSession, now: Now) -> UserOut:
     try:
-        with transaction(state.sessions) as session:
-            changed = accounts.update_user(session, name, state.clock.now(), actor=staff.name,
-                                           **body.model_dump(exclude_unset=True))
-            return UserOut.of(changed.user)
+        changed = accounts.update_user(session, name, now, actor=staff.name, **body.model_dump(exclude_unset=True))
+        return UserOut.of(changed.user)
     except accounts.AccountError as exc:
         raise _account_error(exc) from None
 
 
 @router.get("/users/{name}/tokens", tags=["accounts"], summary="A user's API tokens (labels and use, not the tokens)")
-def list_tokens(request: Request, name: UserName, staff: Staff = Depends(admin)) -> ListOf[ApiTokenOut]:
+def list_tokens(staff: Admin, name: UserName, session: DbSession) -> ListOf[ApiTokenOut]:
     try:
-        with transaction(_state(request).sessions) as session:
-            items = [ApiTokenOut.of(t) for t in accounts.list_tokens(session, name)]
+        items = [ApiTokenOut.of(t) for t in accounts.list_tokens(session, name)]
     except accounts.AccountError as exc:
         raise _account_error(exc) from None
     return ListOf[ApiTokenOut](items=items, total=len(items))
@@ -421,10 +380,9 @@ def list_tokens(request: Request, name: UserName, staff: Staff = Depends(admin))
 
 @router.delete("/users/{name}/tokens/{token_id}", tags=["accounts"], status_code=204,
                summary="Revoke an API token: requests carrying it get 401 from now on")
-def revoke_token(request: Request, name: UserName, token_id: TokenId, staff: Staff = Depends(admin)) -> Response:
+def revoke_token(staff: Admin, name: UserName, token_id: TokenId, session: DbSession) -> Response:
     try:
-        with transaction(_state(request).sessions) as session:
-            accounts.revoke_token(session, name, token_id)
+        accounts.revoke_token(session, name, token_id)
     except accounts.AccountError as exc:
         raise _account_error(exc) from None
     return Response(status_code=204)
@@ -432,12 +390,6 @@ def revoke_token(request: Request, name: UserName, token_id: TokenId, staff: Sta
 
 @router.post("/users/{name}/tokens", tags=["accounts"], status_code=201,
              summary="Issue an API token (shown once)")
-def add_token(request: Request, name: UserName, body: TokenBody | None = None,
-              staff: Staff = Depends(admin)) -> TokenOut:
-    state = _state(request)
-    with transaction(state.sessions) as session:
-        user = accounts.get_user(session, name)
-        if user is None:
-            raise ApiError(404, f"user {name!r} does not exist")
-        token = accounts.issue_token(session, user, body.label if body else "", state.clock.now())
-    return TokenOut(name=name, token=token)
+def add_token(staff: Admin, user: FoundUser, session: DbSession, now: Now, body: TokenBody | None = None) -> TokenOut:
+    token = accounts.issue_token(session, user, body.label if body else "", now)
+    return TokenOut(name=user.name, token=token)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -34,11 +33,11 @@ from monitor.web.handlers import BodyLimit, install_error_handlers
 from monitor.metrics import database_registry, exposition
 from monitor.web.health import health_report
 from monitor.web.sessions import ServerSessionMiddleware
+from monitor.web.state import HealthProvider, WebState, web_state
 from monitor.web.throttle import LoginThrottle
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("flarewatch.web")
-HealthProvider = Callable[[], dict[str, Any]]
 MAX_BODY = 1024 * 1024  # forms and API bodies; the ingest webhook and Slack's actions set their own
 
 
@@ -99,7 +98,7 @@ def _api_docs(app: FastAPI) -> None:
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs(request: Request) -> Response:
-        response = app.state.templates.TemplateResponse(request, "api_docs.html", {"openapi_url": app.openapi_url})
+        response = web_state(request).templates.TemplateResponse(request, "api_docs.html", {"openapi_url": app.openapi_url})
         # Swagger UI draws its icons as data: images; nothing else is loosened.
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -118,15 +117,16 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
         description="Flagged-post queue, incidents and sources. Authenticate with `Authorization: Bearer <token>`.",
         docs_url=None, openapi_url="/api/openapi.json", redoc_url=None,  # docs: served below, self-hosted
     )
-    app.state.config, app.state.sessions, app.state.clock, app.state.health = config, sessions, clock, health
-    app.state.templates = _templates()
-    app.state.login_throttle = LoginThrottle(config.web.login_failures_per_account, config.web.login_failures_per_address)
+    state = WebState(config=config, sessions=sessions, clock=clock, templates=_templates(), health=health,
+                     login_throttle=LoginThrottle(config.web.login_failures_per_account,
+                                                  config.web.login_failures_per_address))
+    app.state.web = state  # the only attribute of app.state: routes get it through monitor.web.deps
     app.add_middleware(ServerSessionMiddleware, sessions=sessions, now=clock.now,
                        lifetime=timedelta(hours=config.web.session_hours), https_only=config.web.secure_cookies)
     install_error_handlers(app)
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Any:
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -141,7 +141,7 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
     @app.get("/healthz", tags=["health"],
              summary="Health of the database, sources, jobs and alert delivery, with reasons (no login)")
     def healthz() -> JSONResponse:
-        body, status = health_report(app.state)
+        body, status = health_report(config, sessions, clock, health)
         return JSONResponse(body, status_code=status)
 
     metrics = database_registry(sessions, clock, config)

@@ -9,6 +9,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from monitor.core.accounts import get_user, has_role, login_fingerprint, user_for_token
 from monitor.core.storage.db import transaction
 from monitor.web.errors import ApiError, LoginRequired
+from monitor.web.state import WebState, state_dependency, web_state
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `flarewatch users token NAME`")
 
@@ -32,10 +34,10 @@ class Staff:
 def api_role(needed: str) -> Callable[..., Staff]:
     """Dependency: the token's user, who must hold at least `needed`."""
 
-    def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Staff:
+    def dependency(state: Annotated[WebState, Depends(state_dependency)],
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Staff:
         if credentials is None:
             raise ApiError(401, "an API token is required (Authorization: Bearer ...)")
-        state = request.app.state
         with transaction(state.sessions) as session:
             user = user_for_token(session, credentials.credentials, state.clock.now())
             staff = Staff(user.name, user.role) if user is not None else None
@@ -48,32 +50,31 @@ def api_role(needed: str) -> Callable[..., Staff]:
     return dependency
 
 
-def page_user(request: Request) -> Staff | None:
-    """The logged-in user of a page, or None (never raises): error pages use it to keep the nav bar."""
-    name = request.session.get("user") if "session" in request.scope else None
+def _session_user(request: Request, state: WebState) -> Staff | None:
+    """The session's user while their login is current (active, and no password change since)."""
+    name = request.session.get("user")
     if not isinstance(name, str):
         return None
-    with transaction(request.app.state.sessions) as session:
+    with transaction(state.sessions) as session:
         user = get_user(session, name)
         current = (user is not None and user.active
                    and hmac.compare_digest(str(request.session.get("login", "")), login_fingerprint(user)))
         return Staff(user.name, user.role) if user is not None and current else None
 
 
+def page_user(request: Request) -> Staff | None:
+    """The logged-in user of a page, or None (never raises): error pages use it to keep the nav bar."""
+    return _session_user(request, web_state(request)) if "session" in request.scope else None
+
+
 def page_role(needed: str) -> Callable[..., Staff]:
     """Dependency: the logged-in user of a page, who must hold at least `needed`."""
 
-    def dependency(request: Request) -> Staff:
-        name = request.session.get("user")
-        if not isinstance(name, str):
-            raise LoginRequired()
-        with transaction(request.app.state.sessions) as session:
-            user = get_user(session, name)
-            current = (user is not None and user.active
-                       and hmac.compare_digest(str(request.session.get("login", "")), login_fingerprint(user)))
-            staff = Staff(user.name, user.role) if user is not None and current else None
+    def dependency(request: Request, state: Annotated[WebState, Depends(state_dependency)]) -> Staff:
+        staff = _session_user(request, state)
         if staff is None:
-            request.session.clear()
+            if isinstance(request.session.get("user"), str):  # a login that ended: forget it
+                request.session.clear()
             raise LoginRequired()
         if not staff.can(needed):
             raise ApiError(403, f"this page needs the {needed} role; you are {staff.role}")

@@ -18,6 +18,7 @@ from monitor.core.queue import ClaimConflict, NotFlagged, QueueError
 from monitor.core.storage.db import STORAGE_ERRORS
 from monitor.web.auth import page_user, session_csrf
 from monitor.web.errors import STORAGE_RETRY_AFTER, ApiError, LoginRequired, error_body
+from monitor.web.state import web_state
 
 log = logging.getLogger("flarewatch.web")
 
@@ -30,7 +31,7 @@ def _wants_html(request: Request) -> bool:
 def _respond(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> Response:
     # A 413 is JSON on pages too: the body limit answers declared lengths itself, before any page exists.
     if error.status != 413 and _wants_html(request):
-        templates = request.app.state.templates
+        templates = web_state(request).templates
         user = page_user(request) if error.status != 401 else None  # a logged-in person keeps the nav bar
         return templates.TemplateResponse(
             request, "error.html", {"status": error.status, "message": error.message, "user": user,

@@ -24,11 +24,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.health import delivery_problems
 from monitor.core.storage.db import check_storage, transaction
 from monitor.core.storage.schema import Source
+from monitor.config import Config
+from monitor.core.clock import Clock
+from monitor.web.state import HealthProvider
 from monitor.web.views import SOURCE_STATES, source_expectations, source_status
 
 BAD_SOURCE_STATES = ("failing", "needs_credentials", "stale")
@@ -53,14 +56,15 @@ class Check:
 
 @dataclass(frozen=True)
 class HealthContext:
-    state: Any  # the app's state: config, sessions, clock, health
-    session: Session
+    config: Config
+    sessions: sessionmaker[Session]  # for the storage check's own write
+    session: Session  # the checks' shared read transaction
     now: datetime
     daemon: dict[str, Any] | None  # the daemon's in-process view, when it serves this app
 
 
 def sources_check(ctx: HealthContext) -> Check:
-    expected = source_expectations(ctx.state.config)
+    expected = source_expectations(ctx.config)
     rows = {s.name: s for s in ctx.session.scalars(select(Source))}
     statuses = {name: source_status(row, expected.get(name), ctx.now) for name, row in rows.items()}
     for name in expected:
@@ -105,7 +109,7 @@ def alerts_check(ctx: HealthContext) -> Check:
 
 def storage_check(ctx: HealthContext) -> Check:
     """A real write, and the last storage failure (SELECT 1 passes through a held write lock and a full disk)."""
-    detail = check_storage(ctx.state.sessions, ctx.now)
+    detail = check_storage(ctx.sessions, ctx.now)
     ok = bool(detail.pop("ok"))
     why = detail.get("error") or (detail.get("last_failure") or {}).get("error") or "storage failed"
     return Check(ok, detail, [] if ok else [Reason("storage", "storage_failing", f"writes fail: {why}"[:300])])
@@ -116,22 +120,23 @@ CHECKS: dict[str, Callable[[HealthContext], Check]] = {
 }
 
 
-def health_report(state: Any) -> tuple[dict[str, Any], int]:
-    """The /healthz body and HTTP status (see the module docstring)."""
+def health_report(config: Config, sessions: sessionmaker[Session], clock: Clock,
+                  health: HealthProvider | None = None) -> tuple[dict[str, Any], int]:
+    """The /healthz body and HTTP status (see the module docstring); `flarewatch health` calls it too."""
     daemon: dict[str, Any] | None = None
     body: dict[str, Any] = {}
-    if state.health is not None:
+    if health is not None:
         try:
-            daemon = state.health()
+            daemon = health()
             body["daemon"] = daemon
         except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
             body["daemon"] = {"error": str(exc)[:300]}
     checks: dict[str, Check] = {}
     try:
-        with transaction(state.sessions) as session:
+        with transaction(sessions) as session:
             session.execute(text("SELECT 1"))
             checks["database"] = Check(True)
-            ctx = HealthContext(state, session, state.clock.now(), daemon)
+            ctx = HealthContext(config, sessions, session, clock.now(), daemon)
             for name, check in CHECKS.items():
                 try:
                     checks[name] = check(ctx)

@@ -19,6 +19,8 @@ from connectors.webhook import parse_pushed
 from monitor.core.ingest import IngestResult, count_on_source, ensure_source, store_posts
 from monitor.core.storage.db import transaction
 from monitor.metrics import count_poll
+from monitor.config import Config
+from monitor.web.deps import AppClock, AppConfig, Sessions
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import IngestOut
 
@@ -27,9 +29,9 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="IngestToken", description="t
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 
 
-def _check_token(request: Request, credentials: HTTPAuthorizationCredentials | None, own: str | None) -> None:
+def _check_token(config: Config, credentials: HTTPAuthorizationCredentials | None, own: str | None) -> None:
     """The source's own token when it has one, else the shared web.ingest_token."""
-    expected = own or request.app.state.config.web.ingest_token
+    expected = own or config.web.ingest_token
     if not expected:
         raise ApiError(404, "the ingest webhook is disabled (set web.ingest_token or the source's params.token)")
     if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
@@ -41,15 +43,15 @@ def _check_token(request: Request, credentials: HTTPAuthorizationCredentials | N
              responses={207: {"model": IngestOut, "description": "some posts were rejected"},
                         413: {"model": ErrorOut, "description": f"the body is over {MAX_BODY} bytes"}})
 async def ingest(request: Request, source: Annotated[str, Path(max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
-                 credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> JSONResponse:
-    state = request.app.state
-    configured = {s.name: (b, s) for b, s in state.config.sources() if s.mode == "push"}
+                 config: AppConfig, sessions: Sessions, clock: AppClock,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> JSONResponse:
+    configured = {s.name: (b, s) for b, s in config.sources() if s.mode == "push"}
     if source not in configured:
-        _check_token(request, credentials, None)  # no probing for source names without a token
+        _check_token(config, credentials, None)  # no probing for source names without a token
         raise ApiError(404, f"no webhook source named {source!r} is configured")
     brand, source_config = configured[source]
     own = source_config.params.get("token")
-    _check_token(request, credentials, own.get_secret_value() if own is not None else None)
+    _check_token(config, credentials, own.get_secret_value() if own is not None else None)
     raw = await request.body()  # at most MAX_BODY: the route's limit answers 413 past it
     # Decoding and validating up to MAX_BODY is CPU work: in a worker thread, off the event loop.
     posts, errors = await run_in_threadpool(parse_pushed, source, raw)  # fields come back storable
@@ -58,9 +60,9 @@ async def ingest(request: Request, source: Annotated[str, Path(max_length=100, p
     matcher = BrandMatcher(brand.terms, brand.exclude)
 
     def store() -> IngestResult:
-        with transaction(state.sessions) as session:
+        with transaction(sessions) as session:
             row = ensure_source(session, source, brand.name, source_config.kind)
-            now = state.clock.now()
+            now = clock.now()
             result = store_posts(session, brand.name, matcher, posts, now)
             count_on_source(session, source, result.stored + result.duplicates, len(errors))
             row.last_attempt_at = row.last_success_at = now

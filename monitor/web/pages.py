@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -20,19 +21,19 @@ from alerts.health import incident_alerts, incidents_alerts
 from alerts.routing import Alerts
 from monitor.core import accounts, incidents, queue
 from monitor.core.settings import describe_errors
-from monitor.web.reports import incident_section
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Incident, Post, Source
-from monitor.web.api import MAX_ID, AnswerBody, DismissBody
-from monitor.web.auth import Staff, page_role, session_csrf, verify_csrf
-from monitor.web.render import render
+from monitor.core.storage.schema import Incident, Source
+from monitor.web.api import AnswerBody, DismissBody
+from monitor.web.auth import Staff, session_csrf, verify_csrf
+from monitor.web.deps import (
+    MAX_ID, AppConfig, DbSession, Now, PageAdmin, PageAgent, PageIncident, PageManager, PagePost, Sessions, State,
+)
 from monitor.web.errors import ApiError
+from monitor.web.render import render
+from monitor.web.reports import incident_section
 from monitor.web.views import source_expectations, source_status
 
 router = APIRouter(include_in_schema=False)
-agent = page_role("agent")
-manager = page_role("manager")
-admin = page_role("admin")
 FILTER_KEYS = ("brand", "source", "language", "severity", "mine")
 PAGE_SIZE = 100
 
@@ -70,11 +71,10 @@ def login_page(request: Request, next: str = "/queue") -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
+def login(request: Request, state: State, session: DbSession, username: Annotated[str, Form(max_length=200)] = "",
           password: Annotated[str, Form(max_length=1000)] = "", csrf_token: Annotated[str, Form()] = "",
           next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
-    state = request.app.state
     throttle, address = state.login_throttle, request.client.host if request.client else "unknown"
     wait = throttle.retry_after(username, address)
     if wait is not None:
@@ -84,10 +84,9 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)] = "",
         return response
     user, fingerprint = None, ""
     if username and password and "\x00" not in username:
-        with transaction(state.sessions) as session:
-            found = accounts.authenticate(session, username, password)
-            if found is not None:
-                user, fingerprint = Staff(found.name, found.role), accounts.login_fingerprint(found)
+        found = accounts.authenticate(session, username, password)
+        if found is not None:
+            user, fingerprint = Staff(found.name, found.role), accounts.login_fingerprint(found)
     if user is None:
         throttle.failed(username, address)
         return render(request, "login.html", None, status_code=401, next=_local(next),
@@ -111,18 +110,14 @@ def _page_number(request: Request) -> int:
     return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
 
 
-def _queue_context(request: Request, staff: Staff) -> dict[str, Any]:
-    state = request.app.state
+def _queue_context(request: Request, staff: Staff, session: Session, now: datetime) -> dict[str, Any]:
     filters, raw = _filters(request, staff)
     page = _page_number(request)
-    with transaction(state.sessions) as session:
-        items, total = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, (page - 1) * PAGE_SIZE),
-                                        state.clock.now())
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-        if page > pages:  # the queue shrank under the person's feet: show its last page
-            page = pages
-            items, _ = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, (page - 1) * PAGE_SIZE),
-                                        state.clock.now())
+    items, total = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, (page - 1) * PAGE_SIZE), now)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if page > pages:  # the queue shrank under the person's feet: show its last page
+        page = pages
+        items, _ = queue.list_queue(session, filters, queue.PageRequest(PAGE_SIZE, (page - 1) * PAGE_SIZE), now)
     query = {k: v for k, v in raw.items() if v}
     here = urlencode({**query, "page": page} if page > 1 else query)
     return {"items": items, "total": total, "filters": raw, "query": here, "page": page, "pages": pages,
@@ -135,21 +130,25 @@ def _url(path: str, query: dict[str, Any]) -> str:
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, staff: Staff = Depends(agent)) -> Response:
-    return render(request, "queue.html", staff, **_queue_context(request, staff))
+def queue_page(staff: PageAgent, request: Request, session: DbSession, now: Now) -> Response:
+    return render(request, "queue.html", staff, **_queue_context(request, staff, session, now))
 
 
 @router.get("/queue/rows", response_class=HTMLResponse)
-def queue_rows(request: Request, staff: Staff = Depends(agent)) -> Response:
+def queue_rows(staff: PageAgent, request: Request, session: DbSession, now: Now) -> Response:
     """The queue list alone, for the page's live refresh."""
-    return render(request, "_queue_rows.html", staff, fragment=True, **_queue_context(request, staff))
+    return render(request, "_queue_rows.html", staff, fragment=True, **_queue_context(request, staff, session, now))
 
 
-def _act(request: Request, target: str, post_id: int, action: Callable[[Session, Any], None], done: str) -> Response:
-    state = request.app.state
+QueueAction = Callable[[Session, datetime], object]
+
+
+def _act(request: Request, sessions: Sessions, now: datetime, target: str, post_id: int, action: QueueAction,
+         done: str) -> Response:
+    """Run a queue action in its own transaction (a refusal rolls it back and becomes the flash message)."""
     try:
-        with transaction(state.sessions) as session:
-            action(session, state.clock.now())
+        with transaction(sessions) as session:
+            action(session, now)
         request.session["flash"] = done
     except queue.QueueError as exc:
         request.session["flash"] = f"Not done: {exc}"
@@ -163,141 +162,126 @@ def _invalid(request: Request, post_id: int, exc: ValidationError) -> Response:
 
 
 @router.post("/posts/{post_id}/claim")
-def claim(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
-          next: Annotated[str, Form()] = "/queue", staff: Staff = Depends(agent)) -> Response:
+def claim(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, config: AppConfig, now: Now,
+          csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
-    pid, minutes = _post_id(post_id), request.app.state.config.web.claim_minutes
+    pid, minutes = _post_id(post_id), config.web.claim_minutes
 
-    def act(session: Session, now: Any) -> None:
+    def act(session: Session, now: datetime) -> None:
         if not queue.claim(session, pid, staff.name, now, minutes):
             raise queue.explain(session, pid, staff.name, now)
 
-    return _act(request, next, pid, act, f"Post {pid} is yours for {minutes:g} minutes.")
+    return _act(request, sessions, now, next, pid, act, f"Post {pid} is yours for {minutes:g} minutes.")
 
 
 @router.post("/posts/{post_id}/release")
-def release(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
-            next: Annotated[str, Form()] = "/queue", force: Annotated[str, Form()] = "",
-            staff: Staff = Depends(agent)) -> Response:
+def release(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, now: Now,
+            csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/queue",
+            force: Annotated[str, Form()] = "") -> Response:
     verify_csrf(request, csrf_token)
     pid = _post_id(post_id)
     forced = bool(force) and staff.can("manager")
-    return _act(request, next, pid,
+    return _act(request, sessions, now, next, pid,
                 lambda s, now: queue.release(s, pid, staff.name, now, force=forced),
                 f"Post {pid} is back in the queue.")
 
 
 @router.post("/posts/{post_id}/answer")
-def answer(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
-           url: Annotated[str, Form(max_length=2000)] = "", note: Annotated[str, Form(max_length=5000)] = "",
-           next: Annotated[str, Form()] = "/queue", staff: Staff = Depends(agent)) -> Response:
+def answer(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, now: Now,
+           csrf_token: Annotated[str, Form()] = "", url: Annotated[str, Form(max_length=2000)] = "",
+           note: Annotated[str, Form(max_length=5000)] = "", next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
     pid = _post_id(post_id)
     try:
         body = AnswerBody(url=url, note=note or None)
     except ValidationError as exc:
         return _invalid(request, pid, exc)
-    return _act(request, next, pid,
+    return _act(request, sessions, now, next, pid,
                 lambda s, now: queue.answer(s, pid, staff.name, body.url, body.note, now), f"Post {pid} answered.")
 
 
 @router.post("/posts/{post_id}/dismiss")
-def dismiss(request: Request, post_id: int, csrf_token: Annotated[str, Form()] = "",
-            reason: Annotated[str, Form(max_length=2000)] = "", next: Annotated[str, Form()] = "/queue",
-            staff: Staff = Depends(agent)) -> Response:
+def dismiss(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, now: Now,
+            csrf_token: Annotated[str, Form()] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+            next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
     pid = _post_id(post_id)
     try:
         body = DismissBody(reason=reason.strip())
     except ValidationError as exc:
         return _invalid(request, pid, exc)
-    return _act(request, next, pid,
+    return _act(request, sessions, now, next, pid,
                 lambda s, now: queue.dismiss(s, pid, staff.name, body.reason, now), f"Post {pid} dismissed.")
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
-def post_page(request: Request, post_id: int, staff: Staff = Depends(agent)) -> Response:
-    pid = _post_id(post_id)
-    with transaction(request.app.state.sessions) as session:
-        post = session.get(Post, pid)
-        if post is None:
-            raise ApiError(404, f"post {pid} does not exist")
-        item = queue.get_item(session, pid)
-        incident_id = queue.incident_of_post(session, pid)
-        incident = session.get(Incident, incident_id) if incident_id else None
-        sentiment, label = queue.latest_verdicts(session, [pid]).get(pid, (None, None))
-        events = queue.history(session, pid)
+def post_page(staff: PageAgent, request: Request, post: PagePost, session: DbSession) -> Response:
+    pid = post.id
+    item = queue.get_item(session, pid)
+    incident_id = queue.incident_of_post(session, pid)
+    incident = session.get(Incident, incident_id) if incident_id else None
+    sentiment, label = queue.latest_verdicts(session, [pid]).get(pid, (None, None))
+    events = queue.history(session, pid)
     return render(request, "post.html", staff, post=post, item=item, incident=incident, events=events,
                   sentiment=sentiment, label=label)
 
 
 @router.get("/incidents", response_class=HTMLResponse)
-def incidents_page(request: Request, staff: Staff = Depends(manager)) -> Response:
-    with transaction(request.app.state.sessions) as session:
-        rows = incidents.list_incidents(session, limit=200)
-        alert_states = incidents_alerts(session, [i.id for i in rows])
+def incidents_page(staff: PageManager, request: Request, session: DbSession) -> Response:
+    rows = incidents.list_incidents(session, limit=200)
+    alert_states = incidents_alerts(session, [i.id for i in rows])
     return render(request, "incidents.html", staff, incidents=rows, alert_states=alert_states)
 
 
-def _incident_state(request: Request, incident_id: int) -> dict[str, Any]:
+def _incident_state(session: Session, incident: Incident, now: datetime) -> dict[str, Any]:
     """What the incident page's live state panel shows: status, who acknowledged, snooze, silence, owner, alerts."""
-    state = request.app.state
-    if not 1 <= incident_id <= MAX_ID:
-        raise ApiError(404, f"incident {incident_id} does not exist")
-    with transaction(state.sessions) as session:
-        try:
-            incident = incidents.get_incident(session, incident_id)
-        except incidents.IncidentNotFound as exc:
-            raise ApiError(404, str(exc)) from None
-        now = state.clock.now()
-        users = [u.name for u in accounts.list_users(session) if u.active]
-        return {"incident": incident, "alerts": incident_alerts(session, incident_id), "users": users,
-                "silenced_until": incidents.active_silence_until(session, incident.brand, now),
-                "snoozed": incident.snoozed_until is not None and incident.snoozed_until > now}
+    users = [u.name for u in accounts.list_users(session) if u.active]
+    return {"incident": incident, "alerts": incident_alerts(session, incident.id), "users": users,
+            "silenced_until": incidents.active_silence_until(session, incident.brand, now),
+            "snoozed": incident.snoozed_until is not None and incident.snoozed_until > now}
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
-    context = _incident_state(request, incident_id)
-    with transaction(request.app.state.sessions) as session:
-        events = incidents.incident_events(session, incident_id)
-        report = incident_section(session, request.app.state.config, incident_id, request.app.state.clock.now())
+def incident_page(staff: PageManager, request: Request, incident: PageIncident, session: DbSession,
+                  config: AppConfig, now: Now) -> Response:
+    context = _incident_state(session, incident, now)
+    events = incidents.incident_events(session, incident.id)
+    report = incident_section(session, config, incident.id, now)
     return render(request, "incident.html", staff, events=events, report=report, **context)
 
 
 @router.get("/incidents/{incident_id}/state", response_class=HTMLResponse)
-def incident_state(request: Request, incident_id: int, staff: Staff = Depends(manager)) -> Response:
+def incident_state(staff: PageManager, request: Request, incident: PageIncident, session: DbSession,
+                   now: Now) -> Response:
     """The state panel alone, for the page's live refresh (and after an action, without a reload)."""
-    return render(request, "_incident_state.html", staff, fragment=True, **_incident_state(request, incident_id))
+    return render(request, "_incident_state.html", staff, fragment=True, **_incident_state(session, incident, now))
 
 
 PAGE_ACTIONS = ("acknowledge", "snooze", "resolve", "reopen", "silence", "assign", "note")
 
 
 @router.post("/incidents/{incident_id}/actions")
-def incident_action(request: Request, incident_id: int, csrf_token: Annotated[str, Form()] = "",
-                    action: Annotated[str, Form(max_length=20)] = "",
+def incident_action(staff: PageAgent, request: Request, incident_id: int, sessions: Sessions, config: AppConfig,
+                    now: Now, csrf_token: Annotated[str, Form()] = "", action: Annotated[str, Form(max_length=20)] = "",
                     until: Annotated[str, Form(max_length=64)] = "", owner: Annotated[str, Form(max_length=200)] = "",
-                    text: Annotated[str, Form(max_length=5000)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
-                    staff: Staff = Depends(agent)) -> Response:
+                    text: Annotated[str, Form(max_length=5000)] = "",
+                    reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Every incident form posts here; the role check is `monitor.core.incidents.perform`'s, as for the API, Slack and CLI.
 
     A script sends `Accept: application/json` and gets {changed, message}; a plain form gets a redirect."""
     verify_csrf(request, csrf_token)
-    state = request.app.state
     wants_json = "application/json" in request.headers.get("accept", "")
     status = 200
     try:
         if action not in PAGE_ACTIONS or not 1 <= incident_id <= MAX_ID:
             raise incidents.ActionInvalid(f"unknown action {action!r}" if action not in PAGE_ACTIONS
                                           else f"incident {incident_id} does not exist")
-        now = state.clock.now()
         when = incidents.parse_until(until or "1h", now) if action in ("snooze", "silence") else None
         request_ = incidents.IncidentAction(action, incident_id, until=when, owner=owner or None,  # type: ignore[arg-type]
                                             text=(reason if action == "silence" else text) or None)
-        with transaction(state.sessions) as session:
-            result = incidents.perform(session, request_, staff.name, now, alerting=Alerts(state.config.alerts),
-                                       brands=[b.name for b in state.config.brands], via="web")
+        with transaction(sessions) as session:  # its own: a refusal rolls back and becomes the answer
+            result = incidents.perform(session, request_, staff.name, now, alerting=Alerts(config.alerts),
+                                       brands=[b.name for b in config.brands], via="web")
         changed, message = result.changed, result.message
     except incidents.ActionError as exc:
         changed, message = False, f"Not done: {exc}"
@@ -310,61 +294,60 @@ def incident_action(request: Request, incident_id: int, csrf_token: Annotated[st
 
 
 @router.get("/sources", response_class=HTMLResponse)
-def sources_page(request: Request, staff: Staff = Depends(manager)) -> Response:
-    state = request.app.state
-    expected, now = source_expectations(state.config), state.clock.now()
-    with transaction(state.sessions) as session:
-        rows = [(s, source_status(s, expected.get(s.name), now))
-                for s in session.scalars(select(Source).order_by(Source.brand, Source.name))]
+def sources_page(staff: PageManager, request: Request, session: DbSession, config: AppConfig, now: Now) -> Response:
+    expected = source_expectations(config)
+    rows = [(s, source_status(s, expected.get(s.name), now))
+            for s in session.scalars(select(Source).order_by(Source.brand, Source.name))]
     return render(request, "sources.html", staff, sources=rows)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, staff: Staff = Depends(admin)) -> Response:
-    with transaction(request.app.state.sessions) as session:
-        users = accounts.list_users(session)
-        tokens = accounts.token_counts(session)
+def users_page(staff: PageAdmin, request: Request, session: DbSession) -> Response:
+    users = accounts.list_users(session)
+    tokens = accounts.token_counts(session)
     return render(request, "admin_users.html", staff, users=users, token_counts=tokens, roles=accounts.ROLES)
 
 
-def _account_act(request: Request, action: Callable[[Session, Any], tuple[str, str]]) -> Response:
-    """Run an account change; `action` returns the flash message and where to go next."""
-    state = request.app.state
+def _account_act(request: Request, sessions: Sessions, now: datetime,
+                 action: Callable[[Session, datetime], tuple[str, str]]) -> Response:
+    """Run an account change in its own transaction; `action` returns the flash message and where to go next."""
     target = "/admin/users"
     try:
-        with transaction(state.sessions) as session:
-            request.session["flash"], target = action(session, state.clock.now())
+        with transaction(sessions) as session:
+            request.session["flash"], target = action(session, now)
     except accounts.AccountError as exc:
         request.session["flash"] = f"Not done: {exc}"
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/admin/users")
-def add_user(request: Request, csrf_token: Annotated[str, Form()] = "",
-             name: Annotated[str, Form(max_length=200)] = "", role: Annotated[str, Form(max_length=20)] = "agent",
-             password: Annotated[str, Form(max_length=1000)] = "", staff: Staff = Depends(admin)) -> Response:
+def add_user(staff: PageAdmin, request: Request, sessions: Sessions, now: Now,
+             csrf_token: Annotated[str, Form()] = "", name: Annotated[str, Form(max_length=200)] = "",
+             role: Annotated[str, Form(max_length=20)] = "agent",
+             password: Annotated[str, Form(max_length=1000)] = "") -> Response:
     verify_csrf(request, csrf_token)
 
-    def act(session: Session, now: Any) -> tuple[str, str]:
+    def act(session: Session, now: datetime) -> tuple[str, str]:
         user = accounts.create_user(session, name, role, password or None, now)
         login = "" if password else " It has no password: API tokens only."
         return f"Added {user.name} ({user.role}).{login}", "/admin/users"
 
-    return _account_act(request, act)
+    return _account_act(request, sessions, now, act)
 
 
 @router.post("/admin/users/update")
-def change_user(request: Request, role: Annotated[str, Form(max_length=20)],
+def change_user(staff: PageAdmin, request: Request, sessions: Sessions, now: Now,
+                role: Annotated[str, Form(max_length=20)],
                 status: Annotated[Literal["active", "deactivated"], Form()],
                 csrf_token: Annotated[str, Form()] = "", name: Annotated[str, Form(max_length=200)] = "",
                 slack_user_id: Annotated[str, Form(max_length=50)] = "",
-                password: Annotated[str, Form(max_length=1000)] = "", staff: Staff = Depends(admin)) -> Response:
+                password: Annotated[str, Form(max_length=1000)] = "") -> Response:
     """The whole row's form: role, Slack id (empty clears it), status, and a new password when one is typed.
 
     Role and status have no defaults, so a form that leaves one out is refused rather than read as a change."""
     verify_csrf(request, csrf_token)
 
-    def act(session: Session, now: Any) -> tuple[str, str]:
+    def act(session: Session, now: datetime) -> tuple[str, str]:
         changed = accounts.update_user(session, name, now, actor=staff.name, role=role, active=status == "active",
                                        slack_user_id=slack_user_id, password=password or accounts.KEEP)
         user = changed.user
@@ -374,4 +357,4 @@ def change_user(request: Request, role: Annotated[str, Form(max_length=20)],
         still_admin = user.active and accounts.has_role(user.role, "admin")
         return message, "/admin/users" if user.name != staff.name or still_admin else "/queue"
 
-    return _account_act(request, act)
+    return _account_act(request, sessions, now, act)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from monitor.core.storage.db import transaction
 from monitor.web.auth import Staff, session_csrf
 from monitor.web.health import HealthContext, alerts_check
+from monitor.web.state import WebState, web_state
 
 
 def render(request: Request, template: str, staff: Staff | None, status_code: int = 200, *, fragment: bool = False,
@@ -17,7 +18,7 @@ def render(request: Request, template: str, staff: Staff | None, status_code: in
     """A page (or, for live refreshes, a fragment: it leaves the one-time flash message for the page).
 
     A live page's own refresh (`X-Live` header, from live.js) also leaves the flash message alone."""
-    state = request.app.state
+    state = web_state(request)
     fragment = fragment or request.headers.get("x-live") == "1"
     return state.templates.TemplateResponse(
         request, template,
@@ -28,7 +29,7 @@ def render(request: Request, template: str, staff: Staff | None, status_code: in
     )
 
 
-def alert_banner(state: Any) -> list[str] | None:
+def alert_banner(state: WebState) -> list[str] | None:
     """What is wrong with alert delivery right now (the same reasons /healthz gives), for a banner on every page."""
     daemon = None
     if state.health is not None:
@@ -37,5 +38,5 @@ def alert_banner(state: Any) -> list[str] | None:
         except Exception:  # noqa: BLE001 - /healthz reports that; the page still renders
             daemon = None
     with transaction(state.sessions) as session:
-        check = alerts_check(HealthContext(state, session, state.clock.now(), daemon))
+        check = alerts_check(HealthContext(state.config, state.sessions, session, state.clock.now(), daemon))
     return [r.message for r in check.reasons] or None

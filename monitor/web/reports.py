@@ -18,9 +18,7 @@ from monitor.reports.export import render, render_section, render_weekly_section
 from monitor.reports.figures import weekly_figures
 from monitor.core.incidents import IncidentNotFound
 from monitor.reports.timeline import Timeline, load_timeline, timeline_json
-from monitor.core.storage.db import transaction
-from monitor.web.api import IncidentId
-from monitor.web.auth import Staff, api_role, page_role
+from monitor.web.deps import AppConfig, DbSession, IncidentId, Manager, Now, PageManager
 from monitor.web.errors import ERROR_RESPONSES, ApiError
 from monitor.web.render import render as render_page
 
@@ -37,6 +35,13 @@ def _load(session: Session, config: Config, incident_id: int, now: datetime) -> 
         raise ApiError(404, str(exc)) from None
 
 
+def timeline_or_404(incident_id: IncidentId, session: DbSession, config: AppConfig, now: Now) -> Timeline:
+    return _load(session, config, incident_id, now)
+
+
+FoundTimeline = Annotated[Timeline, Depends(timeline_or_404)]  # the incident's whole timeline, or a 404
+
+
 def incident_section(session: Session, config: Config, incident_id: int, now: datetime) -> dict[str, Markup]:
     """The report parts of the web app's incident page (about, chart, figures, posts)."""
     return render_section(_load(session, config, incident_id, now))
@@ -51,50 +56,39 @@ def _download(t: Timeline, fmt: str, table: str) -> Response:
 
 
 def make_reports_router() -> APIRouter:
+    """The routes; each names its role first, so nobody learns whether an incident exists before the role check."""
     router = APIRouter(responses=ERROR_RESPONSES)
-    api_manager, page_manager = api_role("manager"), page_role("manager")
-
-    def _timeline(request: Request, incident_id: int) -> Timeline:
-        state = request.app.state
-        with transaction(state.sessions) as session:
-            return _load(session, state.config, incident_id, state.clock.now())
 
     @router.get("/api/incidents/{incident_id}/timeline", tags=["reports"],
                 summary="Chart series, markers, response figures, events and posts of an incident")
-    def timeline_api(request: Request, incident_id: IncidentId, staff: Staff = Depends(api_manager)) -> JSONResponse:
-        return JSONResponse(timeline_json(_timeline(request, incident_id)))
+    def timeline_api(staff: Manager, timeline: FoundTimeline) -> JSONResponse:
+        return JSONResponse(timeline_json(timeline))
 
     @router.get("/api/incidents/{incident_id}/report", tags=["reports"],
                 summary="The incident report as a file: html (self-contained, chart included), md or csv")
-    def report_api(request: Request, incident_id: IncidentId, format: FormatQuery = "html",
-                   table: TableQuery = "events", staff: Staff = Depends(api_manager)) -> Response:
-        return _download(_timeline(request, incident_id), format, table)
+    def report_api(staff: Manager, timeline: FoundTimeline, format: FormatQuery = "html",
+                   table: TableQuery = "events") -> Response:
+        return _download(timeline, format, table)
 
     @router.get("/api/reports/weekly", tags=["reports"],
                 summary="Response figures per brand and ISO week, with the change against the week before")
-    def weekly_api(request: Request,
+    def weekly_api(staff: Manager, session: DbSession, now: Now,
                    brand: Annotated[str | None, Query(max_length=200, description="one brand; all when left out")] = None,
-                   weeks: Annotated[int, Query(ge=1, le=104)] = 8,
-                   staff: Staff = Depends(api_manager)) -> JSONResponse:
-        state = request.app.state
-        with transaction(state.sessions) as session:
-            rows = weekly_figures(session, brand, weeks, state.clock.now())
-        return JSONResponse({"weeks": weekly_json(rows)})
+                   weeks: Annotated[int, Query(ge=1, le=104)] = 8) -> JSONResponse:
+        return JSONResponse({"weeks": weekly_json(weekly_figures(session, brand, weeks, now))})
 
     @router.get("/reports/weekly", include_in_schema=False, response_class=HTMLResponse)
-    def weekly_page(request: Request, brand: Annotated[str, Query(max_length=200)] = "",
-                    weeks: Annotated[int, Query(ge=1, le=104)] = 8,
-                    staff: Staff = Depends(page_manager)) -> Response:
-        state = request.app.state
-        with transaction(state.sessions) as session:
-            rows = weekly_figures(session, brand or None, weeks, state.clock.now())
-        brands = sorted({b.name for b in state.config.brands} | {w.brand for w in rows})
+    def weekly_page(staff: PageManager, request: Request, session: DbSession, config: AppConfig, now: Now,
+                    brand: Annotated[str, Query(max_length=200)] = "",
+                    weeks: Annotated[int, Query(ge=1, le=104)] = 8) -> Response:
+        rows = weekly_figures(session, brand or None, weeks, now)
+        brands = sorted({b.name for b in config.brands} | {w.brand for w in rows})
         section = render_weekly_section(rows, brands, brand or None, weeks)
         return render_page(request, "reports_weekly.html", staff, section=section)
 
     @router.get("/incidents/{incident_id}/report", include_in_schema=False)
-    def report_download(request: Request, incident_id: IncidentId, format: FormatQuery = "html",
-                        table: TableQuery = "events", staff: Staff = Depends(page_manager)) -> Response:
-        return _download(_timeline(request, incident_id), format, table)
+    def report_download(staff: PageManager, timeline: FoundTimeline, format: FormatQuery = "html",
+                        table: TableQuery = "events") -> Response:
+        return _download(timeline, format, table)
 
     return router
