@@ -15,13 +15,13 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from alerts.base import AlertJob, Delivered, PermanentError, register_sender
-from alerts.robots import RobotPacer, fit_bytes, markdown_body, plain_body, post_robot
+from alerts.base import AlertJob, register_sender
+from alerts.robots import RobotSender, RobotSettings, fit_bytes, markdown_body, plain_body
 from monitor.core.settings import Strict
 
 if TYPE_CHECKING:
@@ -32,29 +32,17 @@ MUTED_SECONDS = 600.0
 MAX_BYTES = 18_000  # DingTalk documents 20,000 bytes per message
 
 
-class DingTalkSettings(Strict):
+class DingTalkSettings(RobotSettings):
     """[alerts.dingtalk.NAME]: one DingTalk custom robot."""
 
     access_token: SecretStr = Field(min_length=1, description="the access_token of the robot's webhook URL; use ${…}")
     secret: SecretStr | None = Field(default=None, description="the robot's SEC… signing secret (加签), if it has one")
     base_url: str = Field(default="https://oapi.dingtalk.com/robot/send", pattern=r"^https?://")
-    msgtype: Literal["markdown", "text"] = "markdown"
-    mention_mobiles: list[str] = Field(default_factory=list, description="phone numbers to @")
-    mention_all: bool = False
-    timeout_seconds: float = Field(default=10, gt=0)
 
     @field_validator("secret", mode="before")
     @classmethod
     def _blank(cls, value: object) -> object:
         return value or None
-
-    @field_validator("mention_mobiles")
-    @classmethod
-    def _mobiles(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not value.isdigit() or not 5 <= len(value) <= 20:
-                raise ValueError(f"{value!r} is not a phone number (digits only)")
-        return values
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -71,38 +59,27 @@ def signed_url(settings: DingTalkSettings, now: datetime) -> str:
     return str(httpx.URL(settings.base_url, params=params))
 
 
-def message(job: AlertJob, settings: DingTalkSettings) -> dict[str, Any]:
-    at = {"atMobiles": settings.mention_mobiles, "isAtAll": settings.mention_all}
-    pings = " ".join(f"@{m}" for m in settings.mention_mobiles)  # DingTalk pings numbers named in the text too
-    if settings.msgtype == "markdown":
-        title, text = markdown_body(job)
-        text = fit_bytes(text, MAX_BYTES) + (f"\n\n{pings}" if pings else "")
-        return {"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at}
-    text = fit_bytes(plain_body(job), MAX_BYTES) + (f"\n{pings}" if pings else "")
-    return {"msgtype": "text", "text": {"content": text}, "at": at}
-
-
 @register_sender
-class DingTalkSender:
+class DingTalkSender(RobotSender[DingTalkSettings]):
     channel: ClassVar[str] = "dingtalk"
+    service: ClassVar[str] = "DingTalk"
     settings_model: ClassVar[type[Strict]] = DingTalkSettings
+    rate_limited: ClassVar[frozenset[int]] = RATE_LIMITED
+    rate_limit_wait: ClassVar[float] = MUTED_SECONDS
 
     @classmethod
     def configured(cls, settings: AlertSettings) -> DingTalkSender | None:
         return cls(settings.dingtalk) if settings.dingtalk else None
 
-    def __init__(self, robots: dict[str, DingTalkSettings], client: httpx.Client | None = None,
-                 pacer: RobotPacer | None = None) -> None:
-        self.robots = robots
-        self.client = client or httpx.Client(follow_redirects=False)
-        self.pacer = pacer or RobotPacer()
+    def url(self, robot: DingTalkSettings, job: AlertJob) -> str:
+        return signed_url(robot, job.now)  # the daemon's clock: DingTalk wants it within an hour of its own
 
-    def send(self, job: AlertJob) -> Delivered:
-        robot = self.robots.get(job.target)
-        if robot is None:
-            raise PermanentError(f"no DingTalk robot named {job.target!r} in [alerts.dingtalk]")
-        self.pacer.take(f"dingtalk:{job.target}")
-        url = signed_url(robot, job.now)  # the daemon's clock: DingTalk wants it within an hour of its own
-        post_robot(self.client, f"DingTalk robot {job.target}", url, message(job, robot), robot.timeout_seconds,
-                   RATE_LIMITED, MUTED_SECONDS, job.now.timestamp())
-        return Delivered(f"dingtalk:{job.target}")
+    def message(self, job: AlertJob, robot: DingTalkSettings) -> dict[str, Any]:
+        at = {"atMobiles": robot.mention_mobiles, "isAtAll": robot.mention_all}
+        pings = " ".join(f"@{m}" for m in robot.mention_mobiles)  # DingTalk pings numbers named in the text too
+        if robot.msgtype == "markdown":
+            title, text = markdown_body(job)
+            text = fit_bytes(text, MAX_BYTES) + (f"\n\n{pings}" if pings else "")
+            return {"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at}
+        text = fit_bytes(plain_body(job), MAX_BYTES) + (f"\n{pings}" if pings else "")
+        return {"msgtype": "text", "text": {"content": text}, "at": at}

@@ -1,4 +1,5 @@
-"""What WeCom (企业微信) and DingTalk (钉钉) group robots share: markdown wording, escaping, pacing, answers.
+"""What WeCom (企业微信) and DingTalk (钉钉) group robots share: markdown wording, escaping, pacing, answers,
+and the sender shell (`RobotSettings`, `RobotSender`: the robot a job names, paced, one POST).
 
 Both robots take a JSON POST with `msgtype` `markdown` or `text`, answer HTTP 200 with
 `{"errcode": 0, "errmsg": "ok"}` on success and a non-zero `errcode` otherwise, and allow about
@@ -17,13 +18,16 @@ from __future__ import annotations
 import math
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import httpx
 from limits import parse, storage, strategies
+from pydantic import Field, field_validator
 
-from alerts.base import AlertJob, Deferred, PermanentError, RetryableError
+from alerts.base import AlertJob, Deferred, Delivered, PermanentError, RetryableError
+from monitor.core.settings import Strict
 from monitor.core.http_outcome import Outcome, classify, retry_after
 from monitor.core.escape import strip_controls, truncate
 from alerts.summary import event_line, headline, sparkline, state_line, what_moved
@@ -133,3 +137,59 @@ def post_robot(client: httpx.Client, name: str, url: str, body: dict[str, Any], 
     if code == -1:  # "system busy" on both services
         raise RetryableError(f"{name} busy: {message}")
     raise PermanentError(f"{name} refused the alert: errcode {code} {message}")
+
+
+class RobotSettings(Strict):
+    """The keys every `[alerts.wecom.NAME]` / `[alerts.dingtalk.NAME]` table has besides its credential."""
+
+    msgtype: Literal["markdown", "text"] = "markdown"
+    mention_mobiles: list[str] = Field(default_factory=list, description="phone numbers to @")
+    mention_all: bool = Field(default=False, description="@all")
+    timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("mention_mobiles")
+    @classmethod
+    def _mobiles(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.isdigit() or not 5 <= len(value) <= 20:
+                raise ValueError(f"{value!r} is not a phone number (digits only)")
+        return values
+
+
+R = TypeVar("R", bound=RobotSettings)
+
+
+class RobotSender(ABC, Generic[R]):
+    """One sender for a channel's named robots: finds the robot a job names, paces it, posts once.
+
+    A robot channel says who it is (`channel`, `service`), which errcodes mean "too many" and how long
+    to wait then, and builds its `url` (the credential is in it) and its `message`.
+    """
+
+    channel: ClassVar[str]
+    service: ClassVar[str]  # how messages name the robot: "WeCom robot support"
+    rate_limited: ClassVar[frozenset[int]]
+    rate_limit_wait: ClassVar[float]
+
+    def __init__(self, robots: dict[str, R], client: httpx.Client | None = None,
+                 pacer: RobotPacer | None = None) -> None:
+        self.robots = robots
+        self.client = client or httpx.Client(follow_redirects=False)
+        self.pacer = pacer or RobotPacer()
+
+    @abstractmethod
+    def url(self, robot: R, job: AlertJob) -> str:
+        """The robot's webhook URL with its credential (never logged)."""
+
+    @abstractmethod
+    def message(self, job: AlertJob, robot: R) -> dict[str, Any]:
+        """The JSON body for this alert."""
+
+    def send(self, job: AlertJob) -> Delivered:
+        robot = self.robots.get(job.target)
+        if robot is None:
+            raise PermanentError(f"no {self.service} robot named {job.target!r} in [alerts.{self.channel}]")
+        self.pacer.take(f"{self.channel}:{job.target}")
+        post_robot(self.client, f"{self.service} robot {job.target}", self.url(robot, job), self.message(job, robot),
+                   robot.timeout_seconds, self.rate_limited, self.rate_limit_wait, job.now.timestamp())
+        return Delivered(f"{self.channel}:{job.target}")

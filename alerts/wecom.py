@@ -9,13 +9,13 @@ Rate limit: 20 messages a minute per robot (errcode 45009 when exceeded), paced 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from alerts.base import AlertJob, Delivered, PermanentError, register_sender
-from alerts.robots import RobotPacer, fit_bytes, markdown_body, plain_body, post_robot
+from alerts.base import AlertJob, register_sender
+from alerts.robots import RobotSender, RobotSettings, fit_bytes, markdown_body, plain_body
 from monitor.core.settings import Strict
 
 if TYPE_CHECKING:
@@ -25,57 +25,34 @@ RATE_LIMITED = frozenset({45009})
 MARKDOWN_BYTES, TEXT_BYTES = 4096, 2048
 
 
-class WeComSettings(Strict):
-    """[alerts.wecom.NAME]: one WeCom group robot."""
+class WeComSettings(RobotSettings):
+    """[alerts.wecom.NAME]: one WeCom group robot (mentions reach people in text messages only)."""
 
     key: SecretStr = Field(min_length=1, description="the robot's key (the key= of its webhook URL); use ${WECOM_KEY}")
     base_url: str = Field(default="https://qyapi.weixin.qq.com/cgi-bin/webhook/send", pattern=r"^https?://")
-    msgtype: Literal["markdown", "text"] = "markdown"
-    mention_mobiles: list[str] = Field(default_factory=list, description="phone numbers to @ (text messages)")
-    mention_all: bool = Field(default=False, description="@all (text messages)")
-    timeout_seconds: float = Field(default=10, gt=0)
-
-    @field_validator("mention_mobiles")
-    @classmethod
-    def _mobiles(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not value.isdigit() or not 5 <= len(value) <= 20:
-                raise ValueError(f"{value!r} is not a phone number (digits only)")
-        return values
-
-
-def message(job: AlertJob, settings: WeComSettings) -> dict[str, Any]:
-    if settings.msgtype == "markdown":
-        _, text = markdown_body(job)
-        return {"msgtype": "markdown", "markdown": {"content": fit_bytes(text, MARKDOWN_BYTES)}}
-    body: dict[str, Any] = {"content": fit_bytes(plain_body(job), TEXT_BYTES)}
-    mentions = [*settings.mention_mobiles, *(["@all"] if settings.mention_all else [])]
-    if mentions:
-        body["mentioned_mobile_list"] = mentions
-    return {"msgtype": "text", "text": body}
 
 
 @register_sender
-class WeComSender:
+class WeComSender(RobotSender[WeComSettings]):
     channel: ClassVar[str] = "wecom"
+    service: ClassVar[str] = "WeCom"
     settings_model: ClassVar[type[Strict]] = WeComSettings
+    rate_limited: ClassVar[frozenset[int]] = RATE_LIMITED
+    rate_limit_wait: ClassVar[float] = 60.0
 
     @classmethod
     def configured(cls, settings: AlertSettings) -> WeComSender | None:
         return cls(settings.wecom) if settings.wecom else None
 
-    def __init__(self, robots: dict[str, WeComSettings], client: httpx.Client | None = None,
-                 pacer: RobotPacer | None = None) -> None:
-        self.robots = robots
-        self.client = client or httpx.Client(follow_redirects=False)
-        self.pacer = pacer or RobotPacer()
+    def url(self, robot: WeComSettings, job: AlertJob) -> str:
+        return str(httpx.URL(robot.base_url, params={"key": robot.key.get_secret_value()}))
 
-    def send(self, job: AlertJob) -> Delivered:
-        robot = self.robots.get(job.target)
-        if robot is None:
-            raise PermanentError(f"no WeCom robot named {job.target!r} in [alerts.wecom]")
-        self.pacer.take(f"wecom:{job.target}")
-        url = str(httpx.URL(robot.base_url, params={"key": robot.key.get_secret_value()}))
-        post_robot(self.client, f"WeCom robot {job.target}", url, message(job, robot), robot.timeout_seconds,
-                   RATE_LIMITED, 60.0, job.now.timestamp())
-        return Delivered(f"wecom:{job.target}")
+    def message(self, job: AlertJob, robot: WeComSettings) -> dict[str, Any]:
+        if robot.msgtype == "markdown":
+            _, text = markdown_body(job)
+            return {"msgtype": "markdown", "markdown": {"content": fit_bytes(text, MARKDOWN_BYTES)}}
+        body: dict[str, Any] = {"content": fit_bytes(plain_body(job), TEXT_BYTES)}
+        mentions = [*robot.mention_mobiles, *(["@all"] if robot.mention_all else [])]
+        if mentions:
+            body["mentioned_mobile_list"] = mentions
+        return {"msgtype": "text", "text": body}
