@@ -266,11 +266,24 @@ def _incident_out(session: Session, incident: Incident, now: datetime) -> Incide
                           silenced_until=incidents.active_silence_until(session, incident.brand, now))
 
 
-@router.post("/incidents/{incident_id}/acknowledge", tags=["incidents"], responses=ACTION_RESPONSES,
-             summary="Acknowledge: you own it and escalation stops (manager)")
-def acknowledge_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig,
-                         now: Now) -> ActionOut:
-    return incident_action(staff, sessions, config, now, incidents.IncidentAction("acknowledge", incident_id))
+def _action_without_arguments(kind: incidents.ActionKind) -> Callable[..., ActionOut]:
+    """The one route body of the actions that take nothing but the incident (acknowledge, resolve, reopen)."""
+
+    def route(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig, now: Now) -> ActionOut:
+        return incident_action(staff, sessions, config, now, incidents.IncidentAction(kind, incident_id))
+
+    route.__name__ = f"{kind}_incident"  # the OpenAPI operation's name
+    return route
+
+
+ACTIONS_WITHOUT_ARGUMENTS: tuple[tuple[incidents.ActionKind, str], ...] = (
+    ("acknowledge", "Acknowledge: you own it and escalation stops (manager)"),
+    ("resolve", "Resolve: all alerting and escalation for it stops (manager)"),
+    ("reopen", "Re-open a resolved or closed incident (manager)"),
+)
+for _kind, _summary in ACTIONS_WITHOUT_ARGUMENTS:
+    router.add_api_route(f"/incidents/{{incident_id}}/{_kind}", _action_without_arguments(_kind), methods=["POST"],
+                         tags=["incidents"], responses=ACTION_RESPONSES, summary=_summary)
 
 
 @router.post("/incidents/{incident_id}/snooze", tags=["incidents"], responses=ACTION_RESPONSES,
@@ -280,20 +293,6 @@ def snooze_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, c
     until = (body or SnoozeBody()).until
     return incident_action(staff, sessions, config, now, lambda now: incidents.IncidentAction(
         "snooze", incident_id, until=incidents.parse_until(until, now)))
-
-
-@router.post("/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_RESPONSES,
-             summary="Resolve: all alerting and escalation for it stops (manager)")
-def resolve_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig,
-                     now: Now) -> ActionOut:
-    return incident_action(staff, sessions, config, now, incidents.IncidentAction("resolve", incident_id))
-
-
-@router.post("/incidents/{incident_id}/reopen", tags=["incidents"], responses=ACTION_RESPONSES,
-             summary="Re-open a resolved or closed incident (manager)")
-def reopen_incident(staff: Agent, incident_id: IncidentId, sessions: Sessions, config: AppConfig,
-                    now: Now) -> ActionOut:
-    return incident_action(staff, sessions, config, now, incidents.IncidentAction("reopen", incident_id))
 
 
 @router.post("/incidents/{incident_id}/assign", tags=["incidents"], responses=ACTION_RESPONSES,
