@@ -112,8 +112,8 @@ def generate(days: float = 2.0, seed: int = 7) -> Iterator[dict[str, object]]:
             minutes = (t - crisis_at).total_seconds() / 60
             crisis_rate = min(3 * 2 ** (minutes / 25), 240)  # per hour, doubling every 25 minutes
             for _ in range(poisson_sample(rng, crisis_rate / 60)):
-                text = _CRISIS_SEED if rng.random() < 0.2 else _crisis_text(rng)
-                events.append(("zh" if text in _CRISIS_ZH else "en", "negative", text))
+                complaint = _CRISIS_SEED if rng.random() < 0.2 else _crisis_text(rng)
+                events.append(("zh" if complaint in _CRISIS_ZH else "en", "negative", complaint))
         for lang, label, text in events:
             n += 1
             created = t + timedelta(seconds=rng.uniform(0, 59))

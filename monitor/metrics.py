@@ -125,8 +125,8 @@ class DatabaseCollector(Collector):
             yield waiting
 
             expected = source_expectations(self.config)
-            status = GaugeMetricFamily("flarewatch_source_status", "1 for each source's current status",
-                                       labels=["source", "status"])
+            status_gauge = GaugeMetricFamily("flarewatch_source_status", "1 for each source's current status",
+                                           labels=["source", "status"])
             fetched = CounterMetricFamily("flarewatch_source_posts_fetched", "Posts fetched by the source, all time "
                                           "(stored in the database)", labels=["source"])
             last_post = GaugeMetricFamily("flarewatch_source_last_post_timestamp_seconds",
@@ -134,11 +134,11 @@ class DatabaseCollector(Collector):
             for row in session.scalars(select(Source).order_by(Source.name)):
                 current = source_status(row, expected.get(row.name), now)
                 for name in SOURCE_STATES:
-                    status.add_metric([row.name, name], 1.0 if name == current else 0.0)
+                    status_gauge.add_metric([row.name, name], 1.0 if name == current else 0.0)
                 fetched.add_metric([row.name], row.posts_fetched or 0)
                 if row.last_post_at is not None:
                     last_post.add_metric([row.name], row.last_post_at.timestamp())
-            yield status
+            yield status_gauge
             yield fetched
             yield last_post
 

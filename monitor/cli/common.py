@@ -85,7 +85,8 @@ class ProgressReport:
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
         self._clock = time.monotonic
         self._start = self._last = self._clock()
-        self.done, self.total = 0.0, None
+        self.done = 0.0
+        self.total: float | None = None
         self._bar: Any = None
         self._task: Any = None
 

@@ -189,7 +189,8 @@ def _markers(t: Timeline, x: Callable[[datetime], float], plot_h: int, top: int,
 
 
 def _legend(t: Timeline, height: int) -> list[str]:
-    out, lx = [], LEFT
+    out: list[str] = []
+    lx: float = LEFT
     ly = height - 14
     for s in SERIES:
         label = s.label
@@ -217,8 +218,8 @@ def weekly_svg(weeks: list[WeekFigures], width: int = 720, height: int = 240) ->
     weeks = sorted(weeks, key=lambda w: w.week)
     left, right, top, bottom = 52, 16, 16, 58
     plot_w, plot_h = width - left - right, height - top - bottom
-    values = [w.medians[key].total_seconds() / 60 for w in weeks for key, _, _ in TREND_SERIES
-              if w.medians.get(key) is not None]
+    values = [median.total_seconds() / 60 for w in weeks for key, _, _ in TREND_SERIES
+              if (median := w.medians.get(key)) is not None]
     ymax, step = _nice_max(max(values, default=1.0) * 1.05)
 
     def x(i: int) -> float:
@@ -254,7 +255,7 @@ def weekly_svg(weeks: list[WeekFigures], width: int = 720, height: int = 240) ->
             out.append(f'<polyline data-series="{key}" fill="none" stroke="{color}" stroke-width="2" '
                        f'points="{" ".join(run)}"><title>{escape(label)}</title></polyline>')
             out += [f'<circle cx="{pt.split(",")[0]}" cy="{pt.split(",")[1]}" r="2.5" fill="{color}"/>' for pt in run]
-    lx = left
+    lx: float = left
     for key, label, color in TREND_SERIES:  # noqa: B007 - key is the series name above
         out.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{height - 14}" y2="{height - 14}" stroke="{color}" stroke-width="2.4"/>')
         out.append(f'<text x="{lx + 23}" y="{height - 10}" fill="#333">{escape(label)}</text>')

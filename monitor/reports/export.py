@@ -54,9 +54,9 @@ def render_html(t: Timeline) -> str:
 
 def render_section(t: Timeline) -> dict[str, Markup]:
     """The web app's incident page parts (its CSS classes): about, chart (with export links), figures, posts."""
-    parts = _ENV.get_template("_section.html").module
-    return {"about": Markup(parts.about(t)), "chart": Markup(parts.chart_part(t, Markup(render_svg(t)))),
-            "figures": Markup(parts.figures_part(t)), "posts": Markup(parts.posts_part(t))}
+    parts = vars(_ENV.get_template("_section.html").module)  # the template's macros by name
+    return {"about": Markup(parts["about"](t)), "chart": Markup(parts["chart_part"](t, Markup(render_svg(t)))),
+            "figures": Markup(parts["figures_part"](t)), "posts": Markup(parts["posts_part"](t))}
 
 
 # -- Markdown -------------------------------------------------------------------------------------

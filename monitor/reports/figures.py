@@ -179,9 +179,10 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _post_counts(session: Session, ids: list[int]) -> dict[int, tuple[PostCounts, datetime | None]]:
-    states: dict[int, Counter[str]] = {i: Counter() for i in ids}
-    agents: dict[int, Counter[str]] = {i: Counter() for i in ids}
-    first_answer: dict[int, datetime] = {}
+    # keyed as the column is typed (nullable); the rows read are those of `ids`
+    states: dict[int | None, Counter[str]] = {i: Counter() for i in ids}
+    agents: dict[int | None, Counter[str]] = {i: Counter() for i in ids}
+    first_answer: dict[int | None, datetime] = {}
     for incident_id, state, who, answered_at in session.execute(
         select(FlaggedPost.incident_id, FlaggedPost.state, FlaggedPost.claimed_by, FlaggedPost.answered_at)
         .where(FlaggedPost.incident_id.in_(ids))
@@ -231,8 +232,8 @@ class WeekFigures:
 
 
 def _median(values: Iterable[timedelta | None]) -> timedelta | None:
-    known = sorted(v for v in values if v is not None)
-    return statistics.median(known) if known else None
+    seconds = [v.total_seconds() for v in values if v is not None]
+    return timedelta(seconds=statistics.median(seconds)) if seconds else None
 
 
 def _merge_posts(counts: Iterable[PostCounts]) -> PostCounts:
