@@ -202,6 +202,9 @@ def clean_post(post: FetchedPost) -> FetchedPost:
         raise InvalidItem(f"cannot be stored as JSON: {exc}") from None
     if not any(value is not None and _UNSTORABLE.search(value) for value in (post.text, post.author, post.url, post.lang)):
         return post
-    return dataclasses.replace(post, text=storable(post.text), author=storable(post.author),
-                               url=None if post.url is None else storable(post.url),
-                               lang=None if post.lang is None else storable(post.lang))
+    text = storable(post.text)
+    if not text.strip():
+        raise InvalidItem("text: nothing left once NUL is removed")
+    return dataclasses.replace(post, text=text, author=storable(post.author).strip() or "unknown",
+                               url=None if post.url is None else storable(post.url) or None,
+                               lang=None if post.lang is None else storable(post.lang) or None)

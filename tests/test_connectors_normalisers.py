@@ -186,3 +186,14 @@ def test_html_to_text_examples() -> None:
     assert html_to_text('<span class="url-icon"><img alt="[偷笑]" src="x.png"></span>好') == "[偷笑]好"
     assert html_to_text("<script>alert(1)</script>visible") == "visible"
     assert html_to_text("a < b and c > d") == "a < b and c > d"
+
+
+def test_cleaning_keeps_a_post_whole_when_nul_is_all_a_field_had() -> None:
+    """Found by the property test: an author of only NUL came out empty after cleaning, a text of only NUL too."""
+    entry = {"id": "tag:x", "title": "Acme news", "link": "https://a.b/c", "summary": "s", "author": "\x00",
+             "published": "2019-07-10T11:53:37Z"}
+    post = check(NORMALISERS["rss"], entry)
+    assert post is not None and post.author == "unknown" and post.text
+    with pytest.raises(InvalidItem, match="text"):
+        clean_post(FetchedPost(source="src", external_id="1", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                               author="a", text="\x00 \x00"))
