@@ -109,8 +109,14 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
     ideal = ideal_delay(posts_path, truth_path, args.make_args)
     ratios = [round(c["delay_minutes"] / d, 2) if c["caught"] and d else None
               for c, d in zip(summary["per_crisis"], ideal["delays_minutes"])]
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    # Alerts per crisis: openings (and reopenings) inside it; one crisis should be one incident.
+    spans = [(datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"]) + timedelta(hours=1))
+             for c in truth["crises"]]
+    openings = [sum(1 for i in result.incidents if a <= datetime.fromisoformat(i["detected_at"]) <= b)
+                for a, b in spans]
     return {"seed": seed, "seconds": round(elapsed, 1), "posts": result.posts, **summary,
-            "ideal": ideal, "delay_ratio_to_ideal": ratios,
+            "incidents_per_crisis": openings, "ideal": ideal, "delay_ratio_to_ideal": ratios,
             "first_signals": [i["first_signals"] for i in result.incidents]}
 
 
@@ -262,6 +268,7 @@ def main() -> None:
         "benign_spikes_alerted": f"{sum(r['benign_spikes_alerted'] for r in rows)}/{sum(r['benign_spikes'] for r in rows)}",
         "ideal_delay_minutes": [d for r in rows for d in r["ideal"]["delays_minutes"]],
         "delay_ratio_to_ideal": [x for r in rows for x in r["delay_ratio_to_ideal"]],
+        "incidents_per_crisis": [x for r in rows for x in r["incidents_per_crisis"]],
         "replay_seconds": [r["seconds"] for r in rows],
     }))
 
