@@ -31,12 +31,15 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import BertForSequenceClassification, PreTrainedModel
 
 from models.data import CHINESE_SETS, NEU, Dataset, read_binary_csv, read_split, read_tweeteval
 
@@ -164,13 +167,16 @@ def collate(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Ten
 # --------------------------------------------------------------------------- eval helper
 
 @torch.inference_mode()
-def predict_probs(model: nn.Module, tok: Any, texts: list[str], max_length: int = 128,
+def predict_probs(model: PreTrainedModel, tok: Any, texts: list[str], max_length: int = 128,
                   batch_size: int = 64) -> torch.Tensor:
     """Class probabilities for ``texts`` (any HF sequence-classification model)."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.empty((len(texts), model.config.num_labels))
+    classes = model.config.num_labels
+    if classes is None:
+        raise ValueError("the model has no classification head (config.num_labels is unset)")
+    out = torch.empty((len(texts), classes))
     for s in range(0, len(order), batch_size):
         sel = order[s:s + batch_size]
         enc = tok([texts[i] for i in sel], padding=True, truncation=True, max_length=max_length,
@@ -202,7 +208,7 @@ def _log(msg: str, log: Callable[[str], None] | None) -> None:
     (log or print)(line)
 
 
-def export(model: nn.Module, tok: Any, out: Path, meta: dict[str, Any]) -> None:
+def export(model: BertForSequenceClassification, tok: Any, out: Path, meta: dict[str, Any]) -> None:
     """Write a plain transformers model directory (fp16 safetensors) plus flarewatch.json."""
     import copy
 
@@ -297,7 +303,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[st
 
     # optimizer
     emb = model.bert.embeddings.word_embeddings
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for n, p in model.named_parameters():
         if p is emb.old or p is emb.new:
             continue
