@@ -15,6 +15,7 @@ word joiner after `@` keeps `@all`/`@所有人` inert. Who gets pinged is only e
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -109,11 +110,19 @@ class RobotPacer:
             raise Deferred(f"robot {robot} is at {self.item}", max(1.0, math.ceil(reset - self._now())))
 
 
+MAX_ANSWER_BYTES = 64 * 1024
+
+
 def post_robot(client: httpx.Client, name: str, url: str, body: dict[str, Any], timeout: float,
                rate_limited_codes: frozenset[int], rate_limit_wait: float, now: float | None = None) -> dict[str, Any]:
     """POST one robot message and classify the answer (the URL carries the robot's key: never logged)."""
     try:
-        response = client.post(url, json=body, timeout=timeout)
+        with client.stream("POST", url, json=body, timeout=timeout) as response:
+            raw = bytearray()
+            for chunk in response.iter_bytes():  # streamed and bounded: a reply is a few dozen bytes of JSON
+                raw += chunk
+                if len(raw) > MAX_ANSWER_BYTES:
+                    raise RetryableError(f"{name} answered more than {MAX_ANSWER_BYTES:,} bytes")
     except httpx.HTTPError as exc:
         raise RetryableError(f"{name} unreachable: {type(exc).__name__}") from None
     outcome = classify(response.status_code)
@@ -125,7 +134,7 @@ def post_robot(client: httpx.Client, name: str, url: str, body: dict[str, Any], 
     if outcome is not Outcome.OK:
         raise PermanentError(f"{name} refused the alert: HTTP {response.status_code}")
     try:
-        answer = response.json()
+        answer = json.loads(raw)
         code = int(answer.get("errcode", -1))
     except (ValueError, AttributeError, TypeError):
         raise RetryableError(f"{name} answered something that is not its JSON reply") from None

@@ -189,3 +189,18 @@ def test_settings_check_robot_references_and_numbers() -> None:
     settings = AlertSettings.model_validate({"dingtalk": {"a": {"access_token": "t", "secret": ""}},
                                              "escalation": [{"levels": [{"dingtalk": ["a"]}]}]})
     assert settings.dingtalk["a"].secret is None
+
+
+def test_an_oversized_answer_is_not_buffered_and_the_alert_is_retried(sessions, clock, robots) -> None:  # noqa: F811
+    """Issue 17 #3 for alerts: a reply is a few dozen bytes; a huge one is cut off while it streams in."""
+    settings = _settings(robots)
+    robots.answers = [(200, "x" * (8 * 1024 * 1024)), (200, "x" * (8 * 1024 * 1024))]
+    open_incident(sessions, settings, clock.now())
+    senders = build_senders(settings)
+    deliver_pending(sessions, senders, clock, 50)
+    rows = outbox(sessions)
+    assert {r.status for r in rows} == {"pending"}
+    assert all("more than 65,536 bytes" in (r.last_error or "") for r in rows), [r.last_error for r in rows]
+    clock.advance(timedelta(minutes=1))
+    drain(sessions, senders, clock)
+    assert {r.status for r in outbox(sessions)} == {"sent"}
