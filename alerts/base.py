@@ -8,9 +8,8 @@ from datetime import datetime
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
-from pydantic import BaseModel
-
 from alerts.view import EventView, IncidentView
+from monitor.core.settings import Strict
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
@@ -85,19 +84,20 @@ class ChannelSender(Sender, Protocol):
     """
 
     channel: ClassVar[str]
-    settings_model: ClassVar[type[BaseModel] | None]
+    settings_model: ClassVar[type[Strict] | None]
 
     @classmethod
     def configured(cls, settings: AlertSettings) -> Sender | None: ...
 
 
 SENDERS: dict[str, type[ChannelSender]] = {}
-S = TypeVar("S", bound=type)
+S = TypeVar("S", bound=type[ChannelSender])
 
 
 def register_sender(cls: S) -> S:
-    """Class decorator: make a channel's sender known to `alerts.senders.build_senders`."""
-    SENDERS[cls.channel] = cls  # type: ignore[attr-defined]
+    """Class decorator: make a channel's sender known to `alerts.senders.build_senders` (mypy checks
+    that the class is a `ChannelSender`)."""
+    SENDERS[cls.channel] = cls
     return cls
 
 

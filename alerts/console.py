@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.text import Text
 
 from alerts.base import AlertJob, Delivered, register_sender
+from monitor.core.settings import Strict
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
@@ -19,7 +20,7 @@ STYLE = {1: "yellow", 2: "dark_orange"}
 @register_sender
 class ConsoleSender:
     channel: ClassVar[str] = "console"
-    settings_model: ClassVar[None] = None
+    settings_model: ClassVar[type[Strict] | None] = None
 
     @classmethod
     def configured(cls, settings: AlertSettings) -> ConsoleSender:

@@ -63,7 +63,7 @@ def signed_url(settings: DingTalkSettings, now: datetime) -> str:
 class DingTalkSender(RobotSender[DingTalkSettings]):
     channel: ClassVar[str] = "dingtalk"
     service: ClassVar[str] = "DingTalk"
-    settings_model: ClassVar[type[Strict]] = DingTalkSettings
+    settings_model: ClassVar[type[Strict] | None] = DingTalkSettings
     rate_limited: ClassVar[frozenset[int]] = RATE_LIMITED
     rate_limit_wait: ClassVar[float] = MUTED_SECONDS
 

@@ -74,7 +74,7 @@ def compose(job: AlertJob, settings: EmailSettings) -> EmailMessage:
 @register_sender
 class EmailSender:
     channel: ClassVar[str] = "email"
-    settings_model: ClassVar[type[Strict]] = EmailSettings
+    settings_model: ClassVar[type[Strict] | None] = EmailSettings
 
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings

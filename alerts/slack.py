@@ -141,7 +141,7 @@ def check_auth(settings: AlertSettings, now: datetime, client: WebClient | None 
 @register_sender
 class SlackSender:
     channel: ClassVar[str] = "slack"
-    settings_model: ClassVar[type[Strict]] = SlackSettings
+    settings_model: ClassVar[type[Strict] | None] = SlackSettings
 
     def __init__(self, settings: SlackSettings | AlertSettings, client: WebClient | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:

@@ -85,7 +85,7 @@ def payload(job: AlertJob) -> dict[str, Any]:
 @register_sender
 class WebhookSender:
     channel: ClassVar[str] = "webhook"
-    settings_model: ClassVar[type[Strict]] = WebhookSettings
+    settings_model: ClassVar[type[Strict] | None] = WebhookSettings
 
     def __init__(self, webhooks: dict[str, WebhookSettings], client: httpx.Client | None = None) -> None:
         self.webhooks = webhooks

@@ -36,7 +36,7 @@ class WeComSettings(RobotSettings):
 class WeComSender(RobotSender[WeComSettings]):
     channel: ClassVar[str] = "wecom"
     service: ClassVar[str] = "WeCom"
-    settings_model: ClassVar[type[Strict]] = WeComSettings
+    settings_model: ClassVar[type[Strict] | None] = WeComSettings
     rate_limited: ClassVar[frozenset[int]] = RATE_LIMITED
     rate_limit_wait: ClassVar[float] = 60.0
 
