@@ -147,13 +147,14 @@ def bench_scoring(db: str, stored: int, reps: int) -> dict[str, Any]:
     med = lambda xs: round(statistics.median(xs) * 1000, 2)  # noqa: E731
     return {"bench": "scoring_tick", "db": engine.dialect.name, "stored_posts": stored, "history_load_s": round(load_s, 1),
             "tick_ms_256_posts": med(ticks), "find_pending_ms": med(finds), "old_find_pending_ms": med(olds),
-            "reps": reps}
+            "reps": reps, "load_avg": os.getloadavg()}
 
 
 def bench_detect(db: str, negatives: int, reps: int) -> dict[str, Any]:
-    from sqlalchemy import text
+    from sqlalchemy import event, text
 
     from monitor.core.clock import SimulatedClock
+    from monitor.detection import incidents
     from monitor.config import parse_config
     from monitor.detection.aggregates import record_batch
     from monitor.pipeline import detect_incidents
@@ -180,16 +181,31 @@ def bench_detect(db: str, negatives: int, reps: int) -> dict[str, Any]:
                     .where(Post.id.in_(ids))).tuples())
                 record_batch(session, pairs)
                 session.expunge_all()
-        times = []
+        # What a tick reads, besides its time: statements sent, and the rows of the viral read
+        # (the posts handed to the viral check), which must not grow with the hour's negatives.
+        statements, viral_rows = [0], [0]
+        event.listen(engine, "before_cursor_execute", lambda *_: statements.__setitem__(0, statements[0] + 1))
+        check = incidents.check_viral_posts
+
+        def counted_check(posts: Any, *args: Any) -> Any:
+            viral_rows[0] += len(posts)
+            return check(posts, *args)
+
+        incidents.check_viral_posts = counted_check  # type: ignore[assignment]
+        times, per_tick = [], []
         for rep in range(reps):
             clock = SimulatedClock(now + timedelta(seconds=rep))
+            statements[0] = viral_rows[0] = 0
             t = time.perf_counter()
             detect_incidents(sessions, config, clock)
             times.append(time.perf_counter() - t)
+            per_tick.append((statements[0], viral_rows[0]))
+        incidents.check_viral_posts = check  # type: ignore[assignment]
         engine.dispose()
     return {"bench": "detect_tick", "db": engine.dialect.name, "negative_posts_last_hour": negatives,
             "first_tick_s": round(times[0], 3), "tick_s_median": round(statistics.median(times[1:] or times), 3),
-            "reps": reps}
+            "statements_per_tick": per_tick[-1][0], "viral_rows_read": per_tick[-1][1], "reps": reps,
+            "load_avg": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:

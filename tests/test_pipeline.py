@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -109,3 +110,101 @@ def test_the_language_found_at_scoring_is_kept_on_the_post(sessions) -> None:
     with sessions() as s:
         langs = dict(s.execute(select(Post.external_id, Post.lang)).all())
     assert langs == {"en": "en", "zh": "zh", "tagged": "de"}  # the source's own tag is never overwritten
+
+
+
+def test_a_detection_tick_reads_the_same_rows_with_100_or_1500_negative_posts_in_the_hour(sessions, monkeypatch) -> None:
+    """Issue 15: the viral read grew with the hour's negative posts (1.2 s after four minutes at
+    250 posts/s). It reads only the posts whose engagement could fire, the most engaged first and a
+    bounded number of them, and still finds exactly what reading every negative post finds."""
+    from sqlalchemy import event
+
+    from monitor.detection import incidents
+    from monitor.detection.settings import DetectionSettings
+    from monitor.detection.viral import RecentPost
+    from tests.detection_helpers import add_scored_post
+
+    now = T0 + timedelta(hours=1)
+    spreading: dict[str, list[int]] = {"Small": [], "Big": []}
+    with transaction(sessions) as session:
+        for brand, negatives in (("Small", 100), ("Big", 1500)):
+            for i in range(negatives):  # ordinary complaints: hardly anyone reacts
+                add_scored_post(session, now - timedelta(seconds=2 * i + 1), "negative", brand=brand,
+                                followers=50 + i % 400, reposts=i % 3, replies=i % 2)
+            for i, (followers, engagement) in enumerate([(900_000, 4000), (300, 2500), (5_000_000, 60)]):
+                spreading[brand].append(add_scored_post(
+                    session, now - timedelta(minutes=10 + i), "negative", brand=brand,
+                    followers=followers, reposts=engagement).id)
+    settings = DetectionSettings(warmup_hours=0, detectors=["viral"])
+    check = incidents.check_viral_posts
+    handed: dict[str, int] = {}
+    statements: list[str] = []
+
+    def count_statement(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count_statement)
+    fired, sent = {}, {}
+    try:
+        for brand in ("Small", "Big"):
+            def counted_check(posts: list[RecentPost], *args: Any, brand: str = brand) -> Any:
+                handed[brand] = len(posts)  # the rows the viral read brought back
+                return check(posts, *args)
+
+            monkeypatch.setattr(incidents, "check_viral_posts", counted_check)
+            statements.clear()
+            with sessions() as session:
+                signals = incidents.evaluate(session, brand, settings, 1.0, now)
+            fired[brand] = sorted(s.post_ids[0] for s in signals if s.fired)
+            sent[brand] = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count_statement)
+
+    assert handed["Small"] == handed["Big"] == 3, handed  # the three spreading posts, not the hour's 1,500
+    assert sent["Big"] == sent["Small"]
+    assert fired["Big"] == sorted(spreading["Big"])
+    with sessions() as session:  # exactly what the check finds over every negative post of the hour
+        for brand in ("Small", "Big"):
+            every = [RecentPost(p.id, p.created_at, p.author_followers, p.reposts + p.replies) for p in session.scalars(
+                select(incidents.Post).where(incidents.Post.brand == brand))]
+            baseline = incidents.baseline_store.load(session, brand, now, settings)
+            alpha = incidents.post_alpha(1.0, incidents.detector_share(settings, "viral"),
+                                         baseline.rate_per_week("negative"))
+            assert sorted(s.post_ids[0] for s in check(every, baseline.posts, alpha, 60, now) if s.fired) == fired[brand]
+
+
+def test_a_crisis_tick_reads_only_the_posts_it_can_link(sessions, monkeypatch) -> None:
+    """While a window fires, the posts behind it are linked to the incident, the most visible
+    `link_posts_max` of them: those are ranked in SQL, so a burst of negatives is not read whole."""
+    from monitor.detection import incidents
+    from monitor.detection.aggregates import visibility
+    from monitor.detection.settings import DetectionSettings
+    from monitor.detection.signals import Signal
+    from tests.detection_helpers import add_scored_post
+
+    now = T0 + timedelta(hours=1)
+    with transaction(sessions) as session:
+        for i in range(600):
+            add_scored_post(session, now - timedelta(seconds=5 * i + 1), "negative",
+                            followers=(i * 37) % 1000, reposts=(i * 13) % 9, replies=i % 4)
+        add_scored_post(session, now - timedelta(minutes=2), "neutral", followers=10**9)  # not negative: never linked
+    window = Signal("volume", 60, now - timedelta(hours=1), 600.0, 10.0, 1e-9, 1e-4, True)
+    settings = DetectionSettings(link_posts_max=25)
+    read: list[int] = []
+    query = incidents._negative_posts
+
+    def counted(*args: Any) -> Any:
+        rows = query(*args)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(incidents, "_negative_posts", counted)
+    with sessions() as session:
+        run = incidents._Run(session, settings, lambda *args: None, now)
+        linked = run.posts_behind("Acme", [window], now - timedelta(hours=1))
+        negatives = session.scalars(select(incidents.Post).where(incidents.Post.text.like("%negative")))
+        every = sorted(((p.id, visibility(p.author_followers, p.reposts, p.replies)) for p in negatives),
+                       key=lambda item: (-item[1], item[0]))
+    assert read == [25]  # not the window's 600
+    assert linked == every[:25]

@@ -23,24 +23,24 @@ gives the same incidents every time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.core.clock import Clock
 from monitor.core.enums import EventKind, IncidentStatus
 from monitor.core.incidents import close_incident, open_incident, raise_severity
 from monitor.core.timeline import Notify, record_event
-from monitor.detection import aggregates, baseline_store
+from monitor.detection import aggregates, baseline_store, calibration
 from monitor.detection.aggregates import floor_minute, visibility
 from monitor.detection.settings import BrandRules, DetectionSettings
 from monitor.detection.signals import Signal
 from monitor.detection.lifecycle import back_to_baseline, closing_window, severity_for
-from monitor.detection.viral import RecentPost, check_viral_posts, post_alpha
+from monitor.detection.viral import ENGAGEMENT_GATE, RecentPost, check_viral_posts, post_alpha, velocity
 from monitor.detection.windows import BucketRow, detector_share, window_signals
 from monitor.core.queue import flag_post
 from monitor.core.storage.db import transaction
@@ -89,16 +89,18 @@ def detect(
 def evaluate(
     session: Session, brand: str, settings: DetectionSettings, false_alarms_per_week: float, now: datetime
 ) -> list[Signal]:
-    """All detectors' signals for the brand at `now` (fired or not), learning the baseline first."""
+    """All detectors' signals for the brand at `now` (fired or not; for viral, of the posts that could
+    fire: `_viral_candidates`), learning the baseline first."""
     baseline = baseline_store.load(session, brand, now, settings)
     since = floor_minute(now - timedelta(minutes=max(settings.windows_minutes)))
     rows = [BucketRow(m.start, m.negative, m.volume) for m in aggregates.minutes(session, brand, since, now)]
     signals = window_signals(rows, now, baseline, settings, false_alarms_per_week)
     if "viral" in settings.detectors:
         lookback = settings.viral_lookback_minutes
-        posts = _recent_negative_posts(session, brand, now - timedelta(minutes=lookback), now)
         alpha = post_alpha(false_alarms_per_week, detector_share(settings, "viral"),
                            baseline.rate_per_week("negative"))
+        least = _least_engagement_to_fire(baseline.posts, alpha, now)
+        posts = _viral_candidates(session, brand, now - timedelta(minutes=lookback), now, least)
         signals += check_viral_posts(posts, baseline.posts, alpha, lookback, now)
     return signals
 
@@ -264,7 +266,7 @@ class _Run:
         found: dict[int, float] = {}
         if windows:
             since = max(min(s.window_start for s in windows), started)
-            for pid, reach in _negative_posts(self.session, brand, since, self.now):
+            for pid, reach in _negative_posts(self.session, brand, since, self.now, self.settings.link_posts_max):
                 found[pid] = reach
         for signal in fired:
             if signal.detector == "viral":
@@ -312,24 +314,74 @@ def _excess(signals: list[Signal]) -> float:
     return max((_beyond(s) for s in signals if s.detector == "volume"), default=0.0)
 
 
+# `visibility` is 1 + ln((1 + followers)(1 + engagement)): ranking by the product in SQL brings back
+# only the posts that can be linked, not every negative post of a crisis.
+_VISIBLE = (1.0 + func.coalesce(Post.author_followers, 0)) * (1.0 + Post.reposts + Post.replies)
 _NEGATIVE_POSTS = (
     select(Post.id, Post.created_at, Post.author_followers, Post.reposts, Post.replies)
     .where(Post.brand == bindparam("brand"), Post.duplicate_of.is_(None),
            Post.created_at >= bindparam("since", type_=UTCDateTime()),
            Post.created_at < bindparam("until", type_=UTCDateTime()),
            select(Score.id).where(and_(Score.post_id == Post.id, Score.label == "negative")).exists())
-    .order_by(Post.id)
+    .order_by(_VISIBLE.desc(), Post.id).limit(bindparam("limit"))
 )
 
 
-def _negative_posts(session: Session, brand: str, since: datetime, until: datetime) -> list[tuple[int, float]]:
-    rows = session.connection().execute(_NEGATIVE_POSTS, {"brand": brand, "since": since, "until": until})
+def _negative_posts(session: Session, brand: str, since: datetime, until: datetime, limit: int) -> list[tuple[int, float]]:
+    """The `limit` most visible negative posts created in [since, until), as (id, visibility)."""
+    rows = session.connection().execute(
+        _NEGATIVE_POSTS, {"brand": brand, "since": since, "until": until, "limit": limit})
     return [(pid, visibility(f, r, c)) for pid, _, f, r, c in rows]
 
 
-def _recent_negative_posts(session: Session, brand: str, since: datetime, until: datetime) -> list[RecentPost]:
-    """Negative posts created in [since, until], the tick's own minute included."""
-    rows = session.connection().execute(
-        _NEGATIVE_POSTS, {"brand": brand, "since": since, "until": until + timedelta(microseconds=1)})
+# The viral check reads at most this many posts per tick (the most engaged of those that can fire),
+# so a tick costs the same with 1k or 100k negative posts in the lookback. More than this many
+# spreading posts at once is a crisis the count tests already see.
+VIRAL_CANDIDATES = 200
+
+_ENGAGEMENT = Post.reposts + Post.replies
+_VIRAL_CANDIDATES = (
+    select(Post.id, Post.created_at, Post.author_followers, Post.reposts, Post.replies)
+    .where(Post.brand == bindparam("brand"), Post.duplicate_of.is_(None),
+           Post.created_at >= bindparam("since", type_=UTCDateTime()),
+           Post.created_at < bindparam("until", type_=UTCDateTime()),
+           _ENGAGEMENT >= bindparam("least"),
+           select(Score.id).where(and_(Score.post_id == Post.id, Score.label == "negative")).exists())
+    .order_by(_ENGAGEMENT.desc(), Post.id).limit(VIRAL_CANDIDATES)
+)
+
+
+def _least_engagement_to_fire(histograms: Mapping[str, Sequence[float]], alpha: float, now: datetime) -> int:
+    """The least engagement (reposts + replies) with which a post could fire the viral check.
+
+    Below it, the post's engagement tail probability is above both `ENGAGEMENT_GATE` and `alpha`;
+    past the gate the combined p is that probability (`viral.combined_p`), so no reach makes it
+    fire. Velocity divides by an age of at least an hour, so ln(1 + engagement) bounds it: the
+    posts at or above this are a superset of those that can fire, and the check stays exact.
+    """
+    engagement = histograms.get("engagement") or calibration.blank_histogram("engagement")
+    bar = max(ENGAGEMENT_GATE, alpha)
+
+    def may_fire(value: int) -> bool:
+        return calibration.histogram_tail(engagement, velocity(value, now, now)) <= bar
+
+    low, high = 0, 1  # the tail is non-increasing in engagement: double, then bisect
+    while not may_fire(high):
+        if high > 2**53:
+            return high  # nothing can fire
+        low, high = high, high * 2
+    if may_fire(low):
+        return low
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if may_fire(middle) else (middle, high)
+    return high
+
+
+def _viral_candidates(session: Session, brand: str, since: datetime, until: datetime, least: int) -> list[RecentPost]:
+    """The most engaged negative posts created in [since, until] (the tick's own minute included)
+    that could fire: at most `VIRAL_CANDIDATES` rows, however many negatives the lookback holds."""
+    rows = session.connection().execute(_VIRAL_CANDIDATES, {
+        "brand": brand, "since": since, "until": until + timedelta(microseconds=1), "least": least})
     return [RecentPost(pid, created, followers, (reposts or 0) + (replies or 0))
             for pid, created, followers, reposts, replies in rows]
