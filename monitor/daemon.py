@@ -539,7 +539,8 @@ def die_with_parent(parent_pid: int) -> None:
     (PR_SET_PDEATHSIG: immediate, even while the model holds the GIL); everywhere, a thread waits
     on the parent's sentinel (a pipe multiprocessing gives a spawned child, readable once the parent
     has exited) and ends the process. No cleanup is owed: the open transaction rolls back when the
-    connection drops, and the batch is pending again.
+    connection drops, and the batch is pending again. A daemon that dies while its worker is still
+    starting (imports, before this runs) is caught by the parent-pid check below, at once after.
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # e.g. a libc without prctl: the thread remains

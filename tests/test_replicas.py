@@ -115,8 +115,10 @@ def test_a_score_worker_exits_when_its_daemon_is_killed_9(db_url: str, tmp_path:
         workers = wait_for(lambda: [pid for pid, cmd in children(replica.proc.pid).items() if "spawn_main" in cmd],
                            30, "the score worker process", cluster)
         assert push(replica, batches(20, 20, 0)[0]).status_code == 200
-        wait_for(lambda: replica.health()["daemon"]["jobs"].get("score", {}).get("runs"), 60,
-                 "the worker to start scoring", cluster)
+        engine = make_engine(db_url)
+        with session_factory(engine)() as s:  # scored by the worker: it is past its start, in its loop
+            wait_for(lambda: s.scalar(select(func.count(Score.id))) == 20, 120, "the worker to score", cluster)
+        engine.dispose()
         descendants = list(children(replica.proc.pid))
         os.kill(replica.proc.pid, signal.SIGKILL)
         replica.proc.wait(10)
