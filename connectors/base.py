@@ -25,6 +25,10 @@ class Connector(Protocol):
     # feed for a while), "push" (the platform posts to /api/ingest: no poll job; health is when a post last came).
     mode: ClassVar[str]
 
+    def __init__(self, *, source_name: str, query_terms: list[str], params: SourceParams) -> None:
+        """What `connectors.registry.build_connector` passes every connector (params: its own `params_model`)."""
+        ...
+
     def pages(self, client: httpx.AsyncClient, cursor: str | None) -> AsyncIterator[Page]:
         """Yield pages newer than `cursor` until caught up (bounded per run)."""
         ...

@@ -44,6 +44,6 @@ def validate_source_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 def build_connector(kind: str, source_name: str, query_terms: list[str], params: dict[str, Any]) -> Connector:
     """Instantiate a configured source: every connector takes these three keyword arguments."""
     cls = CONNECTORS[kind]
-    return cls(  # type: ignore[call-arg]
+    return cls(
         source_name=source_name, query_terms=query_terms, params=cls.params_model.model_validate(params)
     )
