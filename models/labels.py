@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,6 +27,10 @@ import numpy as np
 Label = Literal["negative", "neutral", "positive"]
 LABELS: tuple[Label, Label, Label] = ("negative", "neutral", "positive")
 _VALENCE = {"negative": -1.0, "neutral": 0.0, "positive": 1.0}
+
+
+def _is_label(value: str | None) -> TypeGuard[Label]:
+    return value in _VALENCE
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,9 @@ def scheme_from_id2label(id2label: Mapping[int, str] | Mapping[str, str],
         buckets: list[Label] = []
         for name in names:
             target = norm_map.get(_norm(name))
-            if target not in _VALENCE:
+            if not _is_label(target):
                 raise ValueError(f"label_map gives no negative/neutral/positive for model label {name!r}")
-            buckets.append(target)  # type: ignore[arg-type]
+            buckets.append(target)
         return LabelScheme(names, tuple(buckets), tuple(_VALENCE[b] for b in buckets))
 
     if n == 5 and all(_stars(x) is not None for x in names):
