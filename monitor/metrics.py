@@ -25,10 +25,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.registry import connector_mode
 from monitor.core.clock import Clock
 from monitor.core.leases import replicas
+from monitor.core.sources import SourceState, sources_with_status
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import FlaggedPost, Incident, OutboxMessage, Post, Source
+from monitor.core.storage.schema import FlaggedPost, Incident, OutboxMessage, Post
 
 PROCESS = CollectorRegistry(auto_describe=True)
 POSTS_FETCHED = Counter("flarewatch_posts_fetched", "Posts a source returned (new or not), by source",
@@ -68,8 +70,6 @@ class DatabaseCollector(Collector):
         return []  # collected lazily: describing must not query the database
 
     def collect(self) -> Iterator[Any]:
-        from monitor.web.views import SOURCE_STATES, source_expectations, source_status
-
         now = self.clock.now()
         with transaction(self.sessions) as session:
             pending, oldest = session.execute(
@@ -124,20 +124,19 @@ class DatabaseCollector(Collector):
             yield alerts
             yield waiting
 
-            expected = source_expectations(self.config)
             status_gauge = GaugeMetricFamily("flarewatch_source_status", "1 for each source's current status",
-                                           labels=["source", "status"])
+                                             labels=["source", "status"])
             fetched = CounterMetricFamily("flarewatch_source_posts_fetched", "Posts fetched by the source, all time "
                                           "(stored in the database)", labels=["source"])
             last_post = GaugeMetricFamily("flarewatch_source_last_post_timestamp_seconds",
                                           "When the source last brought a new post (unix time)", labels=["source"])
-            for row in session.scalars(select(Source).order_by(Source.name)):
-                current = source_status(row, expected.get(row.name), now)
-                for name in SOURCE_STATES:
-                    status_gauge.add_metric([row.name, name], 1.0 if name == current else 0.0)
-                fetched.add_metric([row.name], row.posts_fetched or 0)
-                if row.last_post_at is not None:
-                    last_post.add_metric([row.name], row.last_post_at.timestamp())
+            for source in sources_with_status(session, self.config.sources(), now, connector_mode):
+                for state in SourceState:
+                    status_gauge.add_metric([source.name, state], 1.0 if state == source.status else 0.0)
+                row = source.row
+                fetched.add_metric([source.name], (row.posts_fetched or 0) if row else 0)
+                if row is not None and row.last_post_at is not None:
+                    last_post.add_metric([source.name], row.last_post_at.timestamp())
             yield status_gauge
             yield fetched
             yield last_post

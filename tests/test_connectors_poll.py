@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from monitor.daemon import steer_poll_job
 from monitor.polling import poll_source
-from monitor.web.views import SourceExpectation, source_status
+from monitor.core.sources import SourceExpectation, source_status
 from monitor.core.clock import SimulatedClock
 from monitor.config import BrandConfig, SourceConfig
 from monitor.core.storage.schema import Post, Source

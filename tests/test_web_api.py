@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import count
@@ -341,8 +342,8 @@ def test_incidents_sources_and_healthz(web: WebEnv) -> None:  # noqa: F811
     _assert_error(web.client.get("/api/incidents/9999/events", headers=web.auth("mona")), 404)
     listed_sources = web.client.get("/api/sources", headers=web.auth("mona")).json()["items"]
     sources = {s["name"]: (s["status"], s["mode"]) for s in listed_sources}
-    assert sources == {"acme-hook": ("ok", "push"), "globex-hook": ("never", "push"),
-                       "old-source": ("unconfigured", "poll")}
+    assert sources == {"acme-hook": ("ok", "push"), "acme-private": ("never", "push"),  # configured, nothing yet
+                       "globex-hook": ("never", "push"), "old-source": ("unconfigured", "poll")}
     health = web.client.get("/healthz")
     assert health.status_code == 200
     body = health.json()
@@ -514,3 +515,49 @@ def test_a_failed_commit_is_the_answer_not_a_success_already_sent(web: WebEnv) -
     assert response.headers["retry-after"]
     with transaction(web.sessions) as s:
         assert accounts.get_user(s, "kim") is None
+
+
+def test_the_page_the_api_healthz_and_metrics_show_the_same_sources(web: WebEnv) -> None:  # noqa: F811
+    """One read (monitor.core.sources.sources_with_status) behind every surface: each configured source,
+    run or not, disabled ones, and stored ones no longer configured, with the same status everywhere."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitor.config import SourceConfig
+
+    web.config.brands[0].sources.append(SourceConfig(name="acme-off", kind="webhook", enabled=False))
+    with transaction(web.sessions) as s:
+        s.add_all([
+            Source(name="acme-hook", brand="acme", kind="webhook", consecutive_failures=0, posts_fetched=3,
+                   items_rejected=0, last_post_at=T0 - timedelta(hours=3)),  # a push source gone quiet
+            Source(name="acme-off", brand="acme", kind="webhook", consecutive_failures=0, posts_fetched=1,
+                   items_rejected=0, last_post_at=T0 - timedelta(days=9)),
+            Source(name="old-source", brand="acme", kind="rss", consecutive_failures=2, posts_fetched=0,
+                   items_rejected=0, last_error="HTTP 503"),
+        ])
+    expected = {"acme-hook": "stale", "acme-off": "disabled", "acme-private": "never", "globex-hook": "never",
+                "old-source": "unconfigured"}
+    api = web.client.get("/api/sources", headers=web.auth("mona")).json()
+    assert {s["name"]: s["status"] for s in api["items"]} == expected and api["total"] == 5
+    assert [s["name"] for s in api["items"]] == ["acme-hook", "acme-off", "acme-private", "old-source", "globex-hook"]
+    never = next(s for s in api["items"] if s["name"] == "acme-private")
+    assert never["posts_fetched"] == 0 and never["last_success_at"] is None and never["mode"] == "push"
+    health = web.client.get("/healthz").json()["checks"]["sources"]
+    assert health["status"] == expected and not health["ok"]
+    assert health["counts"] == {"ok": 0, "failing": 0, "needs_credentials": 0, "stale": 1, "never": 2, "disabled": 1,
+                                "unconfigured": 1}
+    metrics = {s.labels["source"]: s.labels["status"]
+               for family in text_string_to_metric_families(web.client.get("/metrics").text)
+               for s in family.samples if s.name == "flarewatch_source_status" and s.value == 1}
+    assert metrics == expected
+    web.client.post("/login", data={"username": "mona", "password": "mona-password",
+                                    "csrf_token": _page_csrf(web)}, follow_redirects=False)
+    page = web.client.get("/sources")
+    assert page.status_code == 200, page.text
+    shown = dict(re.findall(r"<tr><td>([a-z-]+)</td>.*?<span class=\"status ([a-z_]+)\">", page.text))
+    assert shown == expected
+
+
+def _page_csrf(web: WebEnv) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', web.client.get("/login").text)
+    assert match
+    return match.group(1)

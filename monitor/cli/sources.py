@@ -18,53 +18,45 @@ def _when(value: datetime | None) -> str:
 def status_command(
     config: ConfigOption = None,
 ) -> None:
-    """Table of sources: last success, last error, consecutive failures, posts fetched."""
+    """Table of sources: status, last success, last new post, last error, consecutive failures, posts fetched."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-    from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from monitor.core.escape import strip_controls
+    from connectors.registry import connector_mode
     from monitor.cli.common import open_store
-    from monitor.core.storage.schema import Source
+    from monitor.core.clock import SystemClock
+    from monitor.core.escape import strip_controls
+    from monitor.core.sources import SourceState, sources_with_status
 
     try:
         with open_store(config) as (cfg, sessions), sessions() as session:
-            rows = {row.name: row for row in session.scalars(select(Source))}
+            sources = sources_with_status(session, cfg.sources(), SystemClock().now(), connector_mode)
     except SQLAlchemyError as exc:
         typer.echo(f"error: cannot read sources from the database: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
 
-    from monitor.core.clock import SystemClock
-    from monitor.web.views import SourceExpectation, source_status
-
-    now = SystemClock().now()
     table = Table(title="Sources")
     for column in ("name", "brand", "kind", "status", "last success", "last new post", "last error", "failures",
                    "posts fetched"):
         table.add_column(column, overflow="fold")
-    configured = {s.name for _, s in cfg.sources()}
-    colour = {"ok": "green", "failing": "red", "needs_credentials": "red", "stale": "yellow"}
-    for brand, source in cfg.sources():
-        row = rows.get(source.name)
+    colour = {SourceState.OK: "green", SourceState.FAILING: "red", SourceState.NEEDS_CREDENTIALS: "red",
+              SourceState.STALE: "yellow"}
+    for source in sources:
+        row = source.row
+        name = source.name + ("" if source.configured else " (not in config)")
+        status = f"[{colour.get(source.status, 'white')}]{source.status.replace('_', ' ')}[/]"
         if row is None:
-            table.add_row(source.name, brand.name, f"{source.kind} ({source.mode})", "never", "never polled", "", "",
-                          "0", "0")
+            table.add_row(name, source.brand, f"{source.kind} ({source.mode})", status, "never polled", "", "", "0", "0")
             continue
-        status = source_status(row, SourceExpectation.of(source) if source.enabled else None, now)
         error = f"{_when(row.last_error_at)}: {escape(strip_controls(row.last_error))}" if row.last_error else ""
-        if status == "needs_credentials":
+        if source.status == SourceState.NEEDS_CREDENTIALS:
             error = f"needs credentials (paused until a restart) - {error}"
         failures = str(row.consecutive_failures or 0)
         table.add_row(
-            source.name + ("" if source.enabled else " (disabled)"), brand.name, f"{source.kind} ({source.mode})",
-            f"[{colour.get(status, 'white')}]{status.replace('_', ' ')}[/]", _when(row.last_success_at), _when(row.last_post_at), error,
-            f"[red]{failures}[/red]" if row.consecutive_failures else failures, str(row.posts_fetched or 0),
+            name, source.brand, f"{source.kind} ({source.mode})", status, _when(row.last_success_at),
+            _when(row.last_post_at), error, f"[red]{failures}[/red]" if row.consecutive_failures else failures,
+            str(row.posts_fetched or 0),
         )
-    for name, row in sorted(rows.items()):
-        if name not in configured:
-            table.add_row(f"{name} (not in config)", row.brand, row.kind, "unconfigured", _when(row.last_success_at),
-                          _when(row.last_post_at), escape(strip_controls(row.last_error or "")),
-                          str(row.consecutive_failures or 0), str(row.posts_fetched or 0))
     Console(width=200).print(table)

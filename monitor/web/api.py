@@ -22,8 +22,9 @@ from connectors.registry import connector_mode
 from monitor.core import accounts, incidents, queue
 from monitor.core.escape import http_url
 from monitor.core.settings import Strict
+from monitor.core.sources import sources_with_status
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Incident, Post, Source
+from monitor.core.storage.schema import Incident, Post
 from monitor.web.deps import (
     MAX_ID, Admin, Agent, AppConfig, CleanStr, DbSession, FoundIncident, FoundPost, FoundUser, IncidentId, Manager,
     Now, PostId, Sessions, UserName,
@@ -31,7 +32,7 @@ from monitor.web.deps import (
 from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from monitor.web.views import (
     ApiTokenOut, EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut,
-    UserOut, source_expectations, source_status,
+    UserOut,
 )
 
 TokenId = Annotated[int, Path(ge=1, le=MAX_ID, description="the token's id, from the token list")]
@@ -325,12 +326,10 @@ def silence_brand(staff: Agent, body: BrandSilenceBody, sessions: Sessions, conf
         "silence", None, until=incidents.parse_until(body.until, now), text=body.reason, brand=body.brand))
 
 
-@router.get("/sources", tags=["sources"], summary="Every source's health")
+@router.get("/sources", tags=["sources"],
+            summary="Every source's health: each configured one, and stored ones no longer configured")
 def list_sources(staff: Manager, session: DbSession, config: AppConfig, now: Now) -> ListOf[SourceOut]:
-    expected = source_expectations(config)
-    rows = session.scalars(select(Source).order_by(Source.brand, Source.name))
-    items = [SourceOut.of(s, source_status(s, expected.get(s.name), now),
-                          expected[s.name].mode if s.name in expected else connector_mode(s.kind)) for s in rows]
+    items = [SourceOut.of(s) for s in sources_with_status(session, config.sources(), now, connector_mode)]
     return ListOf[SourceOut](items=items, total=len(items))
 
 

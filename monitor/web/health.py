@@ -23,18 +23,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.health import delivery_problems
+from connectors.registry import connector_mode
+from monitor.core.sources import BAD_STATES, FAILED_STATES, SourceState, sources_with_status
 from monitor.core.storage.db import check_storage, transaction
-from monitor.core.storage.schema import Source
 from monitor.config import Config
 from monitor.core.clock import Clock
 from monitor.web.state import HealthProvider
-from monitor.web.views import SOURCE_STATES, source_expectations, source_status
-
-BAD_SOURCE_STATES = ("failing", "needs_credentials", "stale")
 
 
 @dataclass(frozen=True)
@@ -64,22 +62,18 @@ class HealthContext:
 
 
 def sources_check(ctx: HealthContext) -> Check:
-    expected = source_expectations(ctx.config)
-    rows = {s.name: s for s in ctx.session.scalars(select(Source))}
-    statuses = {name: source_status(row, expected.get(name), ctx.now) for name, row in rows.items()}
-    for name in expected:
-        statuses.setdefault(name, "never")
-    counts = {name: sum(1 for v in statuses.values() if v == name) for name in SOURCE_STATES}
-    bad = sorted(name for name, status in statuses.items() if status in BAD_SOURCE_STATES)
+    sources = sources_with_status(ctx.session, ctx.config.sources(), ctx.now, connector_mode)
+    counts = {state.value: sum(1 for s in sources if s.status == state) for state in SourceState}
     reasons = []
-    polled = [n for n, e in expected.items() if e.mode != "push"]
-    if polled and all(statuses.get(n) in ("failing", "needs_credentials") for n in polled):
+    polled = [s for s in sources if s.enabled and s.mode != "push"]
+    if polled and all(s.status in FAILED_STATES for s in polled):
         reasons.append(Reason("sources", "all_sources_failing", f"every polling source is failing ({len(polled)})"))
-    for name in bad:
-        row = rows.get(name)
-        why = f": {row.last_error[:200]}" if statuses[name] in ("failing", "needs_credentials") and row and row.last_error else ""
-        reasons.append(Reason("sources", f"source_{statuses[name]}", f"source {name} is {statuses[name]}{why}"))
-    return Check(not bad, {"counts": counts, "status": statuses}, reasons)
+    bad = sorted((s for s in sources if s.status in BAD_STATES), key=lambda s: s.name)
+    for s in bad:
+        error = s.row.last_error if s.row is not None and s.status in FAILED_STATES else None
+        why = f": {error[:200]}" if error else ""
+        reasons.append(Reason("sources", f"source_{s.status}", f"source {s.name} is {s.status}{why}"))
+    return Check(not bad, {"counts": counts, "status": {s.name: s.status.value for s in sources}}, reasons)
 
 
 def jobs_check(ctx: HealthContext) -> Check:

@@ -14,15 +14,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.health import incident_alerts, incidents_alerts
 from alerts.routing import Alerts
+from connectors.registry import connector_mode
 from monitor.core import accounts, incidents, queue
 from monitor.core.settings import describe_errors
+from monitor.core.sources import sources_with_status
 from monitor.core.storage.db import transaction
-from monitor.core.storage.schema import Incident, Source
+from monitor.core.storage.schema import Incident
 from monitor.web.api import AnswerBody, DismissBody
 from monitor.web.auth import Staff, session_csrf, verify_csrf
 from monitor.web.deps import (
@@ -31,7 +32,6 @@ from monitor.web.deps import (
 from monitor.web.errors import ApiError
 from monitor.web.render import render
 from monitor.web.reports import incident_section
-from monitor.web.views import source_expectations, source_status
 
 router = APIRouter(include_in_schema=False)
 FILTER_KEYS = ("brand", "source", "language", "severity", "mine")
@@ -295,10 +295,8 @@ def incident_action(staff: PageAgent, request: Request, incident_id: int, sessio
 
 @router.get("/sources", response_class=HTMLResponse)
 def sources_page(staff: PageManager, request: Request, session: DbSession, config: AppConfig, now: Now) -> Response:
-    expected = source_expectations(config)
-    rows = [(s, source_status(s, expected.get(s.name), now))
-            for s in session.scalars(select(Source).order_by(Source.brand, Source.name))]
-    return render(request, "sources.html", staff, sources=rows)
+    sources = sources_with_status(session, config.sources(), now, connector_mode)
+    return render(request, "sources.html", staff, sources=sources)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)

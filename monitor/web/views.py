@@ -1,8 +1,7 @@
 """What the API returns (typed, so the OpenAPI document describes it) and the helpers pages share."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -10,11 +9,10 @@ from pydantic import BaseModel
 from alerts.health import IncidentAlerts
 from monitor.core.accounts import TokenInfo
 from monitor.core.escape import http_url
-from monitor.config import Config, SourceConfig
 from monitor.core.queue import QueueItem, effective_state
-from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, Source, User
+from monitor.core.sources import SourceWithStatus
+from monitor.core.storage.schema import FlaggedPost, Incident, IncidentEvent, Post, PostEvent, User
 
-SOURCE_STATES = ("ok", "failing", "needs_credentials", "stale", "never", "unconfigured")
 T = TypeVar("T")
 
 
@@ -148,7 +146,7 @@ class SourceOut(BaseModel):
     brand: str
     kind: str
     mode: str  # poll | push | stream
-    status: str  # ok | failing | needs_credentials | stale | never | unconfigured
+    status: str  # ok | failing | needs_credentials | stale | never | disabled | unconfigured
     last_post_at: datetime | None  # when a new post last came in (a push source's "last received")
     last_attempt_at: datetime | None
     last_success_at: datetime | None
@@ -159,14 +157,14 @@ class SourceOut(BaseModel):
     items_rejected: int
 
     @classmethod
-    def of(cls, source: Source, status: str, mode: str = "poll") -> SourceOut:
+    def of(cls, source: SourceWithStatus) -> SourceOut:
+        row = source.row  # None: configured, never run
         return cls(
-            name=source.name, brand=source.brand, kind=source.kind, mode=mode, status=status,
-            last_post_at=source.last_post_at,
-            last_attempt_at=source.last_attempt_at, last_success_at=source.last_success_at,
-            last_error_at=source.last_error_at, last_error=source.last_error,
-            consecutive_failures=source.consecutive_failures, posts_fetched=source.posts_fetched,
-            items_rejected=source.items_rejected,
+            name=source.name, brand=source.brand, kind=source.kind, mode=source.mode, status=source.status,
+            last_post_at=row.last_post_at if row else None, last_attempt_at=row.last_attempt_at if row else None,
+            last_success_at=row.last_success_at if row else None, last_error_at=row.last_error_at if row else None,
+            last_error=row.last_error if row else None, consecutive_failures=row.consecutive_failures if row else 0,
+            posts_fetched=row.posts_fetched if row else 0, items_rejected=row.items_rejected if row else 0,
         )
 
 
@@ -230,56 +228,3 @@ class IngestOut(BaseModel):
     already_seen: int
     off_topic: int
     rejected: list[str]  # one message per rejected item: "item 3: text: ..."
-
-
-PUSH_STALE_AFTER = timedelta(hours=1)  # a push source without stale_after_minutes: silent this long is stale
-
-
-@dataclass(frozen=True)
-class SourceExpectation:
-    """What a configured source should be doing, to judge its row against."""
-
-    mode: str  # poll | push | stream
-    interval_seconds: float
-    stale_after: timedelta | None  # no new post for this long: stale
-
-    @classmethod
-    def of(cls, source: SourceConfig) -> SourceExpectation:
-        minutes = source.stale_after_minutes
-        stale_after = timedelta(minutes=minutes) if minutes else (PUSH_STALE_AFTER if source.mode == "push" else None)
-        return cls(source.mode, source.interval_seconds, stale_after)
-
-
-def source_expectations(config: Config) -> dict[str, SourceExpectation]:
-    return {source.name: SourceExpectation.of(source) for _, source in config.sources() if source.enabled}
-
-
-def needs_credentials(source: Source) -> bool:
-    """The last run was refused for its credentials (`AuthFailed`, as `monitor.polling` records it)."""
-    return source.consecutive_failures > 0 and (source.last_error or "").startswith("AuthFailed:")
-
-
-def source_status(source: Source, expected: SourceExpectation | None, now: datetime) -> str:
-    """ok / failing (last attempt failed) / needs_credentials (refused with 401/403: paused until a
-    restart with new ones) / stale (no success, or no new post, for a while) / never / unconfigured.
-
-    A push source is judged by when a post last arrived (it has no polls); any source with
-    `stale_after_minutes` is also stale when it brings no new post for that long, polls succeeding or not.
-    """
-    if expected is None:
-        return "unconfigured"
-    if expected.mode == "push":
-        if source.last_post_at is None:
-            return "never"
-        assert expected.stale_after is not None
-        return "stale" if now - source.last_post_at > expected.stale_after else "ok"
-    if source.consecutive_failures > 0:
-        return "needs_credentials" if needs_credentials(source) else "failing"
-    if source.last_success_at is None:
-        return "never"
-    allowed = timedelta(seconds=max(3 * expected.interval_seconds, 300))
-    if now - source.last_success_at > allowed:
-        return "stale"
-    if expected.stale_after is not None and now - (source.last_post_at or source.last_success_at) > expected.stale_after:
-        return "stale"
-    return "ok"
