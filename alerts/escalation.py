@@ -21,7 +21,7 @@ from alerts.routing import NOT_YET_ALERTED, notifier, start_escalation
 from alerts.settings import AlertSettings, EscalationLevel
 from monitor.core.clock import Clock
 from monitor.core.enums import EventKind, IncidentStatus
-from monitor.core.incidents import active_silence
+from monitor.core.incidents import mute_reason
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident
 from monitor.core.timeline import record_event
@@ -34,7 +34,8 @@ def describe(level: EscalationLevel) -> list[str]:
     """The level's targets, for the timeline."""
     return ([f"slack:{c}" for c in level.channels] + [f"mention:{m}" for m in level.mention]
             + [f"dm:{u}" for u in level.dm] + [f"webhook:{w}" for w in level.webhooks]
-            + [f"email:{e}" for e in level.email])
+            + [f"email:{e}" for e in level.email] + [f"wecom:{r}" for r in level.wecom]
+            + [f"dingtalk:{r}" for r in level.dingtalk])
 
 
 def step(session: Session, settings: AlertSettings, incident: Incident, now: datetime) -> bool:
@@ -42,12 +43,9 @@ def step(session: Session, settings: AlertSettings, incident: Incident, now: dat
     if incident.status != IncidentStatus.OPEN or incident.acknowledged_at is not None:
         incident.next_escalation_at = None
         return False
-    silence = active_silence(session, incident.brand, now)
-    if silence is not None:
-        incident.next_escalation_at = silence.until
-        return False
-    if incident.snoozed_until is not None and incident.snoozed_until > now:
-        incident.next_escalation_at = incident.snoozed_until
+    muted = mute_reason(session, incident, now)
+    if muted is not None:  # nothing climbs while muted: look again when the silence or snooze ends
+        incident.next_escalation_at = muted[1]
         return False
     policy = settings.policy_for(incident.brand, incident.severity)
     notify = notifier(settings)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from alerts.outbox import enqueue, event_key, parent_key
 from alerts.settings import AlertSettings, EscalationLevel, EscalationPolicy
 from monitor.core.enums import EventKind, IncidentStatus
-from monitor.core.incidents import active_silence
+from monitor.core.incidents import mute_reason
 from monitor.core.timeline import Notify, record_event
 from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage
 
@@ -84,15 +84,6 @@ def start_escalation(settings: AlertSettings, incident: Incident, level: int, no
     waiting = incident.acknowledged_at is None and incident.status not in TERMINAL_STATUSES
     timeout = timedelta(minutes=policy.levels[min(level, len(policy.levels) - 1)].ack_timeout_minutes)
     incident.next_escalation_at = now + timeout if has_next and waiting else None
-
-
-def mute_reason(session: Session, incident: Incident, now: datetime) -> tuple[str, datetime] | None:
-    silence = active_silence(session, incident.brand, now)
-    if silence is not None:
-        return "silenced", silence.until
-    if incident.snoozed_until is not None and incident.snoozed_until > now:
-        return "snoozed", incident.snoozed_until
-    return None
 
 
 def _record_suppression(session: Session, incident: Incident, reason: str, until: datetime, now: datetime) -> None:

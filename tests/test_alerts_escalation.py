@@ -9,9 +9,9 @@ from sqlalchemy import select
 from alerts.console import ConsoleSender
 from alerts.delivery import deliver_pending
 from alerts.senders import Senders
-from alerts.escalation import escalate_due
+from alerts.escalation import describe, escalate_due
 from alerts.routing import Alerts
-from alerts.settings import AlertSettings
+from alerts.settings import AlertSettings, EscalationLevel
 from monitor.core import incidents
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, IncidentEvent
@@ -209,3 +209,10 @@ def test_without_a_slack_token_alerts_go_to_the_console(sessions, clock) -> None
     assert "\x1b[31m" not in printed and "[31m[bold]red[/bold]" in printed
     assert [(r.channel, r.status) for r in outbox(sessions)] == [("console", "sent")]
     assert _incident(sessions, incident_id).next_escalation_at is None  # one level only: nothing to climb to
+
+
+def test_an_escalated_event_names_every_kind_of_target() -> None:
+    level = EscalationLevel(channels=["C0MGMT0001"], mention=["S0ONCALL1"], dm=["U0ALICE01"], webhooks=["ops"],
+                            email=["oncall@acme.example"], wecom=["support"], dingtalk=["duty"])
+    assert describe(level) == ["slack:C0MGMT0001", "mention:S0ONCALL1", "dm:U0ALICE01", "webhook:ops",
+                               "email:oncall@acme.example", "wecom:support", "dingtalk:duty"]

@@ -255,6 +255,17 @@ def active_silence(session: Session, brand: str, now: datetime) -> Silence | Non
     )
 
 
+def mute_reason(session: Session, incident: Incident, now: datetime) -> tuple[str, datetime] | None:
+    """Why the incident's alerts and escalation are held now, and until when: its brand's silence
+    (the longest), else its own snooze; None when nothing mutes it. Routing and escalation both ask."""
+    silence = active_silence(session, incident.brand, now)
+    if silence is not None:
+        return "silenced", silence.until
+    if incident.snoozed_until is not None and incident.snoozed_until > now:
+        return "snoozed", incident.snoozed_until
+    return None
+
+
 def active_silence_until(session: Session, brand: str, now: datetime) -> datetime | None:
     """When the longest silence covering `brand` ends (None: not silenced), for pages and the API."""
     row = active_silence(session, brand, now)
