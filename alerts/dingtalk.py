@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from alerts.base import AlertJob, register_sender
 from alerts.robots import RobotSender, RobotSettings, fit_bytes, markdown_body, plain_body
-from monitor.core.settings import Strict
+from monitor.core.settings import OptionalSecret, Strict
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
@@ -36,13 +36,8 @@ class DingTalkSettings(RobotSettings):
     """[alerts.dingtalk.NAME]: one DingTalk custom robot."""
 
     access_token: SecretStr = Field(min_length=1, description="the access_token of the robot's webhook URL; use ${…}")
-    secret: SecretStr | None = Field(default=None, description="the robot's SEC… signing secret (加签), if it has one")
+    secret: OptionalSecret = Field(default=None, description="the robot's SEC… signing secret (加签), if it has one")
     base_url: str = Field(default="https://oapi.dingtalk.com/robot/send", pattern=r"^https?://")
-
-    @field_validator("secret", mode="before")
-    @classmethod
-    def _blank(cls, value: object) -> object:
-        return value or None
 
 
 def sign(secret: str, timestamp_ms: int) -> str:

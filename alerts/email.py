@@ -10,12 +10,12 @@ import smtplib
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
 from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, register_sender
 from monitor.core.escape import strip_controls
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
-from monitor.core.settings import Strict
+from monitor.core.settings import OptionalSecret, OptionalText, Strict
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
@@ -26,16 +26,11 @@ class EmailSettings(Strict):
 
     host: str
     port: int = Field(default=587, ge=1, le=65535)
-    username: str | None = None
-    password: SecretStr | None = None
+    username: OptionalText = None
+    password: OptionalSecret = None
     starttls: bool = True
     sender: str = Field(description="From: address")
     timeout_seconds: float = Field(default=20, gt=0)
-
-    @field_validator("username", "password", mode="before")
-    @classmethod
-    def _blank(cls, value: object) -> object:
-        return value if value else None  # "${SMTP_PASSWORD:-}" with the variable unset: no login
 
 
 def message_id(key: str) -> str:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from alerts.dingtalk import DingTalkSettings
 from alerts.email import EmailSettings
 from alerts.webhook import WebhookSettings
 from alerts.wecom import WeComSettings
-from monitor.core.settings import Strict
+from monitor.core.settings import OptionalSecret, OptionalText, Strict
 
 # Slack ids as Slack prints them; anything else could smuggle mrkdwn into the mentions we generate.
 SLACK_CHANNEL = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,})$"
@@ -92,9 +92,9 @@ class FallbackSettings(Strict):
 
 
 class AlertSettings(Strict):
-    slack_bot_token: SecretStr | None = Field(default=None, description="xoxb-… bot token; unset: console alerts")
-    slack_signing_secret: SecretStr | None = Field(default=None, description="verifies POST /slack/actions")
-    slack_app_token: SecretStr | None = Field(
+    slack_bot_token: OptionalSecret = Field(default=None, description="xoxb-… bot token; unset: console alerts")
+    slack_signing_secret: OptionalSecret = Field(default=None, description="verifies POST /slack/actions")
+    slack_app_token: OptionalSecret = Field(
         default=None, description="xapp-… token: button clicks over Socket Mode")
     slack_base_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://")
     slack_timeout_seconds: float = Field(default=10, gt=0)
@@ -104,7 +104,7 @@ class AlertSettings(Strict):
     default_channel: str = Field(default="#alerts", pattern=SLACK_CHANNEL)
     console: bool = Field(default=False, description="also print every alert (always on without a Slack token)")
     top_posts: int = Field(default=5, ge=0, le=10)
-    web_base_url: str | None = Field(default=None, description="e.g. https://flarewatch.example; links incidents")
+    web_base_url: OptionalText = Field(default=None, description="e.g. https://flarewatch.example; links incidents")
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
     email: EmailSettings | None = None
@@ -119,11 +119,6 @@ class AlertSettings(Strict):
     weekly_digest: bool = Field(
         default=False, description="post the weekly response figures to default_channel on Mondays at 09:00 UTC"
     )
-
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "web_base_url", mode="before")
-    @classmethod
-    def _blank(cls, value: object) -> object:
-        return value if value else None
 
     @model_validator(mode="after")
     def _references(self) -> AlertSettings:

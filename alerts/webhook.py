@@ -22,12 +22,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
 from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, register_sender
 from alerts.summary import event_line, headline, what_moved
 from monitor.core.http_outcome import Outcome, classify, retry_after
-from monitor.core.settings import Strict
+from monitor.core.settings import OptionalSecret, Strict
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
@@ -41,13 +41,8 @@ class WebhookSettings(Strict):
     """[alerts.webhooks.NAME]: one receiver."""
 
     url: str = Field(pattern=r"^https?://")
-    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for the X-Flarewatch-Signature header")
+    secret: OptionalSecret = Field(default=None, description="HMAC-SHA256 key for the X-Flarewatch-Signature header")
     timeout_seconds: float = Field(default=10, gt=0)
-
-    @field_validator("secret", mode="before")
-    @classmethod
-    def _blank(cls, value: object) -> object:
-        return value if value else None  # "${HOOK_SECRET:-}" with the variable unset: no signature
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -195,3 +195,30 @@ def test_every_secret_field_of_a_connector_or_channel_is_a_secret_str() -> None:
              and SecretStr is not info.annotation]
     assert not plain, f"credentials typed as plain text: {plain}"
     assert len(models) > 10  # every connector and channel was seen
+
+
+def test_an_optional_secret_from_an_unset_variable_is_not_set(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[alerts]
+slack_bot_token = "${FW_UNSET:-}"
+web_base_url = "${FW_UNSET:-}"
+
+[alerts.webhooks.ops]
+url = "https://hooks.example/flarewatch"
+secret = "${FW_UNSET:-}"
+
+[alerts.email]
+host = "smtp.example"
+username = "${FW_UNSET:-}"
+password = "${FW_UNSET:-}"
+sender = "fw@acme.example"
+
+[alerts.dingtalk.support]
+access_token = "t"
+secret = "${FW_UNSET:-}"
+""" + GOOD_BRAND)
+    alerts = load_config(path, env={}).alerts
+    assert alerts.slack_bot_token is None and alerts.web_base_url is None  # console alerts, no links
+    assert alerts.webhooks["ops"].secret is None  # no signature header
+    assert alerts.email is not None and alerts.email.username is None and alerts.email.password is None  # no login
+    assert alerts.dingtalk["support"].secret is None  # not signed

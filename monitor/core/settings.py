@@ -1,7 +1,10 @@
-"""What every settings model shares: unknown keys are errors, and errors read as configuration errors."""
+"""What every settings model shares: unknown keys are errors, and errors read as configuration errors;
+an optional key written as `"${VAR:-}"` with the variable unset counts as not set."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError
 
 
 class ConfigError(Exception):
@@ -12,6 +15,15 @@ class Strict(BaseModel):
     """Base for settings tables: a misspelt key is an error, not a silently ignored value."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _blank_is_unset(value: object) -> object:
+    return value if value else None
+
+
+# Optional keys where "" means unset (`"${SMTP_PASSWORD:-}"` with the variable unset: no login).
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_unset)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)]
 
 
 def describe_errors(exc: ValidationError, *, prefix: str = "", top: str = "") -> str:
