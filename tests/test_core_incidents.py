@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.core import incidents
@@ -71,3 +72,9 @@ def test_a_silence_is_told_to_each_open_incident_of_the_brand(sessions) -> None:
     with sessions() as session:
         assert incidents.active_silence_until(session, "acme", T0) == T0 + timedelta(hours=1)
         assert incidents.active_silence_until(session, "globex", T0) is None
+
+
+def test_an_action_named_by_a_surface_is_one_of_the_kinds_or_refused() -> None:
+    assert [incidents.action_kind(k) for k in incidents.ACTION_KINDS] == list(incidents.REQUIRED_ROLE)
+    with pytest.raises(incidents.ActionInvalid, match="unknown action 'delete'"):
+        incidents.action_kind("delete")

@@ -17,7 +17,7 @@ import typer
 from monitor.cli.common import ConfigOption, open_store
 
 if TYPE_CHECKING:
-    from monitor.core.incidents import IncidentAction
+    from monitor.core.incidents import ActionKind, IncidentAction
 
 UserOption = Annotated[str, typer.Option("--user", "-u", envvar="FLAREWATCH_USER",
                                          help="who is acting: an active manager or admin (env FLAREWATCH_USER)")]
@@ -48,13 +48,14 @@ def _run(config_path: Path | None, user: str, build: Callable[[datetime], Incide
     typer.echo(strip_controls(result.message))
 
 
-def _action(kind: str, incident_id: int | None, **fields: object) -> Callable[[datetime], IncidentAction]:
+def _action(kind: ActionKind, incident_id: int | None, *, until: str | None = None, owner: str | None = None,
+            text: str | None = None, brand: str | None = None) -> Callable[[datetime], IncidentAction]:
+    """The action, built once the command knows its `now` (an `until` like 2h counts from it)."""
     from monitor.core.incidents import IncidentAction, parse_until
 
     def build(now: datetime) -> IncidentAction:
-        if isinstance(fields.get("until"), str):
-            fields["until"] = parse_until(str(fields["until"]), now)
-        return IncidentAction(kind, incident_id, **fields)  # type: ignore[arg-type]
+        when = parse_until(until, now) if until is not None else None
+        return IncidentAction(kind, incident_id, until=when, owner=owner, text=text, brand=brand)
 
     return build
 

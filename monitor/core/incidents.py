@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
@@ -307,6 +307,17 @@ def parse_until(value: str, now: datetime) -> datetime:
 
 
 ActionKind = Literal["acknowledge", "snooze", "resolve", "reopen", "silence", "assign", "note", "claim"]
+ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
+
+
+def action_kind(value: str) -> ActionKind:
+    """The action a surface's string names (a form field, a button), or ActionInvalid."""
+    for kind in ACTION_KINDS:
+        if kind == value:
+            return kind
+    raise ActionInvalid(f"unknown action {value!r}")
+
+
 REQUIRED_ROLE: dict[ActionKind, Role] = {
     "acknowledge": Role.MANAGER, "snooze": Role.MANAGER, "resolve": Role.MANAGER, "reopen": Role.MANAGER,
     "silence": Role.MANAGER, "assign": Role.MANAGER, "note": Role.MANAGER, "claim": Role.AGENT,

@@ -277,7 +277,7 @@ def incident_action(staff: PageAgent, request: Request, incident_id: int, sessio
             raise incidents.ActionInvalid(f"unknown action {action!r}" if action not in PAGE_ACTIONS
                                           else f"incident {incident_id} does not exist")
         when = incidents.parse_until(until or "1h", now) if action in ("snooze", "silence") else None
-        request_ = incidents.IncidentAction(action, incident_id, until=when, owner=owner or None,  # type: ignore[arg-type]
+        request_ = incidents.IncidentAction(incidents.action_kind(action), incident_id, until=when, owner=owner or None,
                                             text=(reason if action == "silence" else text) or None)
         with transaction(sessions) as session:  # its own: a refusal rolls back and becomes the answer
             result = incidents.perform(session, request_, staff.name, now, alerting=Alerts(config.alerts),
