@@ -82,11 +82,10 @@ def _due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, s
         .order_by(OutboxMessage.id)
         .limit(SCAN_ROWS)
     ).all()
-    heads: dict[tuple[Any, str, str], Any] = {}
+    heads: dict[tuple[int | None, str, str], tuple[int, str, datetime]] = {}
     for row in rows:
-        heads.setdefault((row.incident_id, row.channel, row.target), row)
-    due = [r for r in heads.values() if r.next_attempt_at <= now]
-    return [(r.id, r.status, r.next_attempt_at) for r in due[:limit]]
+        heads.setdefault((row.incident_id, row.channel, row.target), (row.id, row.status, row.next_attempt_at))
+    return [head for head in heads.values() if head[2] <= now][:limit]
 
 
 def _claim(sessions: sessionmaker[Session], message_id: int, status: str, due: datetime, now: datetime) -> bool:

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
@@ -48,6 +48,10 @@ from monitor.core.boundary import Rejected, decode_json, parse_one
 from monitor.core.clock import Clock
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import SlackAction, SlackThread, User
+
+if TYPE_CHECKING:  # Socket Mode is imported when started: it pulls in a websocket client
+    from slack_sdk.socket_mode import SocketModeClient
+    from slack_sdk.web import WebClient
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +207,7 @@ def _incident_id(session: Session, click: Click) -> int:
     return value_id
 
 
-def run_click(session: Session, settings: AlertSettings, click: Click, now: Any,
+def run_click(session: Session, settings: AlertSettings, click: Click, now: datetime,
               brands: list[str] | None = None) -> ActionResult:
     """A button click as an `IncidentAction`, run through `incidents.perform` (same role rules as everywhere)."""
     actor = actor_for(session, click.user_id)
@@ -312,7 +316,7 @@ def make_slack_router(sessions: sessionmaker[Session], settings: AlertSettings, 
 
 
 def start_socket_mode(sessions: sessionmaker[Session], settings: AlertSettings, clock: Clock,
-                      web_client: Any = None) -> Any:
+                      web_client: WebClient | None = None) -> SocketModeClient:
     """Connect to Slack over Socket Mode and handle button clicks; returns the client (call `.close()`)."""
     from slack_sdk.socket_mode import SocketModeClient
     from slack_sdk.socket_mode.client import BaseSocketModeClient

@@ -17,7 +17,7 @@ import http.client
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -100,7 +100,7 @@ def post_message(settings: AlertSettings, message: dict[str, Any], channel: str 
     return str(response["ts"])
 
 
-def _retry_after(headers: Any, now: datetime) -> float:
+def _retry_after(headers: Mapping[str, object] | None, now: datetime) -> float:
     """Slack's Retry-After (seconds); at least one second, one when it does not say."""
     wait = retry_after(headers, now.timestamp())
     return max(1.0, 1.0 if wait is None else wait)
