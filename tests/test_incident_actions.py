@@ -221,3 +221,29 @@ def test_openapi_documents_the_actions(env) -> None:
     for path in ("acknowledge", "snooze", "resolve", "reopen", "assign", "notes", "silence"):
         assert "post" in paths[f"/api/incidents/{{incident_id}}/{path}"]
     assert "post" in paths["/api/silences"]
+
+
+def test_a_refusal_has_the_same_status_on_the_page_as_in_the_api(env) -> None:
+    """No such incident is 404 (an id past bigint too), the role 403, a bad request 422: on both surfaces."""
+    incident_id = env.incident()
+    csrf = env.login("mona")
+    headers = {"Accept": "application/json"}
+    api = {"Authorization": f"Bearer {env.tokens['mona']}"}
+    for missing in (999999, 2**63):
+        page = env.client.post(f"/incidents/{missing}/actions", data={"csrf_token": csrf, "action": "acknowledge"},
+                               headers=headers)
+        assert page.status_code == 404 and f"incident {missing} does not exist" in page.json()["message"]
+    assert env.client.post("/api/incidents/999999/acknowledge", headers=api).status_code == 404
+    unknown = env.client.post(f"/incidents/{incident_id}/actions", data={"csrf_token": csrf, "action": "explode"},
+                              headers=headers)
+    assert unknown.status_code == 422 and "unknown action 'explode'" in unknown.json()["message"]
+    past = {"csrf_token": csrf, "action": "snooze", "until": "2020-01-01T00:00"}
+    assert env.client.post(f"/incidents/{incident_id}/actions", data=past, headers=headers).status_code == 422
+    assert env.client.post(f"/api/incidents/{incident_id}/snooze", json={"until": "2020-01-01T00:00"},
+                           headers=api).status_code == 422
+    csrf = env.login("alice")
+    refused = env.client.post(f"/incidents/{incident_id}/actions", data={"csrf_token": csrf, "action": "resolve"},
+                              headers=headers)
+    assert refused.status_code == 403
+    alice = {"Authorization": f"Bearer {env.tokens['alice']}"}
+    assert env.client.post(f"/api/incidents/{incident_id}/resolve", headers=alice).status_code == 403

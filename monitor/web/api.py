@@ -29,7 +29,7 @@ from monitor.web.deps import (
     MAX_ID, Admin, Agent, AppConfig, CleanStr, DbSession, FoundIncident, FoundPost, FoundUser, IncidentId, Manager,
     Now, PostId, Sessions, UserName,
 )
-from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut
+from monitor.web.errors import ERROR_RESPONSES, ApiError, ErrorOut, action_error
 from monitor.web.views import (
     ApiTokenOut, EventOut, IncidentOut, ListOf, Me, PageOf, PostDetail, PostOut, QueueItemOut, SourceOut, TokenOut,
     UserOut,
@@ -248,12 +248,8 @@ def incident_action(staff: Agent, sessions: Sessions, config: AppConfig, now: da
             built = action(now) if callable(action) else action
             result = incidents.perform(session, built, staff.name, now, alerting=Alerts(config.alerts),
                                        brands=[b.name for b in config.brands], via="api")
-    except incidents.IncidentNotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except incidents.ActionForbidden as exc:
-        raise ApiError(403, str(exc)) from None
     except incidents.ActionError as exc:
-        raise ApiError(422, str(exc)) from None
+        raise action_error(exc) from None
     incident = None
     if result.incident_id is not None:
         with transaction(sessions) as session:

@@ -26,7 +26,7 @@ from monitor.core.clock import Clock
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import Incident, Post, User
 from monitor.web.auth import Staff, api_role, page_role
-from monitor.web.errors import ApiError
+from monitor.web.errors import ApiError, action_error
 from monitor.web.state import WebState, state_dependency
 
 MAX_ID = 2**63 - 1  # larger ids cannot exist and would overflow PostgreSQL's bigint
@@ -100,7 +100,7 @@ def _incident(session: Session, incident_id: int) -> Incident:
     try:
         return incidents.get_incident(session, incident_id)
     except incidents.IncidentNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+        raise action_error(exc) from None
 
 
 def post_or_404(post_id: PostId, session: DbSession) -> Post:

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from monitor.core.incidents import ActionError, ActionForbidden, IncidentNotFound
+
 STORAGE_RETRY_AFTER = 10  # seconds; long enough for a lock to clear, short enough not to lose a sender
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -43,6 +45,13 @@ class ApiError(Exception):
         self.status, self.message = status, message
         self.code = code or _CODES.get(status, "error")
         self.details = details
+
+
+def action_error(exc: ActionError) -> ApiError:
+    """An incident action's refusal as its HTTP error, the same on every route: 404 no such incident,
+    403 the role (or a deactivated user), 422 the request itself."""
+    status = 404 if isinstance(exc, IncidentNotFound) else 403 if isinstance(exc, ActionForbidden) else 422
+    return ApiError(status, str(exc))
 
 
 class LoginRequired(Exception):

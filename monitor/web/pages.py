@@ -29,7 +29,7 @@ from monitor.web.auth import Staff, session_csrf, verify_csrf
 from monitor.web.deps import (
     MAX_ID, AppConfig, DbSession, Now, PageAdmin, PageAgent, PageIncident, PageManager, PagePost, Sessions, State,
 )
-from monitor.web.errors import ApiError
+from monitor.web.errors import ApiError, action_error
 from monitor.web.render import render
 from monitor.web.reports import incident_section
 
@@ -273,9 +273,10 @@ def incident_action(staff: PageAgent, request: Request, incident_id: int, sessio
     wants_json = "application/json" in request.headers.get("accept", "")
     status = 200
     try:
-        if action not in PAGE_ACTIONS or not 1 <= incident_id <= MAX_ID:
-            raise incidents.ActionInvalid(f"unknown action {action!r}" if action not in PAGE_ACTIONS
-                                          else f"incident {incident_id} does not exist")
+        if not 1 <= incident_id <= MAX_ID:
+            raise incidents.IncidentNotFound(f"incident {incident_id} does not exist")
+        if action not in PAGE_ACTIONS:
+            raise incidents.ActionInvalid(f"unknown action {action!r}")
         when = incidents.parse_until(until or "1h", now) if action in ("snooze", "silence") else None
         request_ = incidents.IncidentAction(incidents.action_kind(action), incident_id, until=when, owner=owner or None,
                                             text=(reason if action == "silence" else text) or None)
@@ -284,9 +285,7 @@ def incident_action(staff: PageAgent, request: Request, incident_id: int, sessio
                                        brands=[b.name for b in config.brands], via="web")
         changed, message = result.changed, result.message
     except incidents.ActionError as exc:
-        changed, message = False, f"Not done: {exc}"
-        status = 403 if isinstance(exc, incidents.ActionForbidden) else 404 if isinstance(
-            exc, incidents.IncidentNotFound) else 422
+        changed, message, status = False, f"Not done: {exc}", action_error(exc).status
     if wants_json:
         return JSONResponse({"changed": changed, "message": message}, status_code=status)
     request.session["flash"] = message

@@ -19,7 +19,7 @@ from monitor.reports.figures import weekly_figures
 from monitor.core.incidents import IncidentNotFound
 from monitor.reports.timeline import Timeline, load_timeline, timeline_json
 from monitor.web.deps import AppConfig, DbSession, IncidentId, Manager, Now, PageManager
-from monitor.web.errors import ERROR_RESPONSES, ApiError
+from monitor.web.errors import ERROR_RESPONSES, action_error
 from monitor.web.render import render as render_page
 
 # The exported HTML carries its own inline CSS and SVG and nothing else: allow exactly that.
@@ -32,7 +32,7 @@ def _load(session: Session, config: Config, incident_id: int, now: datetime) -> 
     try:
         return load_timeline(session, incident_id, config.detection, config.brands, now)
     except IncidentNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+        raise action_error(exc) from None
 
 
 def timeline_or_404(incident_id: IncidentId, session: DbSession, config: AppConfig, now: Now) -> Timeline:
