@@ -8,7 +8,7 @@
 - `Agent`/`Manager`/`Admin` (bearer token) and `PageAgent`/`PageManager`/`PageAdmin` (login):
   the current user, who must hold at least that role;
 - `FoundPost`, `FoundIncident`, `FoundUser` (API) and `PagePost`, `PageIncident` (pages): the row
-  named by the path, or a 404.
+  named by the path, or a 404; `PagePostId`: a page's post id that can exist, or a 404.
 """
 from __future__ import annotations
 
@@ -118,7 +118,17 @@ def user_or_404(name: UserName, session: DbSession) -> User:
     return user
 
 
-def page_post_or_404(post_id: int, session: DbSession) -> Post:
+async def page_post_id(post_id: int) -> int:
+    """A page's post id: any int in the path; one that cannot exist is a 404 (not a 422) there."""
+    if not 1 <= post_id <= MAX_ID:
+        raise ApiError(404, f"post {post_id} does not exist")
+    return post_id
+
+
+PagePostId = Annotated[int, Depends(page_post_id)]
+
+
+def page_post_or_404(post_id: PagePostId, session: DbSession) -> Post:
     return _post(session, post_id)
 
 

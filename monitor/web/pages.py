@@ -27,9 +27,10 @@ from monitor.core.storage.schema import Incident
 from monitor.web.api import AnswerBody, DismissBody
 from monitor.web.auth import Staff, session_csrf, verify_csrf
 from monitor.web.deps import (
-    MAX_ID, AppConfig, DbSession, Now, PageAdmin, PageAgent, PageIncident, PageManager, PagePost, Sessions, State,
+    MAX_ID, AppConfig, DbSession, Now, PageAdmin, PageAgent, PageIncident, PageManager, PagePost, PagePostId, Sessions,
+    State,
 )
-from monitor.web.errors import ApiError, action_error
+from monitor.web.errors import action_error
 from monitor.web.render import render
 from monitor.web.reports import incident_section
 
@@ -52,12 +53,6 @@ def _filters(request: Request, staff: Staff) -> tuple[queue.QueueFilters, dict[s
                                  language=raw["language"] or None, min_severity=severity,
                                  mine=staff.name if raw["mine"] else None)
     return filters, raw
-
-
-def _post_id(post_id: int) -> int:
-    if not 1 <= post_id <= MAX_ID:
-        raise ApiError(404, f"post {post_id} does not exist")
-    return post_id
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -162,56 +157,53 @@ def _invalid(request: Request, post_id: int, exc: ValidationError) -> Response:
 
 
 @router.post("/posts/{post_id}/claim")
-def claim(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, config: AppConfig, now: Now,
+def claim(staff: PageAgent, request: Request, post_id: PagePostId, sessions: Sessions, config: AppConfig, now: Now,
           csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
-    pid, minutes = _post_id(post_id), config.web.claim_minutes
+    minutes = config.web.claim_minutes
 
     def act(session: Session, now: datetime) -> None:
-        if not queue.claim(session, pid, staff.name, now, minutes):
-            raise queue.explain(session, pid, staff.name, now)
+        if not queue.claim(session, post_id, staff.name, now, minutes):
+            raise queue.explain(session, post_id, staff.name, now)
 
-    return _act(request, sessions, now, next, pid, act, f"Post {pid} is yours for {minutes:g} minutes.")
+    return _act(request, sessions, now, next, post_id, act, f"Post {post_id} is yours for {minutes:g} minutes.")
 
 
 @router.post("/posts/{post_id}/release")
-def release(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, now: Now,
+def release(staff: PageAgent, request: Request, post_id: PagePostId, sessions: Sessions, now: Now,
             csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/queue",
             force: Annotated[str, Form()] = "") -> Response:
     verify_csrf(request, csrf_token)
-    pid = _post_id(post_id)
     forced = bool(force) and staff.can("manager")
-    return _act(request, sessions, now, next, pid,
-                lambda s, now: queue.release(s, pid, staff.name, now, force=forced),
-                f"Post {pid} is back in the queue.")
+    return _act(request, sessions, now, next, post_id,
+                lambda s, now: queue.release(s, post_id, staff.name, now, force=forced),
+                f"Post {post_id} is back in the queue.")
 
 
 @router.post("/posts/{post_id}/answer")
-def answer(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, now: Now,
+def answer(staff: PageAgent, request: Request, post_id: PagePostId, sessions: Sessions, now: Now,
            csrf_token: Annotated[str, Form()] = "", url: Annotated[str, Form(max_length=2000)] = "",
            note: Annotated[str, Form(max_length=5000)] = "", next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
-    pid = _post_id(post_id)
     try:
         body = AnswerBody(url=url, note=note or None)
     except ValidationError as exc:
-        return _invalid(request, pid, exc)
-    return _act(request, sessions, now, next, pid,
-                lambda s, now: queue.answer(s, pid, staff.name, body.url, body.note, now), f"Post {pid} answered.")
+        return _invalid(request, post_id, exc)
+    return _act(request, sessions, now, next, post_id,
+                lambda s, now: queue.answer(s, post_id, staff.name, body.url, body.note, now), f"Post {post_id} answered.")
 
 
 @router.post("/posts/{post_id}/dismiss")
-def dismiss(staff: PageAgent, request: Request, post_id: int, sessions: Sessions, now: Now,
+def dismiss(staff: PageAgent, request: Request, post_id: PagePostId, sessions: Sessions, now: Now,
             csrf_token: Annotated[str, Form()] = "", reason: Annotated[str, Form(max_length=2000)] = "",
             next: Annotated[str, Form()] = "/queue") -> Response:
     verify_csrf(request, csrf_token)
-    pid = _post_id(post_id)
     try:
         body = DismissBody(reason=reason.strip())
     except ValidationError as exc:
-        return _invalid(request, pid, exc)
-    return _act(request, sessions, now, next, pid,
-                lambda s, now: queue.dismiss(s, pid, staff.name, body.reason, now), f"Post {pid} dismissed.")
+        return _invalid(request, post_id, exc)
+    return _act(request, sessions, now, next, post_id,
+                lambda s, now: queue.dismiss(s, post_id, staff.name, body.reason, now), f"Post {post_id} dismissed.")
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
