@@ -62,7 +62,7 @@ SCAN_ROWS = 2000  # unsent rows looked at per run, to find each (incident, place
 
 
 def backoff(attempt: int) -> timedelta:
-    return min(BACKOFF_FIRST * (2 ** max(attempt - 1, 0)), BACKOFF_MAX)
+    return min(BACKOFF_FIRST * (1 << max(attempt - 1, 0)), BACKOFF_MAX)  # doubling: 5 s, 10 s, 20 s…
 
 
 def release_claims(sessions: sessionmaker[Session], clock: Clock) -> int:

@@ -135,8 +135,10 @@ def post_robot(client: httpx.Client, name: str, url: str, body: dict[str, Any], 
         raise PermanentError(f"{name} refused the alert: HTTP {response.status_code}")
     try:
         answer = json.loads(raw)
+        if not isinstance(answer, dict):
+            raise TypeError("not an object")
         code = int(answer.get("errcode", -1))
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, TypeError):
         raise RetryableError(f"{name} answered something that is not its JSON reply") from None
     if code == 0:
         return answer

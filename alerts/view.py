@@ -125,9 +125,8 @@ def headline_signal(detail: dict[str, Any]) -> dict[str, Any]:
     current = [s for s in detail.get("current") or [] if isinstance(s, dict) and s.get("fired")]
     if current:
         return min(current, key=lambda s: float(s.get("p_value", 1.0)))
-    if isinstance(detail.get("peak"), dict):
-        return detail["peak"]
-    return detail
+    peak = detail.get("peak")
+    return peak if isinstance(peak, dict) else detail
 
 
 def incident_view(session: Session, incident: Incident, now: datetime, top: int = 5,

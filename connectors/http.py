@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import Field
@@ -256,8 +256,11 @@ async def read_json(response: httpx.Response) -> Any:
         raise MalformedPayload(f"invalid JSON from {response.request.url} ({len(body)} bytes): {exc}") from None
 
 
-def expect_type(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+T = TypeVar("T")
+
+
+def expect_type(value: object, kind: type[T], what: str) -> T:
     """Check an envelope field's type; a wrong one makes the whole page malformed."""
     if not isinstance(value, kind):
-        raise MalformedPayload(f"{what}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+        raise MalformedPayload(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
     return value

@@ -167,10 +167,10 @@ def bounded_id(value: Any, what: str = "id") -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidItem(f"{what} missing or not text")
-    value = value.strip()
-    if len(value) > MAX_ID:
-        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-    return value
+    text = value.strip()
+    if len(text) > MAX_ID:
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
 
 
 def short_text(value: str | None, limit: int) -> str | None:
