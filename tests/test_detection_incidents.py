@@ -191,27 +191,26 @@ def test_per_brand_sensitivity_is_read_from_the_brand(sessions, config) -> None:
 
 
 def test_a_viral_first_crisis_whose_volume_rises_later_stays_one_incident(sessions, config) -> None:
-    """The spreading post opens the incident; its complaints trickle in and only fire the volume
-    test half an hour later: the incident must not close in between (its excess is above the
-    baseline) and the volume joins it as a severity rise, not as a second incident."""
+    """The spreading post opens the incident and stops firing when it leaves the viral lookback;
+    the complaints only surge ten minutes later. The closing window must first be free of
+    firing minutes, so the surge joins the open incident as a severity rise instead of opening a
+    second one (it used to close the minute the post left the lookback, and reopen)."""
     _history(sessions)
     start = T0 + HISTORY
     with transaction(sessions) as session:
         add_scored_post(session, start + timedelta(seconds=20), "negative", followers=3_000_000, reposts=900)
-    # Complaints doubling about every ten minutes: 1, 2, 4, ... a minute, as copies spread.
-    arrivals = [start + timedelta(minutes=m, seconds=30) for m in range(2, 46)
-                for _ in range(int(2 ** ((m - 2) / 10)))]
+    surge = start + timedelta(minutes=config.detection.viral_lookback_minutes + 10)
     clock = SimulatedClock(start + timedelta(minutes=1))
     kinds: list[str] = []
-    for minute in range(1, 50):
+    for minute in range(1, config.detection.viral_lookback_minutes + 16):
         now = start + timedelta(minutes=minute)
-        with transaction(sessions) as session:
-            for t in arrivals:
-                if now - timedelta(minutes=1) <= t < now:
-                    add_scored_post(session, t, "negative")
+        if now == surge:
+            with transaction(sessions) as session:
+                for i in range(15):
+                    add_scored_post(session, surge - timedelta(seconds=50 - 3 * i), "negative")
         clock.set(now)
         kinds += [c.kind for c in detect(sessions, config, clock)]
     assert kinds.count("opened") == 1 and "closed" not in kinds
-    assert "severity_changed" in kinds  # the volume's growth raised it
+    assert "severity_changed" in kinds  # the surge raised it
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Incident)) == 1

@@ -6,8 +6,8 @@ in UTC with or without an offset). Output: `timestamp,value,anomaly_score,alert`
 - anomaly_score in [0, 1): the calibrated tail probability P of the bucket's strongest window on a
   log scale, -ln P / (-ln P - ln alpha); 0.5 exactly at the alert level, ordered above it too;
 - alert: 1 where a person would be alerted: an incident opens, or its severity rises (the same
-  lifecycle as the daemon's: an incident stays open until the widest window is back at or below
-  the baseline, so one burst is one incident).
+  lifecycle as the daemon's, `lifecycle`: an incident stays open until the closing window is back
+  at or below the baseline with no firing minute left in it, so one burst is one incident).
 
 The baseline and calibration are the daemon's, learning hour by hour (`windows.fold_hour`); the
 tests run a whole hour at a time with numpy (`windows.hour_tests`). Deterministic.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from monitor.detection import calibration
 from monitor.detection.baseline import SeasonalBaseline, floor_hour
-from monitor.detection.lifecycle import back_to_baseline, severity_for
+from monitor.detection.lifecycle import back_to_baseline, closing_window, severity_for
 from monitor.detection.settings import DetectionSettings
 from monitor.detection.stats import anomaly_score
 from monitor.detection.windows import HourTests, alert_level, fold_hour, hour_tests, tail_state
@@ -96,6 +96,8 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
     out: list[Scored] = []
     pending: tuple[datetime, list[float], HourTests | None] | None = None  # the last hour, to learn
     severity = 0  # 0: no incident open
+    closing = closing_window(settings.windows_minutes)
+    last_fired = points[0].at
     peak = 0.0
     incidents = 0
     i = 0
@@ -118,6 +120,7 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
         p_cal = calibration.tail_probability(tail_state(baseline, "volume"), tests.surprise["volume"])
         scores = anomaly_score(p_cal, alpha)
         fired = p_cal <= alpha
+        fired_short = calibration.tail_probability(tail_state(baseline, "volume"), tests.short_surprise["volume"]) <= alpha
         level = math.exp(-calibration.surprise_for(tail_state(baseline, "volume"), alpha))
         beyond = tests.beyond_threshold(level, settings.min_negative_posts) if severity or fired.any() else None
         for k, point in enumerate(points[i:j]):
@@ -128,13 +131,17 @@ def run_backtest(points: list[Point], settings: DetectionSettings, false_alarms_
             if severity == 0:
                 if fired[k]:
                     severity, peak, alert = severity_for(excess, levels), excess, True
+                    last_fired = point.at
                     incidents += 1
             else:
                 peak = max(peak, excess)
                 raised = max(severity, severity_for(peak, levels))
                 if raised > severity:
                     severity, alert = raised, True
-                if back_to_baseline(bool(fired[k]), float(tests.widest_excess[k])):
+                if fired_short[k]:
+                    last_fired = point.at
+                if back_to_baseline(bool(fired[k]), float(tests.widest_excess[k]),
+                                    (point.at - last_fired).total_seconds() / 60.0 + bucket, closing):
                     severity, peak = 0, 0.0
             out.append(Scored(point, float(scores[k]), alert, incidents if severity or current else 0))
         pending = (hour, values, tests)

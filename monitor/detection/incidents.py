@@ -184,8 +184,10 @@ class _Run:
             incident.updated_at = self.now
         if posts:
             self.attach(incident, posts, fired)
-        widest = _widest(signals, closing_window(self.settings.windows_minutes))
-        if back_to_baseline(bool(fired), widest.excess if widest is not None else 0.0):
+        closing = closing_window(self.settings.windows_minutes)
+        widest = _widest(signals, closing)
+        quiet = (self.now - datetime.fromisoformat(detail["last_short_signal_at"])).total_seconds() / 60.0
+        if back_to_baseline(bool(fired), widest.excess if widest is not None else 0.0, quiet, closing):
             close_incident(incident, self.now)
             self.event(incident, "closed", {
                 "back_to_baseline": widest.as_dict() if widest is not None else None,
@@ -230,6 +232,10 @@ class _Run:
         return {
             "firing": sorted(s.key for s in fired),
             "last_signal_at": self.now.isoformat() if fired else old.get("last_signal_at", self.now.isoformat()),
+            # the last firing of a test that fits in the closing window (`lifecycle.back_to_baseline`)
+            "last_short_signal_at": self.now.isoformat() if any(
+                s.detector == "viral" or s.window_minutes <= closing_window(self.settings.windows_minutes)
+                for s in fired) else old.get("last_short_signal_at", old.get("last_signal_at", self.now.isoformat())),
             "current": [s.as_dict() for s in counted],
             "peak_excess": round(excess, 3),
             "peak": peak,

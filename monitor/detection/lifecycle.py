@@ -5,9 +5,12 @@
   the firing threshold (what the background cannot explain, not merely above the mean) has
   reached since the incident opened; it never goes down. A rise alerts, so a burst that only just
   fires stays at severity 1 and costs one alert however big the brand.
-- It closes once nothing fires and the closing window (the widest of at most an hour) is back at
-  or below the baseline: the burst is over, however long it lasted, and a burst that dips without
-  returning to normal stays one incident. Longer windows detect slow surges; judging the end on
+- It closes once nothing fires, the closing window (the widest of at most an hour) is back at or
+  below the baseline and no firing minute is left inside it: the burst is over, however long it
+  lasted, and a burst that dips without returning to normal stays one incident. (Without the
+  last condition a viral-first crisis closed an hour after its post stopped firing, when the
+  baseline learnt the crisis's first hour and the window's expectation jumped, and reopened as a
+  second incident when the volume fired minutes later.) Longer windows detect slow surges; judging the end on
   them would keep an incident open for hours after the burst has stopped.
 """
 from __future__ import annotations
@@ -27,5 +30,8 @@ def severity_for(excess: float, levels: list[int]) -> int:
     return 1 + sum(1 for level in levels if excess >= level)
 
 
-def back_to_baseline(fired: bool, widest_excess: float) -> bool:
-    return not fired and widest_excess <= 0.0
+def back_to_baseline(fired: bool, widest_excess: float, quiet_minutes: float, closing_minutes: int) -> bool:
+    """Nothing fires, the closing window is at or below the baseline, and no firing minute is
+    left inside it (`quiet_minutes` since the last signal): a window that still holds the burst
+    is not back to normal, though its expectation may have just risen with the hour it learnt."""
+    return not fired and widest_excess <= 0.0 and quiet_minutes >= closing_minutes

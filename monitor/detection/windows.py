@@ -157,6 +157,9 @@ class HourTests:
     excess: np.ndarray  # the largest excess (observed - expected) of negatives over the windows
     widest_excess: np.ndarray  # the closing window's excess (`lifecycle`): <= 0 means back to the baseline
     volume_windows: list[tuple[np.ndarray, np.ndarray, float]]  # (observed, mean, 1/size) per window
+    # Each detector's surprise over the windows up to the closing window only: while these fire,
+    # the burst is still inside the closing window (`lifecycle.back_to_baseline`).
+    short_surprise: dict[str, np.ndarray]
 
     def beyond_threshold(self, model_p: float, min_posts: int) -> np.ndarray:
         """Each bucket's largest count of negatives beyond what would just fire its window: the
@@ -206,6 +209,7 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
     excess = np.full(per_hour, -np.inf)
     widest = np.zeros(per_hour)
     closing = closing_window(settings.windows_minutes)
+    short = best
     volume_windows = []
     for w, span in zip(settings.windows_minutes, spans):
         observed = cn[ends] - cn[ends - span]
@@ -229,8 +233,9 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
         excess = np.maximum(excess, observed - mean)
         if w == closing:
             widest = observed - mean
+            short = {d: best[d].copy() for d in best}
     return HourTests({d: best[d] for d in WINDOW_DETECTORS if d in settings.detectors}, excess, widest,
-                     volume_windows)
+                     volume_windows, {d: short[d] for d in WINDOW_DETECTORS if d in settings.detectors})
 
 
 def _cached_means(baseline: SeasonalBaseline, metric: str, key: tuple) -> np.ndarray:
