@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +44,17 @@ class WebhookSettings(Strict):
     url: str = Field(pattern=r"^https?://")
     secret: OptionalSecret = Field(default=None, description="HMAC-SHA256 key for the X-Flarewatch-Signature header")
     timeout_seconds: float = Field(default=10, gt=0)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Many receivers (Slack, Teams, Discord incoming webhooks) carry their token in the URL's path
+        # or query: a printed config shows only where it goes.
+        for name, value in super().__repr_args__():
+            yield name, (_origin(self.url) if name == "url" else value)
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}{f':{parsed.port}' if parsed.port else ''}/…"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -222,3 +222,14 @@ secret = "${FW_UNSET:-}"
     assert alerts.webhooks["ops"].secret is None  # no signature header
     assert alerts.email is not None and alerts.email.username is None and alerts.email.password is None  # no login
     assert alerts.dingtalk["support"].secret is None  # not signed
+
+
+def test_a_printed_webhook_shows_where_it_goes_not_the_token_in_its_url(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[alerts.webhooks.chat]
+url = "https://hooks.example:8443/services/T0/B0/url-s3cret?key=also-s3cret"
+""" + GOOD_BRAND)
+    config = load_config(path, env={})
+    for shown in (repr(config), str(config.alerts), repr(config.alerts.webhooks)):
+        assert "s3cret" not in shown and "https://hooks.example:8443/…" in shown
+    assert config.alerts.webhooks["chat"].url.endswith("?key=also-s3cret")  # still the whole URL to post to
