@@ -222,7 +222,7 @@ class Daemon:
         if "poll" in self.roles:
             self._add_poll_jobs()
         if "score" in self.roles:
-            self._schedule("score", max(d.score_interval_seconds, 1), self.supervise_scoring)
+            self._schedule("score-workers", max(d.score_interval_seconds, 1), self.supervise_scoring)
         if "detect" in self.roles:
             self._schedule("detect", d.detect_interval_seconds, self.detect)
         if "deliver" in self.roles:
@@ -272,14 +272,19 @@ class Daemon:
                                 forget_after=max(self.config.daemon.lease_seconds * 30, 600))
 
     async def supervise_scoring(self) -> None:
-        """Keep the score workers running (a crashed one is restarted) and fold in their health."""
-        health = self.health.jobs.setdefault("score", JobHealth())
+        """Keep the score workers running (a crashed one is restarted) and fold in their health.
+
+        The workers' own runs and errors are the "score" job of /healthz, shown from their first
+        report on (so its presence says a worker has its model loaded and is in its loop); this
+        supervisor is the "score-workers" job, so its ticks never overwrite a worker's error.
+        """
         if self._score_stats is not None:
             while True:
                 try:
                     stats = self._score_stats.get_nowait()
                 except Exception:  # noqa: BLE001 - queue.Empty (multiprocessing raises the queue module's)
                     break
+                health = self.health.jobs.setdefault("score", JobHealth())
                 POSTS_SCORED.inc(stats["scored"] - self._scored_seen.get(stats["worker"], 0))
                 self._scored_seen[stats["worker"]] = stats["scored"]
                 health.runs, health.failures, health.last_error = stats["runs"], stats["failures"], stats["error"]

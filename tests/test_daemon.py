@@ -159,3 +159,34 @@ def test_a_second_daemon_on_a_taken_port_says_so_and_exits_3(setup) -> None:
             assert result.returncode == 3, result.stderr[-2000:]
             assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "another flarewatch" in result.stderr
             assert "Traceback" not in result.stderr and "asyncio" not in result.stderr
+
+
+def test_a_score_workers_error_stays_in_healthz_and_the_job_shows_once_a_worker_reports(tmp_path: Path) -> None:
+    """The supervisor's own ticks (every second) used to count as the "score" job's runs and clear
+    the error a worker reported; /healthz showed a "score" job before any worker had run."""
+    import asyncio
+
+    from monitor.config import parse_config
+    from monitor.daemon import Daemon, _ThreadQueue
+
+    config = parse_config({"daemon": {"data_dir": str(tmp_path)}, "database": {"url": f"sqlite:///{tmp_path / 'f.db'}"},
+                           "brands": [{"name": "Acme", "terms": ["acme"]}]}, env={})
+    daemon = Daemon(config)
+    try:
+        daemon._score_stats = _ThreadQueue()
+        supervise = daemon._guarded("score-workers", daemon.supervise_scoring)
+        asyncio.run(supervise())
+        assert "score" not in daemon.health.as_dict()["jobs"]  # no worker has reported yet
+        daemon._score_stats.put({"worker": "w1", "runs": 3, "failures": 3, "error": "OperationalError: gone",
+                                 "ok": None, "duration_s": 0.1, "started": T0_ISO, "scored": 0})
+        for _ in range(3):
+            asyncio.run(supervise())
+        score = daemon.health.as_dict()["jobs"]["score"]
+        assert (score["runs"], score["failures"], score["last_error"]) == (3, 3, "OperationalError: gone")
+    finally:
+        daemon.engine.dispose()
+        if daemon._lock is not None:
+            daemon._lock.close()
+
+
+T0_ISO = "2026-11-02T09:00:00+00:00"
