@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from alerts.settings import AlertSettings
 from connectors.registry import connector_mode, validate_source_params
 from models import ModelSettings
-from monitor.core.settings import ConfigError, Strict
+from monitor.core.settings import ConfigError, OptionalSecret, Strict
 from monitor.core.storage.db import redact_url
 from monitor.detection.settings import DetectionSettings
 
@@ -69,13 +69,13 @@ class WebConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    ingest_token: str | None = None
+    ingest_token: OptionalSecret = None
     claim_minutes: float = Field(default=30, gt=0)
     # Signs the login cookie; unset or empty: one is generated once and kept in daemon.data_dir.
-    session_secret: str | None = Field(default=None, min_length=16)
+    session_secret: OptionalSecret = Field(default=None, min_length=16)
     session_hours: float = Field(default=12, gt=0)
     poll_seconds: float = Field(default=3, gt=0, description="how often open pages refresh the queue")
-    metrics_token: str | None = Field(default=None, description="bearer token GET /metrics needs; unset: open")
+    metrics_token: OptionalSecret = Field(default=None, description="bearer token GET /metrics needs; unset: open")
     secure_cookies: bool = Field(default=False, description="send the login cookie over HTTPS only")
     # Wrong passwords allowed before logins are refused for a while (see monitor/web/throttle.py).
     login_failures_per_account: str = "10 per 15 minutes"
@@ -89,11 +89,6 @@ class WebConfig(Strict):
         except ValueError:
             raise ValueError(f"expected a rate such as '10 per 15 minutes', got {value!r}") from None
         return value
-
-    @field_validator("session_secret", "ingest_token", "metrics_token", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value  # "${VAR:-}" with VAR unset
 
 
 ROLES = ("poll", "score", "detect", "deliver", "web")

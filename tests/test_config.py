@@ -111,6 +111,11 @@ def test_secrets_are_redacted_wherever_a_config_is_printed(tmp_path: Path) -> No
 [database]
 url = "postgresql://flarewatch:pg-s3cret@db.example:5432/flarewatch"
 
+[web]
+ingest_token = "ingest-s3cret"
+metrics_token = "metrics-s3cret"
+session_secret = "session-s3cret-0123456789"
+
 [alerts]
 slack_bot_token = "xoxb-s3cret"
 slack_signing_secret = "sign-s3cret"
@@ -168,31 +173,34 @@ params = { token = "push-s3cret" }
     config = load_config(path, env={})
     sources = [source for _, source in config.sources()]
     for shown in (result.output, repr(config), str(config.alerts), config.alerts.model_dump_json(),
+                  str(config.web), config.web.model_dump_json(),
                   *(repr(source) for source in sources), *(str(source.params) for source in sources)):
         assert "s3cret" not in shown
     assert config.alerts.webhooks["ops"].secret.get_secret_value() == "hook-s3cret"  # still usable
     assert sources[0].params["bearer_token"].get_secret_value() == "x-s3cret"
+    assert config.web.ingest_token is not None and config.web.ingest_token.get_secret_value() == "ingest-s3cret"
 
 
 SECRET_NAMES = ("token", "secret", "password", "cookie", "key")
 
 
 def test_every_secret_field_of_a_connector_or_channel_is_a_secret_str() -> None:
-    """A new connector or channel whose credential is a plain `str` would be printed with the config."""
+    """A new connector or channel (or [web] token) whose credential is a plain `str` would be printed with the config."""
     from pydantic import BaseModel, SecretStr
 
     from alerts.base import SENDERS
     from alerts.senders import build_senders
     from alerts.settings import AlertSettings
     from connectors.registry import CONNECTORS
+    from monitor.config import WebConfig
 
     build_senders(AlertSettings())  # loads every channel module, so SENDERS is complete
     models: list[type[BaseModel]] = [cls.params_model for cls in CONNECTORS.values()]
     models += [cls.settings_model for cls in SENDERS.values() if cls.settings_model is not None]
-    models.append(AlertSettings)
+    models += [AlertSettings, WebConfig]
     plain = [f"{model.__name__}.{name}" for model in models for name, info in model.model_fields.items()
              if any(word in name for word in SECRET_NAMES) and not name.endswith("_url") and "SecretStr" not in str(info.annotation)
-             and SecretStr is not info.annotation]
+             and SecretStr is not info.annotation and info.annotation is not bool]  # bool: a switch (secure_cookies)
     assert not plain, f"credentials typed as plain text: {plain}"
     assert len(models) > 10  # every connector and channel was seen
 

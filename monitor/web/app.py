@@ -150,9 +150,9 @@ def create_app(config: Config, sessions: sessionmaker[Session], clock: Clock,
              summary="Prometheus metrics (text format); needs `Authorization: Bearer <web.metrics_token>` when set")
     def prometheus_metrics(request: Request) -> Response:
         token = config.web.metrics_token
-        if token:
+        if token is not None:
             given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
                 raise ApiError(401, "a valid metrics token is required (Authorization: Bearer <web.metrics_token>)")
         return Response(exposition(metrics), media_type=CONTENT_TYPE_LATEST)
 

@@ -31,7 +31,8 @@ router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 
 def _check_token(config: Config, credentials: HTTPAuthorizationCredentials | None, own: str | None) -> None:
     """The source's own token when it has one, else the shared web.ingest_token."""
-    expected = own or config.web.ingest_token
+    shared = config.web.ingest_token
+    expected = own or (shared.get_secret_value() if shared is not None else None)
     if not expected:
         raise ApiError(404, "the ingest webhook is disabled (set web.ingest_token or the source's params.token)")
     if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
