@@ -14,6 +14,7 @@ from alerts.routing import HUMAN_KINDS
 from alerts.summary import (about_line, event_line, headline, severity_label, sparkline, state_line, what_moved,
                             when)
 from alerts.view import EventView, IncidentView
+from monitor.core.enums import EventKind
 
 ACK, CLAIM, SNOOZE, RESOLVE = "incident_ack", "incident_claim_top", "incident_snooze_1h", "incident_resolve"
 ACTION_IDS = (ACK, CLAIM, SNOOZE, RESOLVE)
@@ -130,6 +131,6 @@ def reply_message(view: IncidentView, event: EventView) -> dict[str, Any]:
     line = event_line(event, actor_markup(event.actor) if event.actor else None, escape=escape_mrkdwn)
     mentions = " ".join(m for m in (mention(str(t)) for t in event.data.get("mention", [])) if m)
     text = f"{line}. {mentions} please acknowledge." if mentions else f"{line}."
-    if event.kind not in HUMAN_KINDS and event.kind != "closed":  # the numbers, when the numbers are the news
+    if event.kind not in HUMAN_KINDS and event.kind != EventKind.CLOSED:  # the numbers, when the numbers are the news
         text += f"\n{escape_mrkdwn(what_moved(view), 1000)}"
     return {"text": truncate(text, SECTION_CHARS), "reply_broadcast": event.kind == "escalated"}

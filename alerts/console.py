@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from alerts.settings import AlertSettings
 from monitor.core.escape import strip_controls, truncate
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
+from monitor.core.enums import EventKind
 
 STYLE = {1: "yellow", 2: "dark_orange"}
 
@@ -34,7 +35,7 @@ class ConsoleSender:
         view = job.view
         line = Text()
         line.append(f"[flarewatch] {strip_controls(headline(view))}", style=f"bold {STYLE.get(view.severity, 'red')}")
-        if job.event is not None and job.event.kind != "opened":
+        if job.event is not None and job.event.kind != EventKind.OPENED:
             line.append(f" | {strip_controls(event_line(job.event))}")
         line.append(f"\n  {strip_controls(what_moved(view))}; {strip_controls(state_line(view, job.now))}")
         about = about_line(view)

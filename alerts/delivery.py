@@ -50,6 +50,7 @@ from alerts.senders import Senders
 from alerts.settings import AlertSettings
 from alerts.view import event_view, incident_view
 from monitor.core.clock import Clock
+from monitor.core.enums import OutboxStatus
 from monitor.core.storage.db import affected, transaction
 from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage, SlackThread
 
@@ -69,7 +70,7 @@ def release_claims(sessions: sessionmaker[Session], clock: Clock) -> int:
     """At start-up: make rows a dead process was sending due now (they keep their attempt count)."""
     with transaction(sessions) as session:
         result = session.execute(
-            update(OutboxMessage).where(OutboxMessage.status == "sending").values(next_attempt_at=clock.now())
+            update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENDING).values(next_attempt_at=clock.now())
         )
         return affected(result)
 
@@ -78,7 +79,7 @@ def _due_heads(session: Session, now: datetime, limit: int) -> list[tuple[int, s
     rows = session.execute(
         select(OutboxMessage.id, OutboxMessage.incident_id, OutboxMessage.channel, OutboxMessage.target,
                OutboxMessage.status, OutboxMessage.next_attempt_at)
-        .where(OutboxMessage.status.in_(("pending", "sending")))
+        .where(OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
         .order_by(OutboxMessage.id)
         .limit(SCAN_ROWS)
     ).all()
@@ -94,7 +95,7 @@ def _claim(sessions: sessionmaker[Session], message_id: int, status: str, due: d
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.status == status,
                    OutboxMessage.next_attempt_at == due)
-            .values(status="sending", attempts=OutboxMessage.attempts + 1, next_attempt_at=now + LEASE)
+            .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1, next_attempt_at=now + LEASE)
         )
         return affected(result) == 1
 
@@ -145,7 +146,7 @@ def _finish(sessions: sessionmaker[Session], message_id: int, attempt: int, valu
     with transaction(sessions) as session:
         result = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending", OutboxMessage.attempts == attempt)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.attempts == attempt)
             .values(**values)
         )
         if affected(result) != 1:
@@ -186,8 +187,8 @@ def _mark_recreated(sessions: sessionmaker[Session], recreate: _Recreate | None,
         return
     with transaction(sessions) as session:
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == recreate.parent_id, OutboxMessage.status == "failed")
-            .values(status="sent", sent_at=at, external_ref=ref, last_error=f"re-created by outbox message {by}")
+            update(OutboxMessage).where(OutboxMessage.id == recreate.parent_id, OutboxMessage.status == OutboxStatus.FAILED)
+            .values(status=OutboxStatus.SENT, sent_at=at, external_ref=ref, last_error=f"re-created by outbox message {by}")
         )
 
 
@@ -212,7 +213,7 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
             except PermanentError as exc:
                 job, failure = None, str(exc)
         if job is None:
-            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": failure},
+            _finish(sessions, message_id, attempt, {"status": OutboxStatus.FAILED, "last_error": failure},
                     problem=(failure, True), settings=settings, now=now)
             continue
         sender = senders.get(channel)
@@ -222,45 +223,45 @@ def deliver_pending(sessions: sessionmaker[Session], senders: Senders, clock: Cl
             result: Delivered = senders.deadlines.send(sender, job, settings.send_deadline_seconds)
         except Deferred as exc:
             _finish(sessions, message_id, attempt, {
-                "status": "pending", "attempts": attempt - 1,
+                "status": OutboxStatus.PENDING, "attempts": attempt - 1,
                 "next_attempt_at": clock.now() + timedelta(seconds=exc.seconds)})
         except RetryableError as exc:
             if exc.retry_after is not None:  # rate limited: not processed, so the attempt is given back
                 log.warning("alert %s: %s", message_id, exc)
                 _finish(sessions, message_id, attempt, {
-                    "status": "pending", "attempts": attempt - 1, "last_error": str(exc),
+                    "status": OutboxStatus.PENDING, "attempts": attempt - 1, "last_error": str(exc),
                     "next_attempt_at": clock.now() + timedelta(seconds=exc.retry_after)})
             elif attempt >= settings.max_attempts:
                 log.error("alert %s failed after %d attempts: %s", message_id, attempt, exc)
-                _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)},
+                _finish(sessions, message_id, attempt, {"status": OutboxStatus.FAILED, "last_error": str(exc)},
                         problem=(str(exc), True), settings=settings, now=clock.now())
             else:
                 wait = backoff(attempt)
                 log.warning("alert %s: %s; retrying in %s", message_id, exc, wait)
                 _finish(sessions, message_id, attempt, {
-                    "status": "pending", "last_error": str(exc), "next_attempt_at": clock.now() + wait},
+                    "status": OutboxStatus.PENDING, "last_error": str(exc), "next_attempt_at": clock.now() + wait},
                     problem=(str(exc), False), now=clock.now())
         except PermanentError as exc:
             log.error("alert %s cannot be delivered: %s", message_id, exc)
-            _finish(sessions, message_id, attempt, {"status": "failed", "last_error": str(exc)},
+            _finish(sessions, message_id, attempt, {"status": OutboxStatus.FAILED, "last_error": str(exc)},
                     problem=(str(exc), True), settings=settings, now=clock.now())
         except Exception as exc:  # a bug in rendering or a sender: keep the row, retry later, say so loudly
             log.exception("alert %s: unexpected error while sending", message_id)
             final = attempt >= settings.max_attempts
             _finish(sessions, message_id, attempt, {
-                "status": "failed" if final else "pending", "last_error": repr(exc),
+                "status": OutboxStatus.FAILED if final else OutboxStatus.PENDING, "last_error": repr(exc),
                 "next_attempt_at": clock.now() + backoff(attempt)},
                 problem=(repr(exc), final), settings=settings, now=clock.now())
         else:
             if recreate is not None and recreate.kind == "reply":  # the thread exists again; the reply goes next
                 log.warning("alert %s: re-created the incident's failed parent message", message_id)
                 _finish(sessions, message_id, attempt,
-                        {"status": "pending", "attempts": attempt - 1, "next_attempt_at": clock.now()},
+                        {"status": OutboxStatus.PENDING, "attempts": attempt - 1, "next_attempt_at": clock.now()},
                         result.thread)
                 _mark_recreated(sessions, recreate, message_id, result.external_ref, clock.now())
                 continue
             _finish(sessions, message_id, attempt,
-                    {"status": "sent", "sent_at": clock.now(), "external_ref": result.external_ref,
+                    {"status": OutboxStatus.SENT, "sent_at": clock.now(), "external_ref": result.external_ref,
                      "last_error": None},
                     result.thread if job.kind == "parent" else None)
             _mark_recreated(sessions, recreate, message_id, result.external_ref, clock.now())

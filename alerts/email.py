@@ -16,6 +16,7 @@ from alerts.base import AlertJob, Delivered, PermanentError, RetryableError, reg
 from monitor.core.escape import strip_controls
 from alerts.summary import about_line, event_line, headline, sparkline, state_line, what_moved
 from monitor.core.settings import OptionalSecret, OptionalText, Strict
+from monitor.core.enums import EventKind
 
 if TYPE_CHECKING:
     from alerts.settings import AlertSettings
@@ -40,7 +41,7 @@ def message_id(key: str) -> str:
 def compose(job: AlertJob, settings: EmailSettings) -> EmailMessage:
     view = job.view
     subject = headline(view)
-    if job.event is not None and job.event.kind != "opened":
+    if job.event is not None and job.event.kind != EventKind.OPENED:
         subject = f"{event_line(job.event)} - {subject}"
     lines = [headline(view), "", what_moved(view), state_line(view, job.now)]
     about = about_line(view)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.core.enums import OutboxStatus
 from monitor.core.storage.schema import IncidentEvent, OutboxMessage
 from monitor.core.timeline import record_event
 
@@ -43,7 +44,7 @@ def record_delivery_problem(session: Session, message: OutboxMessage, error: str
     last_ok = session.scalar(
         select(func.max(OutboxMessage.sent_at))
         .where(OutboxMessage.incident_id == message.incident_id, OutboxMessage.channel == message.channel,
-               OutboxMessage.target == message.target, OutboxMessage.status == "sent"))
+               OutboxMessage.target == message.target, OutboxMessage.status == OutboxStatus.SENT))
     earlier = session.scalars(
         select(IncidentEvent)
         .where(IncidentEvent.incident_id == message.incident_id, IncidentEvent.kind.in_((kind,)))
@@ -109,9 +110,9 @@ def incident_alerts(session: Session, incident_id: int) -> IncidentAlerts:
         .where(OutboxMessage.incident_id == incident_id).order_by(OutboxMessage.id)).all()
     if not rows:
         return IncidentAlerts("none")
-    delivered = [r for r in rows if r.status == "sent"]
-    failed = [r for r in rows if r.status == "failed"]
-    pending = [r for r in rows if r.status in ("pending", "sending")]
+    delivered = [r for r in rows if r.status == OutboxStatus.SENT]
+    failed = [r for r in rows if r.status == OutboxStatus.FAILED]
+    pending = [r for r in rows if r.status in (OutboxStatus.PENDING, OutboxStatus.SENDING)]
     problems: dict[tuple[str, str], Problem] = {}
     for r in [*failed, *(r for r in pending if r.last_error)]:
         problems.setdefault((r.channel, r.target), Problem(r.channel, r.target, r.status, r.last_error, r.created_at))
@@ -149,7 +150,7 @@ def delivery_problems(session: Session, now: datetime) -> list[Problem]:
     latest: dict[tuple[str, str], dict[str, int]] = {}
     for channel, target, status, last_id in session.execute(
         select(OutboxMessage.channel, OutboxMessage.target, OutboxMessage.status, func.max(OutboxMessage.id))
-        .where(OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at >= since)
+        .where(OutboxMessage.status.in_((OutboxStatus.SENT, OutboxStatus.FAILED)), OutboxMessage.created_at >= since)
         .group_by(OutboxMessage.channel, OutboxMessage.target, OutboxMessage.status)):
         latest.setdefault((channel, target), {})[status] = last_id
     failed_ids = [ids["failed"] for ids in latest.values() if ids.get("failed", 0) > ids.get("sent", 0)]
@@ -160,7 +161,7 @@ def delivery_problems(session: Session, now: datetime) -> list[Problem]:
                                                           row.sent_at or row.next_attempt_at or row.created_at)
     for row in session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.status.in_(("pending", "sending")), OutboxMessage.created_at < now - STUCK_AFTER)
+        .where(OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)), OutboxMessage.created_at < now - STUCK_AFTER)
         .order_by(OutboxMessage.id).limit(200)):
         problems.setdefault((row.channel, row.target), Problem(row.channel, row.target, "pending", row.last_error,
                                                                row.created_at))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.core.enums import OutboxStatus
 from monitor.core.storage.schema import Incident, IncidentEvent, OutboxMessage
 
 
@@ -38,7 +39,7 @@ def enqueue(
         return existing
     message = OutboxMessage(
         idempotency_key=key, incident_id=incident.id, event_id=event.id, channel=channel, target=target,
-        kind=kind, payload=payload, status="pending", attempts=0, created_at=now, next_attempt_at=now,
+        kind=kind, payload=payload, status=OutboxStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now,
     )
     session.add(message)
     return message

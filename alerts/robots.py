@@ -32,6 +32,7 @@ from monitor.core.settings import Strict
 from monitor.core.http_outcome import Outcome, classify, retry_after
 from monitor.core.escape import strip_controls, truncate
 from alerts.summary import event_line, headline, sparkline, state_line, what_moved
+from monitor.core.enums import EventKind
 
 PER_ROBOT = parse("20 per minute")  # both services document 20 messages/minute per robot
 _LOOKALIKE = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］"})
@@ -66,10 +67,10 @@ def markdown_body(job: AlertJob, max_posts: int = 3) -> tuple[str, str]:
     """(title, markdown) for one alert; every value taken from posts or events is escaped."""
     view = job.view
     title = headline(view)
-    if job.event is not None and job.event.kind != "opened":
+    if job.event is not None and job.event.kind != EventKind.OPENED:
         title = f"{event_line(job.event)} - {title}"
     lines = [f"### {escape_robot_markdown(headline(view), 200)}"]
-    if job.event is not None and job.event.kind != "opened":
+    if job.event is not None and job.event.kind != EventKind.OPENED:
         lines.append(f"**{event_line(job.event, escape=lambda s: escape_robot_markdown(s, 200))}**")
     lines.append(escape_robot_markdown(what_moved(view)))
     lines.append(escape_robot_markdown(state_line(view, job.now)))
@@ -86,7 +87,7 @@ def markdown_body(job: AlertJob, max_posts: int = 3) -> tuple[str, str]:
 def plain_body(job: AlertJob, max_posts: int = 3) -> str:
     view = job.view
     lines = [escape_robot_markdown(headline(view), 200)]
-    if job.event is not None and job.event.kind != "opened":
+    if job.event is not None and job.event.kind != EventKind.OPENED:
         lines.append(event_line(job.event, escape=lambda s: escape_robot_markdown(s, 200)))
     lines += [escape_robot_markdown(what_moved(view)), escape_robot_markdown(state_line(view, job.now))]
     for post in view.top_posts[:max_posts]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from monitor.core.storage.schema import Bucket, Incident, IncidentEvent, IncidentPost, Post
 from monitor.core.phrases import incident_themes
 from monitor.core.wording import headline_signals
+from monitor.core.enums import IncidentStatus
 
 TREND_MINUTES = 30
 
@@ -137,7 +138,7 @@ def incident_view(session: Session, incident: Incident, now: datetime, top: int 
     peak = detail.get("peak") if isinstance(detail.get("peak"), dict) else None
     themes = incident_themes(session, incident.id, limit=5)
     quiet, back = None, False
-    if incident.status == "closed":
+    if incident.status == IncidentStatus.CLOSED:
         closed = session.scalar(select(IncidentEvent.data).where(IncidentEvent.incident_id == incident.id,
                                                                  IncidentEvent.kind == "closed")
                                 .order_by(IncidentEvent.id.desc()).limit(1))
