@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from alerts.settings import AlertSettings
 from connectors.registry import connector_mode, validate_source_params
 from models import ModelSettings
-from monitor.core.settings import ConfigError, OptionalSecret, Strict
+from monitor.core.settings import ConfigError, OptionalSecret, Strict, describe_errors
 from monitor.core.storage.db import redact_url
 from monitor.detection.settings import DetectionSettings
 
@@ -174,34 +174,13 @@ def _substitute_env(value: Any, path: str, env: dict[str, str], where: str) -> A
     return _ENV_REF.sub(replace, value)
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not (isinstance(part, str) and part.startswith(("function-", "function_"))):
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _describe(error: dict[str, Any]) -> str:
-    if error["type"] == "missing":
-        return "is required but missing"
-    if error["type"] == "extra_forbidden":
-        return "is not a known setting (check the spelling; see config/README.md)"
-    given = error.get("input")
-    shown = f" (got {given!r})" if given is not None and not isinstance(given, (dict, list)) else ""
-    return f"{error['msg']}{shown}"
-
-
 def parse_config(data: dict[str, Any], where: str = "<config>", env: dict[str, str] | None = None) -> Config:
     """Validate an already-parsed TOML document; `where` names the file in error messages."""
     resolved = _substitute_env(data, "", dict(os.environ) if env is None else env, where)
     try:
         return Config.model_validate(resolved)
     except ValidationError as exc:
-        lines = [f"{where}: {_format_location(e['loc'])}: {_describe(e)}" for e in exc.errors()]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(describe_errors(exc, prefix=f"{where}: ", sep="\n")) from None
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
