@@ -4,19 +4,25 @@
     python bench/bench_replicas.py --db ... scorers --posts 3000          # 1 vs 2 scorer replicas
     python bench/bench_replicas.py --db ... lag --rate 100 --seconds 40    # steady webhook load
     python bench/bench_replicas.py --db ... failover                       # kill -9 the detection holder
+    (options before the mode: --timeout 900 bounds the whole run, --detect-interval 10)
 
 Every run starts real `flarewatch run` replicas in subprocesses (tests/replica_support.py) on a
 fresh database and pushes posts through their ingest webhooks with httpx, as a sender would.
+Replicas run with the shipped detect interval (10 s) and lease (20 s), not the tests' fast pace.
 
-* throughput: one replica; 4 clients push `--posts` posts as fast as they are accepted; reports
-  the ingest rate, the end-to-end rate (first post in -> last post scored and counted) and the
-  bare model's posts/s measured in this process on the same texts, same thread count.
+* throughput: one replica; one warm-up post is pushed and scored first (the worker has loaded its
+  model), then 4 clients push `--posts` posts as fast as they are accepted; reports the ingest
+  rate, the end-to-end rate (first post in -> last post scored and counted), the bare model's
+  posts/s in this process on the same texts and threads (before and after the cluster; their
+  mean is the ratio's denominator), and the CPU seconds of the daemon and its score worker.
 * scorers: posts stored first (ingest only), then 1 or 2 replicas with only the score role (one
-  scoring thread each) drain them; posts/s for each.
-* lag: one replica under a paced load; lag = score time - arrival time per post (p50/p95/max).
+  scoring thread each) drain them, timed from when every worker reports in /healthz.
+* lag: one replica under a paced load, after the warm-up; lag = score time - arrival time per
+  post (p50/p95/max).
 * failover: two replicas, a crisis (background then a surge of complaints) pushed through the
   webhook; the replica holding the brand's detection lease is killed with kill -9 mid-surge;
-  reports the takeover time, the delay from the surge to the first alert and alerts per key.
+  reports the takeover time, the delays from the surge and from the kill to the first alert,
+  and the alerts delivered per level and per key (the aim: one each).
 
 This machine is shared (the load average is printed with every result): numbers are noisy;
 repeat runs and compare within one run.
@@ -33,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_pending import cpu_model, fresh_database  # noqa: E402
 from bench.bench_scoring import synthetic_tweets  # noqa: E402
-from tests.replica_support import AlertReceiver, Cluster, Replica, lease_holder, push, replica_of, wait_for  # noqa: E402
+from tests.replica_support import (  # noqa: E402
+    AlertReceiver, Cluster, Replica, children, cpu_seconds, lease_holder, push, replica_of, wait_for)
 
 NEGATIVE = ["Acme charged me twice and support ignores me", "Acme app is broken again, terrible service",
             "worst Acme delivery ever, my order is lost", "Acme refund still missing, awful support"]
@@ -58,6 +66,8 @@ def posts_for(texts: list[str], prefix: str, at: datetime | None = None) -> list
 
 
 WARMUP = "warmup"
+DETECT_INTERVAL = 10.0  # the default (tests use 0.5 s): a bench should not pay for a test's pace
+LEASE_SECONDS = 20.0  # the default; with leases as long as the detect interval they would lapse between ticks
 
 
 def warm_up(cluster: Cluster, url: str) -> None:
@@ -135,20 +145,41 @@ def run_throughput(db: str, n: int, threads: int) -> dict[str, Any]:
     with fresh_database(db) as url, tempfile.TemporaryDirectory() as tmp:
         cluster = Cluster(Path(tmp), url, AlertReceiver())
         try:
-            cluster.start("a", threads=threads)
+            replica = cluster.start("a", threads=threads, detect_interval=DETECT_INTERVAL)
             cluster.wait_ready()
             warm_up(cluster, url)
+            cpu_before = cpu_of(replica)
             ingest_s = push_all(cluster, posts_for(texts, "t"), clients=4)
             wait_for(lambda: counts(url)["scored"] >= n, 900, "all scored", cluster)
             c = counts(url)
+            cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_of(replica).items()}
         finally:
             cluster.stop_all()
     e2e_s = (c["last_scored"] - c["first_in"]).total_seconds()
     bare_after = bare_model(texts[:1024], threads)
     bare = (bare_before + bare_after) / 2
+    bare_cpu = bare_model_cpu(texts[:1024], threads) * n / 1024
     return {"bench": "throughput", "posts": n, "model_threads": threads, "ingest_posts_per_s": round(n / ingest_s, 1),
             "end_to_end_posts_per_s": round(n / e2e_s, 1), "bare_model_posts_per_s": round(bare, 1),
-            "bare_before_after": [round(bare_before, 1), round(bare_after, 1)], "ratio": round(n / e2e_s / bare, 3)}
+            "bare_before_after": [round(bare_before, 1), round(bare_after, 1)], "ratio": round(n / e2e_s / bare, 3),
+            # where the time went: CPU seconds of the daemon (ingest, detection, web) and of its score
+            # worker over the run, against the bare model's CPU for the same number of posts
+            "cpu_s": {**cpu, "bare_model_same_posts": round(bare_cpu, 1)}}
+
+
+def cpu_of(replica: Replica) -> dict[str, float]:
+    workers = [pid for pid, cmd in children(replica.proc.pid).items() if "spawn_main" in cmd]
+    return {"daemon": cpu_seconds(replica.proc.pid), "score_worker": sum(cpu_seconds(p) for p in workers)}
+
+
+def bare_model_cpu(texts: list[str], threads: int) -> float:
+    """CPU seconds (this process, all threads) the bare model spends on `texts`."""
+    from models import ModelSettings, load_scorer
+
+    scorer = load_scorer(ModelSettings(threads=threads, batch_size=64, languages=["*"]))
+    t = time.process_time()
+    scorer.score(texts, langs=["en"] * len(texts))
+    return time.process_time() - t
 
 
 def run_scorers(db: str, n: int, replicas: int) -> dict[str, Any]:
@@ -156,10 +187,11 @@ def run_scorers(db: str, n: int, replicas: int) -> dict[str, Any]:
     with fresh_database(db) as url, tempfile.TemporaryDirectory() as tmp:
         cluster = Cluster(Path(tmp), url, AlertReceiver())
         try:
-            cluster.start("ingest", roles=["web"])
+            cluster.start("ingest", roles=["web"], detect_interval=DETECT_INTERVAL)
             cluster.wait_ready()
             push_all(cluster, posts_for(texts, "s"), clients=4)
-            scorers = [cluster.start(f"scorer{i}", roles=["score", "web"], threads=1) for i in range(replicas)]
+            scorers = [cluster.start(f"scorer{i}", roles=["score", "web"], threads=1, detect_interval=DETECT_INTERVAL)
+                       for i in range(replicas)]
             t0 = time.monotonic()
             # timed from the moment every scorer's worker is in its loop (its "score" job shows in
             # /healthz) to the last post, over the posts left then: a later start does not count
@@ -186,7 +218,7 @@ def run_lag(db: str, rate: float, seconds: float, threads: int) -> dict[str, Any
     with fresh_database(db) as url, tempfile.TemporaryDirectory() as tmp:
         cluster = Cluster(Path(tmp), url, AlertReceiver())
         try:
-            replica = cluster.start("a", threads=threads)
+            replica = cluster.start("a", threads=threads, detect_interval=DETECT_INTERVAL)
             cluster.wait_ready()
             warm_up(cluster, url)
             batch = max(int(rate / 10), 1)  # ten pushes a second
@@ -218,7 +250,7 @@ def run_failover(db: str) -> dict[str, Any]:
         cluster = Cluster(Path(tmp), url, hook)
         try:
             for name in ("a", "b"):
-                cluster.start(name, lease_seconds=10)
+                cluster.start(name, lease_seconds=LEASE_SECONDS, detect_interval=DETECT_INTERVAL)
             cluster.wait_ready()
             holder = wait_for(lambda: lease_holder(cluster, "detect:Acme"), 60, "detect lease", cluster)
             background = synthetic_tweets(200, seed=5)
@@ -253,7 +285,8 @@ def run_failover(db: str) -> dict[str, Any]:
         first_alert = min(hook.first_at.values()) if hook.first_at else None
         kinds = Counter(alert_level(body) for body in hook.bodies)
     assert killed_at is not None
-    return {"bench": "failover", "killed_holder": holder, "new_holder": takeover.get("holder"), "lease_seconds": 10,
+    return {"bench": "failover", "killed_holder": holder, "new_holder": takeover.get("holder"),
+            "lease_seconds": LEASE_SECONDS, "detect_interval_s": DETECT_INTERVAL,
             "takeover_after_kill_s": round(takeover["at"] - killed_at, 1) if "at" in takeover else None,
             "first_alert_after_surge_s": round(first_alert - surge_started, 1) if first_alert else None,
             "first_alert_after_kill_s": round(first_alert - killed_at, 1) if first_alert else None,
@@ -262,6 +295,7 @@ def run_failover(db: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global DETECT_INTERVAL
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", required=True, help="PostgreSQL server URL (a fresh database is made per run)")
     sub = ap.add_subparsers(dest="what", required=True)
@@ -275,9 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     lag.add_argument("--seconds", type=float, default=40)
     lag.add_argument("--threads", type=int, default=2)
     sub.add_parser("failover")
+    ap.add_argument("--detect-interval", type=float, default=DETECT_INTERVAL,
+                    help="the replicas' daemon.detect_interval_seconds (default: the shipped default)")
     ap.add_argument("--timeout", type=float, default=900,
                     help="seconds the whole run may take; past it the replicas are stopped and the run fails")
     a = ap.parse_args(argv)
+    DETECT_INTERVAL = a.detect_interval
 
     def expired(*_: Any) -> None:
         raise TimeoutError(f"bench_replicas {a.what}: over --timeout {a.timeout:.0f}s")
@@ -289,16 +326,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stopped)  # the same for kill or timeout(1): no replica outlives the bench
     signal.alarm(int(a.timeout))
     print(json.dumps({"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg": os.getloadavg()}), flush=True)
+    runs: list[Callable[[], dict[str, Any]]]
     if a.what == "throughput":
-        results = [run_throughput(a.db, a.posts, a.threads)]
+        runs = [lambda: run_throughput(a.db, a.posts, a.threads)]
     elif a.what == "scorers":
-        results = [run_scorers(a.db, a.posts, 1), run_scorers(a.db, a.posts, 2)]
+        runs = [lambda: run_scorers(a.db, a.posts, 1), lambda: run_scorers(a.db, a.posts, 2)]
     elif a.what == "lag":
-        results = [run_lag(a.db, a.rate, a.seconds, a.threads)]
+        runs = [lambda: run_lag(a.db, a.rate, a.seconds, a.threads)]
     else:
-        results = [run_failover(a.db)]
-    for result in results:
-        print(json.dumps({**result, "load_avg": os.getloadavg()}), flush=True)
+        runs = [lambda: run_failover(a.db)]
+    for run in runs:  # each printed as it ends, with the load average of its own time
+        print(json.dumps({**run(), "load_avg": os.getloadavg()}), flush=True)
     return 0
 
 

@@ -61,14 +61,14 @@ class AlertReceiver:
 
 def config_text(tmp: Path, db_url: str, port: int, hook_url: str, *, lease_seconds: float = 1.5,
                 roles: list[str] | None = None, model: str = "bundled", score_workers: int = 1,
-                threads: int = 1) -> str:
+                threads: int = 1, detect_interval: float = 0.5) -> str:
     role_line = f"roles = {json.dumps(roles)}\n" if roles else ""
     return f"""
 [daemon]
 data_dir = "{tmp / f'var-{port}'}"
 lease_seconds = {lease_seconds}
 score_interval_seconds = 0.3
-detect_interval_seconds = 0.5
+detect_interval_seconds = {detect_interval}
 escalate_interval_seconds = 1
 score_workers = {score_workers}
 log_level = "WARNING"
@@ -224,6 +224,15 @@ def children(pid: int) -> dict[int, str]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found[int(entry.name)] = cmdline
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def running(pid: int) -> bool:
