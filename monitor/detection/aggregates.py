@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from monitor.core.storage.db import upsert_insert
 from monitor.core.storage.schema import Bucket, Post, Score, UTCDateTime
 
 NEGATIVE = "negative"
@@ -85,15 +85,14 @@ def _upsert(dialect: str) -> Any:
     """One INSERT ... ON CONFLICT DO UPDATE per dialect, built once (building it costs more than running it)."""
     stmt = _UPSERTS.get(dialect)
     if stmt is None:
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-        if insert is None:
+        if dialect not in ("postgresql", "sqlite"):
             raise RuntimeError(f"aggregates support SQLite and PostgreSQL, not {dialect}")
-        stmt = insert(Bucket).values(
+        insert = upsert_insert(dialect, Bucket).values(
             brand=bindparam("brand"), source=bindparam("source"), start=bindparam("start", type_=UTCDateTime()),
             **{name: bindparam(name) for name in _FIELDS})
-        stmt = _UPSERTS[dialect] = stmt.on_conflict_do_update(
+        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
             index_elements=[Bucket.brand, Bucket.source, Bucket.start],
-            set_={name: getattr(Bucket, name) + getattr(stmt.excluded, name) for name in _FIELDS},
+            set_={name: getattr(Bucket, name) + getattr(insert.excluded, name) for name in _FIELDS},
         )
     return stmt
 

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from monitor.core.settings import Strict
 
 Detector = Literal["volume", "share", "viral"]
+DETECTORS: tuple[Detector, ...] = ("volume", "share", "viral")
 
 
 class DetectionSettings(Strict):
@@ -16,7 +17,7 @@ class DetectionSettings(Strict):
     # Short windows catch a sudden burst early; three hours catch a surge that builds over an
     # afternoon (its spread is learnt from the last hours' totals, not assumed from an hour's).
     windows_minutes: list[int] = Field(default_factory=lambda: [5, 15, 60, 180])
-    detectors: list[Detector] = Field(default_factory=lambda: ["volume", "share", "viral"])
+    detectors: list[Detector] = Field(default_factory=lambda: list(DETECTORS))
     # Plain-terms sensitivity: how many alerts (openings and severity rises) a week the brand
     # accepts from ordinary background (per brand override: [[brands]] false_alarms_per_week).
     false_alarms_per_week: float = Field(default=1.0, gt=0)

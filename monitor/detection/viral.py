@@ -66,7 +66,7 @@ def check_viral_posts(posts: list[RecentPost], histograms: Mapping[str, Sequence
     if not scored:
         return []
     scored.sort(key=lambda item: (item[0], item[1], item[2]))
-    signals = []
+    signals: list[Signal] = []
     for p_value, p_reach, _, post in scored:
         if signals and p_value > alpha:
             break  # the rest are less unusual still
