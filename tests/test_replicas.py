@@ -105,7 +105,9 @@ def test_replicas_share_the_work_and_survive_a_kill_9(db_url: str, tmp_path: Pat
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 def test_a_score_worker_exits_when_its_daemon_is_killed_9(db_url: str, tmp_path: Path) -> None:
     """kill -9 of the daemon alone (not its process group): its score worker must not live on, scoring
-    (and holding a model's memory) for a replica that is gone, and is not stopped by any later stop."""
+    (and holding a model's memory) for a replica that is gone, and is not stopped by any later stop.
+    Its model threads sleep while they wait (OMP_WAIT_POLICY=PASSIVE), so they never spin on
+    cores that ingest and the database need."""
     if not db_url.startswith("postgresql"):
         pytest.skip("score workers are processes on PostgreSQL (a thread of the daemon on SQLite)")
     cluster = Cluster(tmp_path, db_url, AlertReceiver())
@@ -114,6 +116,8 @@ def test_a_score_worker_exits_when_its_daemon_is_killed_9(db_url: str, tmp_path:
         cluster.wait_ready()
         workers = wait_for(lambda: [pid for pid, cmd in children(replica.proc.pid).items() if "spawn_main" in cmd],
                            30, "the score worker process", cluster)
+        environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+        assert b"OMP_WAIT_POLICY=PASSIVE" in environ or "OMP_WAIT_POLICY" in os.environ  # its threads never spin
         assert push(replica, batches(20, 20, 0)[0]).status_code == 200
         engine = make_engine(db_url)
         with session_factory(engine)() as s:  # scored by the worker: it is past its start, in its loop
