@@ -115,18 +115,23 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
                 update(Post.__table__).where(Post.__table__.c.id == bindparam("pid")).values(lang=bindparam("plang")),
                 found_langs)
         # Copies of the posts just scored count in the same run (the scores above are visible here).
-        return done + _write(session, pending_copies(session, limit, now))
+        done += _write(session, pending_copies(session, limit, now))
+        # One bucket upsert for posts and copies together, in key order: two upserts per
+        # transaction would each be in order but not together, and two scorers could then take
+        # the same two buckets in opposite orders (a deadlock PostgreSQL resolved by failing one).
+        aggregates.record_batch(session, done)
+        return len(done)
 
 
-def _write(session: Session, counted: list[tuple[Row[Any], Verdict]]) -> int:
-    """Clear the batch's pending flags, then store the scores and count them in the buckets; how many.
+def _write(session: Session, counted: list[tuple[Row[Any], Verdict]]) -> list[tuple[Row[Any], Verdict]]:
+    """Clear the batch's pending flags, then store the scores; returns what is to be counted.
 
     The flag is cleared first, by a conditional UPDATE that returns the rows it changed, and only
     those are stored: on PostgreSQL the row locks already make batches disjoint; on SQLite (no
     row locks) this is what keeps a second scorer thread from counting a post twice.
     """
     if not counted:
-        return 0
+        return []
     ids = [post.id for post, _ in counted]
     cleared = set(session.scalars(
         update(Post).where(Post.id.in_(ids), Post.pending).values(pending=False).returning(Post.id)
@@ -135,5 +140,4 @@ def _write(session: Session, counted: list[tuple[Row[Any], Verdict]]) -> int:
     if counted:
         session.execute(insert(Score.__table__), [  # not dataclasses.asdict: it deep-copies (0.2 s a batch)
             {f.name: getattr(verdict, f.name) for f in _VERDICT_FIELDS} for _, verdict in counted])
-        aggregates.record_batch(session, counted)
-    return len(counted)
+    return counted
