@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from alerts.routing import notifier
@@ -56,7 +56,12 @@ def detect_incidents(sessions: sessionmaker[Session], config: Config, clock: Clo
     return detect(sessions, config.brands, config.detection, notifier(config.alerts), clock)
 
 
-def pending_posts(session: Session, limit: int) -> list[Row[Any]]:
+# A row of _POST_COLUMNS (copies: plus their original's score). SQLAlchemy types a Row's attributes
+# as Any anyway, and a Row cannot satisfy the attribute protocol counting reads (aggregates._Counted).
+PostRow = Any
+
+
+def pending_posts(session: Session, limit: int) -> list[PostRow]:
     """Original (non-duplicate) posts no model has scored yet, oldest first, locked for this scorer.
 
     A post is scored and counted in the buckets once. After a model change, new posts get the new
@@ -69,7 +74,7 @@ def pending_posts(session: Session, limit: int) -> list[Row[Any]]:
     ))
 
 
-def pending_copies(session: Session, limit: int, now: datetime) -> list[tuple[Row[Any], Verdict]]:
+def pending_copies(session: Session, limit: int, now: datetime) -> list[tuple[PostRow, Verdict]]:
     """Re-posts by another author whose original is scored, oldest first, each with the original's first score.
 
     The same text from someone else is one more person saying it (a copy-paste complaint campaign is
@@ -123,7 +128,7 @@ def score_pending(sessions: sessionmaker[Session], scorer: Scorer, now: datetime
         return len(done)
 
 
-def _write(session: Session, counted: list[tuple[Row[Any], Verdict]]) -> list[tuple[Row[Any], Verdict]]:
+def _write(session: Session, counted: list[tuple[PostRow, Verdict]]) -> list[tuple[PostRow, Verdict]]:
     """Clear the batch's pending flags, then store the scores; returns what is to be counted.
 
     The flag is cleared first, by a conditional UPDATE that returns the rows it changed, and only

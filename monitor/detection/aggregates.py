@@ -62,8 +62,13 @@ class _Counted(Protocol):
 
 
 class _Label(Protocol):
-    label: str | None
-    sentiment: float | None
+    """What counting reads of a score (an ORM `Score` or the pipeline's frozen `Verdict`): read-only."""
+
+    @property
+    def label(self) -> str | None: ...
+
+    @property
+    def sentiment(self) -> float | None: ...
 
 
 def _increments(post: _Counted, score: _Label) -> dict[str, float | int]:

@@ -72,7 +72,6 @@ PageManager = Annotated[Staff, Depends(page_role("manager"))]
 PageAdmin = Annotated[Staff, Depends(page_role("admin"))]
 
 
-
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")

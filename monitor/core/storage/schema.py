@@ -7,7 +7,7 @@ PostgreSQL behave the same. Changing a table means adding an Alembic revision in
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -60,6 +61,9 @@ Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model here maps one Table (DeclarativeBase types it as any FromClause), which Core's
+    # insert()/update() of whole batches need.
+    __table__: ClassVar[Table]
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
