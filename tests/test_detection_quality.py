@@ -13,7 +13,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from monitor.detection import calibration
+from monitor.detection import calibration, windows
 from monitor.detection.backtest import Point, run_backtest
 from monitor.detection.baseline import SeasonalBaseline
 from monitor.detection.settings import DetectionSettings
@@ -70,6 +70,26 @@ def test_false_alarms_on_a_long_background_stay_within_the_budget(kind: str) -> 
     weeks = (days - WARM_DAYS) / 7
     # The budget is an expected rate: allow the count two standard deviations of chance.
     assert alerts_after_warm_up(rows) <= weeks + 2 * math.sqrt(weeks)  # openings and severity rises alike
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_sustained_surge_on_an_overdispersed_background_is_caught_by_the_likelihood_ratio_test(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six hours at 2.5 times the usual rate, on hours whose rate already varies by ±60 %: no single
+    window finds it extreme against the learnt dispersion, the sum over its start points does."""
+    expected = rates(14)
+    counts = noisy(expected, seed, "gamma")
+    start = 10 * BUCKETS_PER_DAY + 12 * 12  # day 10, noon
+    counts[start:start + 72] += np.random.default_rng(100 + seed).poisson(expected[start:start + 72] * 1.5)
+
+    def first_alert() -> int | None:
+        rows = run_backtest(points_of(counts), DetectionSettings())
+        return next((i - start for i in range(start, start + 96) if rows[i].alert), None)
+
+    caught = first_alert()
+    assert caught is not None and caught <= 60  # within five hours
+    monkeypatch.setattr(windows, "CUSUM_RATE_RATIO", 1.0)  # log ρ = 0: the test adds nothing
+    assert first_alert() is None  # the windows alone miss it
 
 
 def test_a_trending_series_is_followed_and_stays_within_the_budget() -> None:

@@ -225,7 +225,7 @@ class _Run:
     def detail(self, old: dict[str, Any], signals: list[Signal], fired: list[Signal], excess: float) -> dict[str, Any]:
         counted = [s for s in signals if s.detector != "viral"] + [s for s in fired if s.detector == "viral"]
         peak = old.get("peak")
-        volume = [s for s in signals if s.detector == "volume"]
+        volume = [s for s in signals if _windowed(s)]
         best = max(volume, key=lambda s: (_beyond(s), -s.window_minutes), default=None)
         if best is not None and _beyond(best) >= float(old.get("peak_excess", float("-inf"))):
             peak = best.as_dict()
@@ -316,8 +316,13 @@ def _beyond(signal: Signal) -> float:
     return signal.observed - float(signal.extra.get("threshold_count", signal.expected))
 
 
+def _windowed(signal: Signal) -> bool:
+    """A window's volume test (the likelihood-ratio test has no firing count to measure beyond)."""
+    return signal.detector == "volume" and "test" not in signal.extra
+
+
 def _excess(signals: list[Signal]) -> float:
-    return max((_beyond(s) for s in signals if s.detector == "volume"), default=0.0)
+    return max((_beyond(s) for s in signals if _windowed(s)), default=0.0)
 
 
 # `visibility` is 1 + ln((1 + followers)(1 + engagement)): ranking by the product in SQL brings back

@@ -24,7 +24,8 @@ class Signal:
         """Identifies the test across ticks: detector and window, or the post for viral."""
         if self.detector == "viral":
             return f"viral:{self.post_ids[0]}"
-        return f"{self.detector}:{self.window_minutes}m"
+        test = self.extra.get("test")
+        return f"{self.detector}:{self.window_minutes}m" + (f":{test}" if test else "")
 
     @property
     def excess(self) -> float:

@@ -13,6 +13,14 @@ alerts into a level per bucket. With θ = 1 (its prior) no more than budget · s
 come from background buckets however they cluster; θ learnt from the brand's own bursts spends
 the budget that clustering would otherwise leave unused (about half of it on the NAB series).
 
+Slow, sustained surges: besides the fixed windows, the volume detector runs a likelihood-ratio
+test over every start point within the longest window (a Poisson CUSUM restarted at the window's
+start; Page 1954, Lorden 1971): S = max over k of Σ from k of (x ln ρ - (ρ - 1) μ), the
+log-likelihood ratio of a rate ρ = `CUSUM_RATE_RATIO` times the expectation against the
+expectation itself. Under the model P(S >= s) <= e^-s (Wald), so S is a surprise like the
+windows' -ln p, and it joins their maximum: the same calibration, θ and budget judge it. It adds
+up a rise bucket by bucket, so a surge that no single window finds extreme is still caught.
+
 `hour_tests` runs the same tests over a whole hour of buckets with numpy: the backtest scores
 with it, and `fold_hour` feeds the hour's surprises to the calibration before the baseline learns
 the hour (so the calibration only ever sees what the detector saw, in real time).
@@ -39,6 +47,8 @@ from monitor.detection.volume import activity_scaled_mean, check_negative_volume
 
 WINDOW_DETECTORS = ("volume", "share")
 CLUSTER_GAP_MINUTES = 60  # alert-level exceedances closer than this are one burst (one cluster)
+CUSUM_RATE_RATIO = 2.0  # the surge the likelihood-ratio test looks for: a doubling of the rate
+CUSUM = "cusum"  # Signal.extra["test"] of the likelihood-ratio test
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def _calibrate(signal: Signal, baseline: SeasonalBaseline, alpha: float, min_pos
     state = tail_state(baseline, signal.detector)
     p_cal = float(calibration.tail_probability(state, surprise(model_p)))
     extra = dict(signal.extra)
-    if signal.detector == "volume":  # the count that fires this window: severity counts beyond it
+    if signal.detector == "volume" and extra.get("test") != CUSUM:  # the count that fires this window: severity counts beyond it
         level = math.exp(-calibration.surprise_for(state, alpha))
         inverse = baseline.inverse_size("negative", signal.window_minutes)
         extra["threshold_count"] = float(threshold_count(level, signal.expected, inverse, min_posts))
@@ -134,7 +144,58 @@ def window_signals(
             signals.append(_calibrate(check_negative_share(
                 baseline, window_start, now, w, negative[i], volume[i], 1.0, settings.min_negative_posts,
                 settings.share_concentration), baseline, alpha, settings.min_negative_posts))
+    if "volume" in settings.detectors:
+        alpha = alert_level(baseline, settings, false_alarms_per_week, "volume", bucket_minutes)
+        signals.append(_calibrate(_cusum_signal(rows, now, baseline, max(windows), bucket_minutes, has_volume),
+                                  baseline, alpha, settings.min_negative_posts))
     return signals
+
+
+def _cusum_signal(rows: Sequence[BucketRow], now: datetime, baseline: SeasonalBaseline, longest: int,
+                  bucket_minutes: int, has_volume: bool) -> Signal:
+    """The likelihood-ratio test over the start points within the longest window (module docstring)."""
+    first = _first_bucket_start(now - timedelta(minutes=longest), now, bucket_minutes)
+    step = timedelta(minutes=bucket_minutes)
+    negative: dict[datetime, float] = {}
+    other = 0.0
+    for row in rows:
+        if first <= row.start < now:
+            negative[row.start] = negative.get(row.start, 0.0) + row.negative
+            if row.volume is not None:
+                other += row.volume - row.negative
+    starts, counts, means = [], [], []
+    t = first
+    while t < now:
+        starts.append(t)
+        counts.append(negative.get(t, 0.0))
+        means.append(baseline.rate("negative", t.replace(minute=0, second=0, microsecond=0))
+                     * min(bucket_minutes, (now - t).total_seconds() / 60.0))
+        t += step
+    mean = np.array(means)
+    if has_volume and "volume" in baseline.metrics:
+        other_expected = baseline.estimate("volume", first, now).mean - float(mean.sum())
+        mean = mean * _activity_factor(other, other_expected)
+    stat, k = cusum(np.array(counts), mean)
+    return Signal(
+        detector="volume", window_minutes=longest, window_start=starts[k] if k < len(starts) else now,
+        observed=float(sum(counts[k:])), expected=float(mean[k:].sum()), p_value=math.exp(-stat),
+        threshold=1.0, fired=False, extra={"test": CUSUM},
+    )
+
+
+def _activity_factor(other_observed: float | np.ndarray, other_expected: float | np.ndarray) -> np.ndarray:
+    """How much busier than usual the non-negative posts are (at least 1: `activity_scaled_mean`)."""
+    return activity_scaled_mean(1.0, other_observed, other_expected)
+
+
+def cusum(counts: np.ndarray, means: np.ndarray) -> tuple[float, int]:
+    """max(0, max over k of Σ_{i >= k} x_i ln ρ - (ρ - 1) μ_i) and the k that attains it (len: none)."""
+    z = counts * math.log(CUSUM_RATE_RATIO) - (CUSUM_RATE_RATIO - 1.0) * means
+    tails = np.cumsum(z[::-1])[::-1]  # tails[k] = Σ_{i >= k} z_i
+    if len(tails) == 0 or tails.max() <= 0.0:
+        return 0.0, len(counts)
+    k = int(np.argmax(tails))
+    return float(tails[k]), k
 
 
 def _first_bucket_start(start: datetime, now: datetime, bucket_minutes: int) -> datetime:
@@ -234,6 +295,20 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
         if w == closing:
             widest = observed - mean
             short = {d: best[d].copy() for d in best}
+    if "volume" in settings.detectors:  # the likelihood-ratio test over the longest window's start points
+        longest = max(spans)
+        lags = np.arange(1, longest + 1)
+        back = ends[:, None] - lags[None, :]
+        factor = np.ones(per_hour)
+        if has_volume:
+            other = (cv[ends] - cv[ends - longest]) - (cn[ends] - cn[ends - longest])
+            factor = _activity_factor(other, (cvm[ends] - cvm[ends - longest]) - (cm[ends] - cm[ends - longest]))
+        llr = (math.log(CUSUM_RATE_RATIO) * (cn[ends][:, None] - cn[back])
+               - (CUSUM_RATE_RATIO - 1.0) * factor[:, None] * (cm[ends][:, None] - cm[back]))
+        k = np.argmax(llr, axis=1)
+        stat = np.maximum(llr[np.arange(per_hour), k], 0.0)
+        counted = cn[ends] - cn[back[np.arange(per_hour), k]]
+        best["volume"] = np.maximum(best["volume"], np.where(counted >= settings.min_negative_posts, stat, 0.0))
     return HourTests({d: best[d] for d in WINDOW_DETECTORS if d in settings.detectors}, excess, widest,
                      volume_windows, {d: short[d] for d in WINDOW_DETECTORS if d in settings.detectors})
 
