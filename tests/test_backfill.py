@@ -12,7 +12,8 @@ from monitor.core.storage.db import make_engine, session_factory
 from monitor.core.storage.schema import Post, Source
 
 
-def _config(tmp_path: Path) -> Path:
+def archive_config(tmp_path: Path) -> Path:
+    """A config with one jsonl source, acme-archive, and its database at tmp_path/fw.db."""
     path = tmp_path / "c.toml"
     path.write_text(f"""
 [database]
@@ -34,7 +35,7 @@ def _line(i: int, text: str) -> str:
 
 
 def test_backfill_stores_good_lines_reports_bad_ones_and_is_idempotent(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = archive_config(tmp_path)
     lines = [_line(i, f"Acme order {i} arrived late") for i in range(1200)]
     lines[10] = '{"id": "broken", "text": '  # truncated JSON
     lines[20] = json.dumps({"id": "no-time", "text": "Acme"})  # missing created_at
@@ -60,7 +61,7 @@ def test_backfill_stores_good_lines_reports_bad_ones_and_is_idempotent(tmp_path:
 
 
 def test_backfill_refuses_an_unknown_source_or_missing_file(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = archive_config(tmp_path)
     (tmp_path / "old.jsonl").write_text(_line(1, "Acme") + "\n", encoding="utf-8")
     unknown = CliRunner().invoke(app, ["backfill", str(tmp_path / "old.jsonl"), "--source", "nope", "--config", str(config)])
     assert unknown.exit_code == 2 and "acme-archive" in unknown.output

@@ -19,6 +19,7 @@ from monitor.core.boundary import MAX_DEPTH, decode_json, nesting_depth
 from monitor.core.storage.db import make_engine, session_factory
 from monitor.core.storage.schema import Post
 from tests.connectorkit import drain, make, posts_of
+from tests.test_backfill import archive_config
 from tests.web_fixtures import WebEnv, web  # noqa: F401 - fixture
 
 SHARED = {"Authorization": "Bearer shared-ingest-token"}
@@ -86,19 +87,7 @@ async def test_jsonl_source_keeps_going_past_hostile_lines(tmp_path: Path) -> No
 
 
 def test_backfill_numbers_hostile_lines_and_stores_the_rest(tmp_path: Path) -> None:
-    db = tmp_path / "fw.db"
-    config = tmp_path / "c.toml"
-    config.write_text(f"""
-[database]
-url = "sqlite:///{db}"
-[[brands]]
-name = "Acme"
-terms = ["acme"]
-[[brands.sources]]
-name = "acme-archive"
-kind = "jsonl"
-params = {{ path = "{tmp_path / 'unused.jsonl'}" }}
-""", encoding="utf-8")
+    db, config = tmp_path / "fw.db", archive_config(tmp_path)
     lines = [json.dumps(good(i)) for i in range(6)]
     lines[1:1] = [BAD_ITEMS["date past datetime.max in UTC"]]
     lines[4:4] = [BAD_ITEMS["nested 100,000 deep"]]
