@@ -7,8 +7,11 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.core.clock import SimulatedClock
+from monitor.core.ingest import store_posts
+from monitor.core.posts import FetchedPost
 from monitor.config import BrandConfig, Config
 from monitor.pipeline import detect_incidents as detect
+from monitor.detection.incidents import evaluate
 from monitor.detection.settings import DetectionSettings
 from monitor.core.storage.db import transaction
 from monitor.core.storage.schema import (
@@ -150,6 +153,62 @@ def test_a_viral_post_fires_before_the_volume_moves_and_later_signals_join_it(se
         signal_keys = [e.data["signal"]["key"] for e in s.scalars(
             select(IncidentEvent).where(IncidentEvent.kind == "signal"))]
         assert "volume:5m" in signal_keys
+
+
+def _copies_of(text: str, times: list, followers: list[int], reposts: list[int]) -> list[FetchedPost]:
+    return [FetchedPost(source="src-b", external_id=f"copy-{t.isoformat()}-{i}", text=text, created_at=t,
+                        author=f"sharer{i}", author_followers=f, reposts=r)
+            for i, (t, f, r) in enumerate(zip(times, followers, reposts, strict=True))]
+
+
+def test_an_old_ordinary_complaint_re_shared_now_is_seen_spreading(sessions, config) -> None:
+    """Issue 12, the viral blind spot: a complaint whose text equals an ordinary post from hours
+    earlier is stored as a copy of it, and its reposts fold into that old original, which the
+    lookback never read. The copies that arrived within the lookback, with the engagement they
+    brought, are a post spreading now: it opens the incident, which starts at the first copy."""
+    _history(sessions)
+    start = T0 + HISTORY
+    with transaction(sessions) as session:
+        old = add_scored_post(session, T0 + timedelta(hours=1), "negative")  # nobody reacted then
+        old_id, text = old.id, old.text
+    times = [start + timedelta(seconds=20 + 15 * i) for i in range(6)]
+    with transaction(sessions) as session:  # a large account re-posts it word for word, others follow
+        result = store_posts(session, "Acme", None, _copies_of(text, times, [3_000_000] + [80] * 5, [900] + [0] * 5),
+                             start + timedelta(minutes=2))
+        assert result.duplicates == 6
+    clock = SimulatedClock(start + timedelta(minutes=2))
+    assert [c.kind for c in detect(sessions, config, clock)] == ["opened"]
+    with sessions() as s:
+        incident = s.scalars(select(Incident)).one()
+        opened = s.scalars(select(IncidentEvent).where(IncidentEvent.kind == "opened")).one()
+        assert [f["key"] for f in opened.data["signals"]] == [f"viral:{old_id}"]
+        signal = opened.data["signals"][0]
+        assert signal["observed"] == 6 + 900  # what the copies brought: each is a repost, with its own
+        assert signal["p_reach"] < 0.01  # the reach of the account that carries it, not the old author's
+        assert "spreading" in incident.title and incident.started_at == times[0]
+        assert s.get(FlaggedPost, old_id).reason.endswith("viral")
+
+
+def test_an_old_complaint_copied_at_an_ordinary_pace_pages_nobody(sessions, config) -> None:
+    """The no-false-alarm side: an old complaint that keeps being copied now and then, each copy
+    with the engagement ordinary posts get, is read every tick and never fires."""
+    _history(sessions)
+    start = T0 + HISTORY
+    with transaction(sessions) as session:
+        old = add_scored_post(session, T0 + timedelta(hours=1), "negative")
+        old_id, old_text = old.id, old.text
+    times = [start + timedelta(minutes=12 * i + 3) for i in range(15)]  # five copies an hour for three hours
+    with transaction(sessions) as session:
+        store_posts(session, "Acme", None, _copies_of(old_text, times, [100] * 15, [i % 2 for i in range(15)]), start)
+        add_background(session, start, start + timedelta(hours=3))
+    clock = SimulatedClock(start)
+    for minute in range(0, 181, 5):
+        clock.set(start + timedelta(minutes=minute))
+        assert detect(sessions, config, clock) == []
+    with sessions() as s:  # it was read (the most unusual post of the lookback), and judged ordinary
+        viral = [sig for sig in evaluate(s, "Acme", config.detection, 1.0, clock.now()) if sig.detector == "viral"]
+    assert [(sig.post_ids, sig.fired, sig.observed) for sig in viral] == [((old_id,), False, 5 + 2)]
+    assert viral[0].window_start == times[10]  # its first copy in the last hour
 
 
 def test_two_active_incidents_of_a_brand_are_merged_into_the_oldest(sessions, config) -> None:

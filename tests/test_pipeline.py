@@ -116,7 +116,9 @@ def test_the_language_found_at_scoring_is_kept_on_the_post(sessions) -> None:
 def test_a_detection_tick_reads_the_same_rows_with_100_or_1500_negative_posts_in_the_hour(sessions, monkeypatch) -> None:
     """Issue 15: the viral read grew with the hour's negative posts (1.2 s after four minutes at
     250 posts/s). It reads only the posts whose engagement could fire, the most engaged first and a
-    bounded number of them, and still finds exactly what reading every negative post finds."""
+    bounded number of them, and still finds exactly what reading every negative post finds. The
+    same holds for older posts copied again within the lookback (issue 12): 100 or 1,500 ordinary
+    copies of older complaints in the hour, and one older complaint re-shared widely."""
     from sqlalchemy import event
 
     from monitor.detection import incidents
@@ -135,6 +137,16 @@ def test_a_detection_tick_reads_the_same_rows_with_100_or_1500_negative_posts_in
                 spreading[brand].append(add_scored_post(
                     session, now - timedelta(minutes=10 + i), "negative", brand=brand,
                     followers=followers, reposts=engagement).id)
+            olds = [add_scored_post(session, now - timedelta(minutes=70, seconds=i), "negative", brand=brand)
+                    for i in range(negatives // 5 + 1)]
+            copies = [FetchedPost(source="copies", external_id=f"{brand}-{i}", text=olds[i // 5].text,
+                                  created_at=now - timedelta(seconds=2 * i + 1), author=f"sharer{i}",
+                                  author_followers=60 + i % 300, reposts=i % 2) for i in range(negatives)]
+            copies.append(FetchedPost(source="copies", external_id=f"{brand}-wide", text=olds[-1].text,
+                                      created_at=now - timedelta(minutes=5), author="wide", author_followers=2_000_000,
+                                      reposts=3000))
+            store_posts(session, brand, None, copies, now)
+            spreading[brand].append(olds[-1].id)
     settings = DetectionSettings(warmup_hours=0, detectors=["viral"])
     check = incidents.check_viral_posts
     handed: dict[str, int] = {}
@@ -161,13 +173,21 @@ def test_a_detection_tick_reads_the_same_rows_with_100_or_1500_negative_posts_in
     finally:
         event.remove(engine, "before_cursor_execute", count_statement)
 
-    assert handed["Small"] == handed["Big"] == 3, handed  # the three spreading posts, not the hour's 1,500
+    assert handed["Small"] == handed["Big"] == 4, handed  # the four spreading posts, not the hour's 1,500
     assert sent["Big"] == sent["Small"]
     assert fired["Big"] == sorted(spreading["Big"])
     with sessions() as session:  # exactly what the check finds over every negative post of the hour
         for brand in ("Small", "Big"):
-            every = [RecentPost(p.id, p.created_at, p.author_followers, p.reposts + p.replies) for p in session.scalars(
-                select(incidents.Post).where(incidents.Post.brand == brand))]
+            posts = list(session.scalars(select(incidents.Post).where(incidents.Post.brand == brand)))
+            since = now - timedelta(hours=1)
+            every = [RecentPost(p.id, p.created_at, p.author_followers, p.reposts + p.replies)
+                     for p in posts if p.duplicate_of is None and p.created_at >= since]
+            for old in (p for p in posts if p.duplicate_of is None and p.created_at < since):
+                recent = sorted((c for c in posts if c.duplicate_of == old.id and c.created_at >= since),
+                                key=lambda c: (-(c.reposts + c.replies), c.created_at, c.id))
+                if recent:
+                    every.append(RecentPost(old.id, min(c.created_at for c in recent), recent[0].author_followers,
+                                            sum(1 + c.reposts + c.replies for c in recent)))
             baseline = incidents.baseline_store.load(session, brand, now, settings)
             alpha = incidents.post_alpha(1.0, incidents.detector_share(settings, "viral"),
                                          baseline.rate_per_week("negative"))

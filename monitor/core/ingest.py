@@ -2,9 +2,10 @@
 
 A post already stored (same source and external id) is skipped, so re-polls never double-count.
 An exact re-post of a post the brand already has (same normalised text) is stored pointing at the
-original (`duplicate_of`) and adds its engagement to the original. It is not scored, queued or
-linked to incidents on its own; one by another author still counts as a mention in the volume,
-with the original's verdict (`pipeline.pending_copies`).
+original (`duplicate_of`) and adds its engagement to the original; the copy's row keeps its own
+time and engagement, which the viral read sums for an older original copied again. It is not
+scored, queued or linked to incidents on its own; one by another author still counts as a mention
+in the volume, with the original's verdict (`pipeline.pending_copies`).
 """
 from __future__ import annotations
 

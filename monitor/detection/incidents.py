@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from monitor.core.clock import Clock
 from monitor.core.enums import EventKind, IncidentStatus
@@ -352,13 +352,40 @@ VIRAL_CANDIDATES = 200
 
 _ENGAGEMENT = Post.reposts + Post.replies
 _VIRAL_CANDIDATES = (
-    select(Post.id, Post.created_at, Post.author_followers, Post.reposts, Post.replies)
+    select(Post.id, Post.created_at, Post.author_followers, _ENGAGEMENT)
     .where(Post.brand == bindparam("brand"), Post.duplicate_of.is_(None),
            Post.created_at >= bindparam("since", type_=UTCDateTime()),
            Post.created_at < bindparam("until", type_=UTCDateTime()),
            _ENGAGEMENT >= bindparam("least"),
            select(Score.id).where(and_(Score.post_id == Post.id, Score.label == "negative")).exists())
     .order_by(_ENGAGEMENT.desc(), Post.id).limit(VIRAL_CANDIDATES)
+)
+
+# An older post copied again within the lookback (ingest stores a re-post as a copy and folds its
+# engagement into the original, whatever the original's age) is judged on what its copies there
+# brought, counted as ingest counts it (each copy is a repost, plus its own reposts and replies),
+# from its first copy there, with the reach of the copy that brought the most (who carries it now).
+# One walk of the lookback's copies (`ix_posts_copies_created`: copies only), ranked per original.
+_copy = aliased(Post)
+_COPY_ENGAGEMENT = 1 + _copy.reposts + _copy.replies
+_COPIES = (
+    select(_copy.duplicate_of.label("original"), _copy.author_followers.label("followers"),
+           func.sum(_COPY_ENGAGEMENT).over(partition_by=_copy.duplicate_of).label("engagement"),
+           func.min(_copy.created_at).over(partition_by=_copy.duplicate_of).label("since"),
+           func.row_number().over(partition_by=_copy.duplicate_of, order_by=(
+               _COPY_ENGAGEMENT.desc(), _copy.created_at, _copy.id)).label("rank"))
+    .where(_copy.brand == bindparam("brand"), _copy.duplicate_of.is_not(None),
+           _copy.created_at >= bindparam("since", type_=UTCDateTime()),
+           _copy.created_at < bindparam("until", type_=UTCDateTime()))
+    .subquery()
+)
+_RESHARED_CANDIDATES = (
+    select(Post.id, _COPIES.c.since, _COPIES.c.followers, _COPIES.c.engagement)
+    .join(_COPIES, _COPIES.c.original == Post.id)
+    .where(_COPIES.c.rank == 1, _COPIES.c.engagement >= bindparam("least"),
+           Post.created_at < bindparam("since", type_=UTCDateTime()),  # younger ones are read whole above
+           select(Score.id).where(and_(Score.post_id == Post.id, Score.label == "negative")).exists())
+    .order_by(_COPIES.c.engagement.desc(), Post.id).limit(VIRAL_CANDIDATES)
 )
 
 
@@ -390,9 +417,11 @@ def _least_engagement_to_fire(histograms: Mapping[str, Sequence[float]], alpha: 
 
 
 def _viral_candidates(session: Session, brand: str, since: datetime, until: datetime, least: int) -> list[RecentPost]:
-    """The most engaged negative posts created in [since, until] (the tick's own minute included)
-    that could fire: at most `VIRAL_CANDIDATES` rows, however many negatives the lookback holds."""
-    rows = session.connection().execute(_VIRAL_CANDIDATES, {
-        "brand": brand, "since": since, "until": until + timedelta(microseconds=1), "least": least})
-    return [RecentPost(pid, created, followers, (reposts or 0) + (replies or 0))
-            for pid, created, followers, reposts, replies in rows]
+    """The most engaged negative posts spreading in [since, until] (the tick's own minute included)
+    that could fire: those created then, and older ones copied again then. At most
+    `VIRAL_CANDIDATES` rows of each, however many negatives or copies the lookback holds."""
+    params = {"brand": brand, "since": since, "until": until + timedelta(microseconds=1), "least": least}
+    connection = session.connection()
+    return [RecentPost(pid, began, followers, int(engagement or 0))  # PostgreSQL sums bigints as numeric
+            for query in (_VIRAL_CANDIDATES, _RESHARED_CANDIDATES)
+            for pid, began, followers, engagement in connection.execute(query, params)]

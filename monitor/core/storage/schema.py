@@ -94,6 +94,9 @@ class Post(Base):
         Index("ix_posts_brand_created", "brand", "created_at"),
         Index("ix_posts_content_hash", "brand", "content_hash"),
         Index("ix_posts_duplicate_of", "duplicate_of"),  # copies of a post, for counting and the SET NULL cascade
+        # Copies by arrival, for the viral read of older posts copied again within its lookback.
+        Index("ix_posts_copies_created", "brand", "created_at", postgresql_where=text("duplicate_of IS NOT NULL"),
+              sqlite_where=text("duplicate_of IS NOT NULL")),
         # Only the posts still waiting for the scoring stage are in it, so a scoring tick finds its
         # work at the same cost with 10k or 2M stored posts.
         Index("ix_posts_pending", "created_at", "id", postgresql_where=text("pending"), sqlite_where=text("pending = 1")),
