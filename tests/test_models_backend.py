@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 from typer.testing import CliRunner  # noqa: E402
 
 from models import ModelSettings, Sentiment, load_scorer  # noqa: E402
-from models.transformer import TransformerScorer  # noqa: E402
+from models.transformer import CPU_PASS_OVERHEAD_TOKENS, TransformerScorer, plan_batches  # noqa: E402
 
 WORDS = ("good great love happy bad awful hate terrible service food late slow fast the is was it "
          "this a very not i we you , . ! ? # @ lol").split()
@@ -98,6 +98,41 @@ def test_batching_equals_one_by_one(tiny_dirs):
     # order independence
     rev = sc.predict_proba(texts[::-1])[::-1]
     assert np.allclose(batched, rev, atol=1e-5)
+
+
+def _plan_cost(lengths, plan, overhead):
+    return sum(overhead + len(p) * max(lengths[i] for i in p) for p in plan)
+
+
+def _chunks(lengths, size):
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[s:s + size] for s in range(0, len(order), size)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batch_plan_covers_every_text_once_and_never_costs_more_than_chunks(seed):
+    rng = np.random.default_rng(seed)
+    n, size = int(rng.integers(1, 300)), int(rng.integers(1, 70))
+    lengths = [int(x) for x in rng.integers(3, 120, n)]
+    for overhead in (0, 8, CPU_PASS_OVERHEAD_TOKENS, 500, None):
+        plan = plan_batches(lengths, size, overhead)
+        assert sorted(i for p in plan for i in p) == list(range(n))
+        assert all(1 <= len(p) <= size for p in plan)
+        widths = [[lengths[i] for i in p] for p in plan]
+        assert all(a[-1] <= b[0] for a, b in zip(widths, widths[1:])), "passes are runs of the sorted texts"
+        charged = overhead if overhead is not None else 0
+        assert _plan_cost(lengths, plan, charged) <= _plan_cost(lengths, _chunks(lengths, size), charged)
+        if overhead is None:  # the fewest passes, as chunks would take
+            assert len(plan) == -(-n // size)
+
+
+def test_batch_plan_separates_short_from_long_texts_when_padding_costs_more_than_a_pass():
+    lengths = [40] * 20 + [10] * 30  # mixed in one pass, the 30 short texts would carry 900 pad tokens
+    plan = plan_batches(lengths, 64, CPU_PASS_OVERHEAD_TOKENS)
+    assert [sorted(p) for p in plan] == [list(range(20, 50)), list(range(20))]
+    assert plan_batches(lengths, 64, None) == [list(range(20, 50)) + list(range(20))]  # GPU: one pass
+    assert sorted(map(len, plan_batches([7] * 130, 64, CPU_PASS_OVERHEAD_TOKENS))) == [2, 64, 64]  # no padding
+    assert plan_batches([], 64, CPU_PASS_OVERHEAD_TOKENS) == []
 
 
 def test_edge_texts(tiny_dirs):
