@@ -120,6 +120,20 @@ class DaemonConfig(Strict):
             raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {roles!r}")
         return list(dict.fromkeys(roles))
 
+    def lease_warnings(self, roles: list[str] | None = None) -> list[str]:
+        """Leases that would lapse between the ticks that renew them (for the roles given, or this
+        config's). Not an error: every leased write is fenced, so nothing is done twice, and one
+        replica alone just takes its lease again; but with several replicas the job wanders from
+        one to another at every tick. Shown by `flarewatch config check` and logged at start."""
+        roles = roles if roles is not None else self.roles
+        jobs = [("detect", "detection", "detect_interval_seconds", self.detect_interval_seconds),
+                ("deliver", "escalation", "escalate_interval_seconds", self.escalate_interval_seconds)]
+        return [f"daemon.lease_seconds ({self.lease_seconds:g}) is not longer than daemon.{name} "
+                f"({interval:g}): {what}'s lease is renewed by its own tick, so it lapses between ticks "
+                f"and, with several replicas, {what} moves from one to another; make lease_seconds "
+                f"longer than the interval (the defaults are 20 and 10 / 15)"
+                for role, what, name, interval in jobs if role in roles and self.lease_seconds <= interval]
+
 
 class Config(Strict):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)

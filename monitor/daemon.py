@@ -436,6 +436,8 @@ class Daemon:
         self._start_scoring()
         self._add_jobs()
         self.scheduler.start()
+        for warning in self.config.daemon.lease_warnings(self.roles):
+            log.warning(warning)
         log.info("flarewatch started", extra={"sources": len(self.config.sources()), "database": self._db_name(),
                                               "replica": self.replica_id, "roles": self.roles})
         try:

@@ -241,3 +241,21 @@ url = "https://hooks.example:8443/services/T0/B0/url-s3cret?key=also-s3cret"
     for shown in (repr(config), str(config.alerts), repr(config.alerts.webhooks)):
         assert "s3cret" not in shown and "https://hooks.example:8443/…" in shown
     assert config.alerts.webhooks["chat"].url.endswith("?key=also-s3cret")  # still the whole URL to post to
+
+
+def test_a_lease_no_longer_than_the_interval_renewing_it_is_warned_about(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    assert load_config(DEFAULT_CONFIG, env={}).daemon.lease_warnings() == []  # 20 s > 10 s and 15 s
+    path = write(tmp_path, "[daemon]\nlease_seconds = 10\ndetect_interval_seconds = 10\nescalate_interval_seconds = 5\n"
+                 + GOOD_BRAND)
+    daemon = load_config(path, env={}).daemon
+    [warning] = daemon.lease_warnings()
+    assert "daemon.lease_seconds (10)" in warning and "daemon.detect_interval_seconds (10)" in warning
+    assert daemon.lease_warnings(["score", "web"]) == []  # this replica does not detect
+    assert len(daemon.model_copy(update={"lease_seconds": 5}).lease_warnings()) == 2  # escalation's 5 s too
+    result = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output  # a warning, not an error: leased writes are fenced
+    assert "warning: daemon.lease_seconds (10) is not longer than daemon.detect_interval_seconds" in result.output

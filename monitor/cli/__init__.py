@@ -43,6 +43,8 @@ def config_check(file: Annotated[Path, typer.Argument(help="The TOML file to che
         kinds = ", ".join(f"{s.name} ({s.kind}, every {s.interval_seconds:g}s)" for s in brand.sources)
         typer.echo(f"  brand {brand.name}: terms {brand.terms}; sources: {kinds or 'none'}")
     typer.echo(f"  alerts: {'slack' if config.alerts.slack_bot_token else 'console'}")
+    for warning in config.daemon.lease_warnings():
+        typer.echo(f"  warning: {warning}")
 
 
 @app.command("run")
