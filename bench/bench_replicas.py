@@ -25,7 +25,7 @@ Replicas run with the shipped detect interval (10 s) and lease (20 s), not the t
   workers' CPU per post on this full backlog (compare with throughput's worker, which scores
   posts as they arrive).
 * lag: one replica under a paced load, after the warm-up; lag = score time - arrival time per
-  post (p50/p95/max).
+  post (p50/p95/max), and the CPU per post of each process while posts trickle in (small batches).
 * failover: two replicas, a crisis (background then a surge of complaints) pushed through the
   webhook; the replica holding the brand's detection lease is killed with kill -9 mid-surge;
   reports the takeover time, the delays from the surge and from the kill to the first alert,
@@ -327,19 +327,27 @@ def run_lag(db: str, rate: float, seconds: float, threads: int) -> dict[str, Any
             cluster.wait_ready()
             warm_up(cluster, url)
             batch = max(int(rate / 10), 1)  # ten pushes a second
+            cpu_before, ticks_before = cpu_of(replica, url), _score_runs(replica)
             start = time.monotonic()
-            for i in range(0, total, batch):
-                due = start + i / rate
-                time.sleep(max(due - time.monotonic(), 0))
-                assert push(replica, posts_for(texts[i:i + batch], f"l{i}-")).status_code == 200
+            with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+                for i in range(0, total, batch):
+                    due = start + i / rate
+                    time.sleep(max(due - time.monotonic(), 0))
+                    answer = client.post(f"{replica.base}/api/ingest/acme-push", json=posts_for(texts[i:i + batch], f"l{i}-"))
+                    assert answer.status_code == 200, answer.text
             wait_for(lambda: counts(url)["scored"] >= total, 600, "all scored", cluster)
+            cpu = cpu_since(cpu_before, cpu_of(replica, url))
+            ticks = _score_runs(replica) - ticks_before
             values = lags(url)
         finally:
             cluster.stop_all()
             forget_engine(url)
     q = statistics.quantiles(values, n=100)
     return {"bench": "lag", "rate_posts_per_s": rate, "seconds": seconds, "posts": total, "model_threads": threads,
-            "lag_p50_s": round(q[49], 2), "lag_p95_s": round(q[94], 2), "lag_max_s": round(values[-1], 2)}
+            "lag_p50_s": round(q[49], 2), "lag_p95_s": round(q[94], 2), "lag_max_s": round(values[-1], 2),
+            # posts scored as they trickle in (small batches), against throughput's backlog
+            "score_ticks": ticks, "posts_per_tick": round(total / ticks, 1) if ticks else None,
+            "cpu_ms_per_post": {k: round(1000 * v / total, 2) for k, v in cpu.items()}}
 
 
 def alert_level(body: dict[str, Any]) -> str:
