@@ -242,3 +242,29 @@ def test_the_extremal_index_counts_bursts_not_buckets() -> None:
     baseline.calibration["volume"] = state
     assert alert_level(baseline, settings, 1.0, "volume", 5) == pytest.approx(
         bucket_alpha(settings, 1.0, "volume", 5) / calibration.extremal_index(state))
+
+
+def test_the_tail_is_fitted_above_the_brands_own_top_percent_not_a_fixed_threshold() -> None:
+    """A statistic whose every value lies beyond the model's p = 0.01 (the likelihood-ratio test on
+    a busy series runs to hundreds): the tail must be fitted above the top 1 % of the brand's own
+    values, not to the whole body, or the alert level is extrapolated far off."""
+    rng = np.random.default_rng(31)
+    state = calibration.blank_tail()
+    decay = 1.0 - 1.0 / (4 * 168)
+    for _ in range(8 * 7 * 24):  # eight weeks of hours: 20 plus an exponential of mean 10
+        calibration.tail_update(state, (20.0 + rng.exponential(10.0, 12)).tolist(), decay)
+    for p in (1e-3, 1e-4):
+        truth = 20.0 + 10.0 * math.log(1.0 / p)
+        assert calibration.surprise_for(state, p) == pytest.approx(truth, rel=0.1)
+        assert 0.5 * p < float(calibration.tail_probability(state, truth)) < 2.0 * p
+
+
+def test_the_blank_tail_is_the_models_own_and_an_older_state_keeps_its_tail() -> None:
+    blank = calibration.blank_tail()
+    for s in (1.0, 3.0, 4.6, 8.0, 15.0):  # before data the model's p-values are trusted: P(S >= s) = e^-s
+        assert float(calibration.tail_probability(blank, s)) == pytest.approx(math.exp(-s), rel=1e-6)
+    older = [2000.0, 40.0, 80.0, 240.0, 4.0, 4.0, 1e9]  # fixed U, ζ = 0.02, mean excess 2 (a saved state)
+    before = [calibration.surprise_for(older, p) for p in (1e-3, 1e-4)]
+    calibration.tail_update(older, [], 1.0)  # no new data: the same tail, now as a histogram
+    after = [calibration.surprise_for(older, p) for p in (1e-3, 1e-4)]
+    assert after == pytest.approx(before, rel=0.1)
