@@ -20,6 +20,7 @@ alarm budget; its delay, and ours divided by it, say how much the estimation cos
     python bench/bench_detection.py --seeds 1 2 3 --scorer oracle
     python bench/bench_detection.py --seeds 1 --make-args --dispersion 3 --bursts-per-week 3
     python bench/bench_detection.py --nab-only
+    python bench/bench_detection.py --nab-only --nab-budgets 0.25 0.5 2 4
 """
 from __future__ import annotations
 
@@ -140,20 +141,21 @@ def bench_backtest_speed() -> dict:
     return {"buckets": len(points), "cpu_seconds": round(best, 3), "alerts": sum(r.alert for r in rows)}
 
 
-def bench_nab(work: Path) -> dict:
-    """`flarewatch backtest` on each NAB development series, scored with NAB's own rules."""
+def bench_nab(work: Path, budget: float | None = None) -> dict:
+    """`flarewatch backtest` on each NAB development series, scored with NAB's own rules (at the
+    default false-alarm budget, or at `budget` alerts a week)."""
     from monitor.detection.backtest import read_series, run_backtest, write_scored
     from monitor.detection.settings import DetectionSettings
 
     nab = SHARED / "data" / "nab_realtweets"
     windows = json.loads((nab / "windows.json").read_text(encoding="utf-8"))
-    out = work / "nab"
+    out = work / ("nab" if budget is None else f"nab-budget-{budget:g}")
     out.mkdir(parents=True, exist_ok=True)
     per_series = {}
     for path in sorted(nab.glob("Twitter_volume_*.csv")):
         points = read_series(path)
         began = time.process_time()
-        rows = run_backtest(points, DetectionSettings())
+        rows = run_backtest(points, DetectionSettings(), budget)
         seconds = time.process_time() - began
         write_scored(rows, out / path.name)
         probation = min(int(0.15 * len(rows)), 750)
@@ -238,6 +240,9 @@ def main() -> None:
     parser.add_argument("--detectors", nargs="+", default=["volume", "share", "viral"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/flarewatch-bench-detection"))
     parser.add_argument("--nab-only", action="store_true", help="only the backtest timing and the NAB scores")
+    parser.add_argument("--nab-budgets", type=float, nargs="+", default=[],
+                        help="also score NAB's own alerts at these false-alarm budgets (alerts a week): "
+                             "does the sensitivity setting mean what it says on real series?")
     parser.add_argument("--make-args", nargs=argparse.REMAINDER, default=[],
                         help="extra make_replay.py arguments (last on the line)")
     args = parser.parse_args()
@@ -249,6 +254,11 @@ def main() -> None:
         print(json.dumps({"nab": f"skipped: {nab} does not exist (no NAB series or scorer in ../shared)"}))
     else:
         print(json.dumps({"nab": bench_nab(args.work)}, indent=1))
+        for budget in args.nab_budgets:
+            result = bench_nab(args.work, budget)
+            print(json.dumps({"nab_budget": budget, "own": result["alerts_table"][-1],
+                              "false_alarms_per_week": {name[len("Twitter_volume_"):-4]: row["false_alarms_per_week"]
+                                                        for name, row in result["per_series"].items()}}))
     if args.nab_only:
         return
     rows = []
