@@ -253,10 +253,11 @@ def test_the_tail_is_fitted_above_the_brands_own_top_percent_not_a_fixed_thresho
     decay = 1.0 - 1.0 / (4 * 168)
     for _ in range(8 * 7 * 24):  # eight weeks of hours: 20 plus an exponential of mean 10
         calibration.tail_update(state, (20.0 + rng.exponential(10.0, 12)).tolist(), decay)
-    for p in (1e-3, 1e-4):
+    for p in (0.5, 0.1, 1e-3, 1e-4):  # the body too: below U it is the brand's own histogram
         truth = 20.0 + 10.0 * math.log(1.0 / p)
         assert calibration.surprise_for(state, p) == pytest.approx(truth, rel=0.1)
         assert 0.5 * p < float(calibration.tail_probability(state, truth)) < 2.0 * p
+    assert float(calibration.tail_probability(state, 5.0)) > 0.95  # all but the fading prior is above 20
 
 
 def test_the_blank_tail_is_the_models_own_and_an_older_state_keeps_its_tail() -> None:

@@ -10,7 +10,8 @@ tail probability of a bucket is then
 
     P(S >= s) = ζ · (1 + ξ (s - U) / β) ^ (-1/ξ)        for s >= U   (ζ = share of buckets above U)
 
-and P = ζ·e^(U-s) below U. It is monotone in s.
+and below U the brand's own distribution, read from the histogram (a state without one: P = ζ·e^(U-s)).
+It is monotone in s.
 
 The threshold is the brand's own: U is the top `EXCEEDANCE_SHARE` (1 %) of its surprises, read from a
 decayed histogram of s on a log scale (`HIST_BINS` bins, no history kept), and ζ, ξ and β come from
@@ -151,8 +152,26 @@ def tail_probability(state: Sequence[float], surprise: np.ndarray | float) -> np
         tail = zeta * np.power(1.0 + xi * above / beta, -1.0 / xi)
     else:
         tail = zeta * np.exp(-above / beta)
-    below = np.minimum(1.0, zeta * np.exp(np.minimum(u - s, 700.0)))
+    body = _body(state, zeta)
+    if body is None:
+        below = np.minimum(1.0, zeta * np.exp(np.minimum(u - s, 700.0)))
+    else:
+        below = np.minimum(1.0, np.exp(np.interp(s, *body)))
     return np.where(s >= u, tail, below)
+
+
+def _body(state: Sequence[float], zeta: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Below U, the brand's own distribution: ln P(S >= edge) at the histogram's bin edges up to the
+    first beyond U, scaled to meet the tail's ζ at U. None for a state without a histogram."""
+    if len(state) != _SLOTS + HIST_BINS:
+        return None
+    hist = np.asarray(state[_SLOTS:], dtype=float)
+    u = threshold(state)
+    i = min(HIST_BINS - 1, int(math.log1p(u) / HIST_STEP) + 1)  # the first edge beyond U
+    edges = _EDGES[:i + 1]
+    log_above = np.log(np.maximum(np.cumsum(hist[::-1])[::-1][:i + 1], 1e-300))
+    log_p = log_above - float(np.interp(u, edges, log_above)) + math.log(zeta)  # log-linear in s between edges
+    return edges, np.minimum(log_p, 0.0)
 
 
 def surprise_for(state: Sequence[float], probability: float) -> float:
@@ -160,7 +179,11 @@ def surprise_for(state: Sequence[float], probability: float) -> float:
     zeta, xi, beta = gpd(state)
     u = threshold(state)
     if probability >= zeta:
-        return u - math.log(min(probability, 1.0) / zeta)
+        body = _body(state, zeta)
+        if body is None:
+            return u - math.log(min(probability, 1.0) / zeta)
+        edges, log_p = body  # ln P falls with s: interpolate s at ln probability
+        return float(np.interp(-math.log(min(probability, 1.0)), -log_p, edges))
     ratio = zeta / probability
     if xi > 1e-9:
         return u + beta / xi * (ratio ** xi - 1.0)
