@@ -336,8 +336,14 @@ class Daemon:
             self._mp_stop.set()
         deadline = time.monotonic() + 4
         for worker in self._scoring:
+            if not hasattr(worker, "terminate"):
+                # A thread cannot be stopped from outside, and one left inside torch (loading the
+                # model, or mid-batch) when the interpreter exits aborts the process (SIGABRT, not
+                # exit 0): wait for it. It checks the stop between batches, and a batch is bounded.
+                worker.join()
+                continue
             worker.join(max(deadline - time.monotonic(), 0.1))
-            if worker.is_alive() and hasattr(worker, "terminate"):
+            if worker.is_alive():
                 worker.terminate()  # mid-batch: its transaction rolls back, the batch stays pending
                 worker.join(1)
 
