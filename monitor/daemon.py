@@ -336,16 +336,15 @@ class Daemon:
             self._mp_stop.set()
         deadline = time.monotonic() + 4
         for worker in self._scoring:
-            if not hasattr(worker, "terminate"):
-                # A thread cannot be stopped from outside, and one left inside torch (loading the
-                # model, or mid-batch) when the interpreter exits aborts the process (SIGABRT, not
-                # exit 0): wait for it. It checks the stop between batches, and a batch is bounded.
-                worker.join()
-                continue
             worker.join(max(deadline - time.monotonic(), 0.1))
-            if worker.is_alive():
+            if worker.is_alive() and hasattr(worker, "terminate"):
                 worker.terminate()  # mid-batch: its transaction rolls back, the batch stays pending
                 worker.join(1)
+
+    def scoring_thread_alive(self) -> bool:
+        """A scoring thread (SQLite) still inside the model after the stop's deadline: it cannot be
+        stopped from outside (loading the model on a busy machine can take longer than a stop may)."""
+        return any(isinstance(w, threading.Thread) and w.is_alive() for w in self._scoring)
 
     async def detect(self) -> None:
         """Each brand is detected by the replica holding its lease, fenced in the detect transaction."""
@@ -593,3 +592,10 @@ def run_daemon(config: Config, roles: list[str] | None = None) -> None:
     except AlreadyRunning as exc:
         raise SystemExit(f"flarewatch: {exc}") from None
     asyncio.run(daemon.run())
+    if daemon.scoring_thread_alive():
+        # Everything is stopped and stored but that thread; letting the interpreter finalise under
+        # it aborts the process inside torch (SIGABRT, "terminate called without an active
+        # exception"). Its open batch rolls back with the file's journal, and stays pending.
+        log.warning("stopped while the scoring thread was still busy in the model; exiting without waiting for it")
+        logging.shutdown()
+        os._exit(0)
