@@ -21,6 +21,14 @@ alarm budget; its delay, and ours divided by it, say how much the estimation cos
     python bench/bench_detection.py --seeds 1 --make-args --dispersion 3 --bursts-per-week 3
     python bench/bench_detection.py --nab-only
     python bench/bench_detection.py --nab-only --nab-budgets 0.25 0.5 2 4
+    python bench/bench_detection.py --windows-only --days 7 --seeds 1 2 3 --make-args --seed-reach ordinary
+
+`--windows-only` is for developing the volume and share tests: it skips the pipeline (database,
+model, incidents, viral) and feeds the replay's truth-labelled minute counts straight through the
+daemon's own hour tests, calibration and baseline (`windows.hour_tests`, `fold_hour`), a replay
+in seconds instead of minutes. It reports each crisis's first firing minute (the alert the full
+run would open, had no viral post come first) and the firing episodes outside the crises (an
+hour apart), not incidents: the full run stays the figure of record.
 """
 from __future__ import annotations
 
@@ -119,6 +127,63 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
     return {"seed": seed, "seconds": round(elapsed, 1), "posts": result.posts, **summary,
             "incidents_per_crisis": openings, "ideal": ideal, "delay_ratio_to_ideal": ratios,
             "first_signals": [i["first_signals"] for i in result.incidents]}
+
+
+def window_first_fires(posts_path: Path, truth_path: Path, detectors: list[str]) -> dict:
+    """The volume and share tests alone on a replay's truth-labelled minute counts (module docstring)."""
+    import numpy as np
+
+    from monitor.detection import calibration
+    from monitor.detection.baseline_store import new_baseline
+    from monitor.detection.settings import DetectionSettings
+    from monitor.detection.windows import alert_level, fold_hour, hour_tests, tail_state
+
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    start = datetime.fromisoformat(truth["start"]).replace(minute=0, second=0, microsecond=0)
+    minutes = int(truth["days"] * 1440) + 60
+    negative, volume = np.zeros(minutes), np.zeros(minutes)
+    crisis_ids = set().union(*(c["post_ids"] for c in truth["crises"]))
+    crisis_posts = []
+    for line in posts_path.open(encoding="utf-8"):
+        post = json.loads(line)
+        at = datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
+        m = int((at - start).total_seconds() // 60)
+        if post["id"] in crisis_ids:
+            crisis_posts.append(at)
+        if 0 <= m < minutes:
+            volume[m] += 1
+            negative[m] += truth["labels"].get(post["id"]) == "negative"
+    settings = DetectionSettings(detectors=detectors)  # viral, if configured, keeps its share of the budget
+    baseline = new_baseline(settings)
+    fires: list[datetime] = []
+    previous = None
+    for h in range(minutes // 60):
+        hour = start + timedelta(hours=h)
+        if previous is not None:
+            fold_hour(baseline, *previous)
+        counts = {"negative": negative[h * 60:(h + 1) * 60].tolist(), "volume": volume[h * 60:(h + 1) * 60].tolist()}
+        tests = hour_tests(baseline, hour, counts, 1, settings) if baseline.hours >= settings.warmup_hours else None
+        if tests is not None:
+            fired = np.zeros(len(counts["negative"]), dtype=bool)
+            for detector, surprises in tests.surprise.items():
+                alpha = alert_level(baseline, settings, settings.false_alarms_per_week, detector)
+                fired |= surprises >= calibration.surprise_for(tail_state(baseline, detector), alpha)
+            fires += [hour + timedelta(minutes=int(k) + 1) for k in np.nonzero(fired)[0]]
+        previous = (hour, counts, 1, settings, None, tests)
+    spans = [(datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"]) + timedelta(hours=1))
+             for c in truth["crises"]]
+    per_crisis = []
+    for a, b in spans:
+        first = next((f for f in fires if a <= f <= b), None)
+        per_crisis.append({"caught": first is not None,
+                           "delay_minutes": None if first is None else round((first - a).total_seconds() / 60, 1),
+                           "posts_at_fire": None if first is None else sum(1 for t in crisis_posts if t <= first)})
+    episodes, last = 0, None
+    for f in fires:
+        if not any(a <= f <= b for a, b in spans):
+            episodes += last is None or (f - last) > timedelta(hours=1)
+            last = f
+    return {"per_crisis": per_crisis, "episodes_outside_crises": episodes}
 
 
 def bench_backtest_speed() -> dict:
@@ -232,6 +297,27 @@ def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], budget
     return {"threshold": round(high, 2), "false_alarms_per_week": round(false / weeks, 2), "delays_minutes": delays}
 
 
+def bench_windows_only(args: argparse.Namespace) -> None:
+    rows = []
+    for seed in args.seeds:
+        folder = args.work / f"replay-{seed}"
+        make_replay(seed, args.days, folder, args.make_args)
+        result = window_first_fires(folder / "posts.jsonl", folder / "truth.json", args.detectors)
+        ideal = ideal_delay(folder / "posts.jsonl", folder / "truth.json", args.make_args)
+        ratios = [round(c["delay_minutes"] / d, 2) if c["caught"] and d else None
+                  for c, d in zip(result["per_crisis"], ideal["delays_minutes"])]
+        rows.append(result)
+        print(json.dumps({"seed": seed, **result, "ideal_delay_minutes": ideal["delays_minutes"],
+                          "delay_ratio_to_ideal": ratios}))
+    weeks = len(rows) * args.days / 7
+    crises = [c for r in rows for c in r["per_crisis"]]
+    print(json.dumps({"windows_only": True, "detectors": args.detectors, "seeds": args.seeds,
+                      "caught": f"{sum(c['caught'] for c in crises)}/{len(crises)}",
+                      "posts_at_fire": [c["posts_at_fire"] for c in crises],
+                      "delay_minutes": [c["delay_minutes"] for c in crises],
+                      "episodes_outside_crises_per_week": round(sum(r["episodes_outside_crises"] for r in rows) / weeks, 2)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -243,10 +329,15 @@ def main() -> None:
     parser.add_argument("--nab-budgets", type=float, nargs="+", default=[],
                         help="also score NAB's own alerts at these false-alarm budgets (alerts a week): "
                              "does the sensitivity setting mean what it says on real series?")
+    parser.add_argument("--windows-only", action="store_true",
+                        help="replays through the volume and share tests alone, on the truth labels (seconds)")
     parser.add_argument("--make-args", nargs=argparse.REMAINDER, default=[],
                         help="extra make_replay.py arguments (last on the line)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.windows_only:
+        bench_windows_only(args)
+        return
 
     print(json.dumps({"backtest_speed": bench_backtest_speed()}))
     nab = SHARED / "data" / "nab_realtweets"
