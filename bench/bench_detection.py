@@ -21,7 +21,7 @@ alarm budget; its delay, and ours divided by it, say how much the estimation cos
     python bench/bench_detection.py --seeds 1 --make-args --dispersion 3 --bursts-per-week 3
     python bench/bench_detection.py --nab-only
     python bench/bench_detection.py --nab-only --nab-budgets 0.25 0.5 2 4
-    python bench/bench_detection.py --windows-only --days 7 --seeds 1 2 3 --make-args --seed-reach ordinary
+    python bench/bench_detection.py --windows-only --days 7 --detectors volume share --make-args --seed-reach ordinary
 
 `--windows-only` is for developing the volume and share tests: it skips the pipeline (database,
 model, incidents, viral) and feeds the replay's truth-labelled minute counts straight through the
