@@ -92,6 +92,17 @@ def make_replay(seed: int, days: float, out: Path, extra: list[str]) -> None:
                    check=True, capture_output=True)
 
 
+def crisis_spans(truth: dict) -> list[tuple[datetime, datetime]]:
+    """Each crisis from its start to an hour after its end: alarms in it belong to it."""
+    return [(datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"]) + timedelta(hours=1))
+            for c in truth["crises"]]
+
+
+def ratios_to_ideal(per_crisis: list[dict], ideal_delays: list[int | None]) -> list[float | None]:
+    """Our delay over the ideal's, per crisis (None where either raised no alarm in it)."""
+    return [round(c["delay_minutes"] / d, 2) if c["caught"] and d else None for c, d in zip(per_crisis, ideal_delays)]
+
+
 def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
     from monitor.config import BrandConfig, Config
     from monitor.replay import read_posts, replay, write_incidents
@@ -116,12 +127,10 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
                              "--incidents", str(incidents_path)], check=True, capture_output=True, text=True)
     summary = json.loads(scored.stdout[: scored.stdout.rindex("}") + 1])
     ideal = ideal_delay(posts_path, truth_path, args.make_args)
-    ratios = [round(c["delay_minutes"] / d, 2) if c["caught"] and d else None
-              for c, d in zip(summary["per_crisis"], ideal["delays_minutes"])]
+    ratios = ratios_to_ideal(summary["per_crisis"], ideal["delays_minutes"])
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
     # Alerts per crisis: openings (and reopenings) inside it; one crisis should be one incident.
-    spans = [(datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"]) + timedelta(hours=1))
-             for c in truth["crises"]]
+    spans = crisis_spans(truth)
     openings = [sum(1 for i in result.incidents if a <= datetime.fromisoformat(i["detected_at"]) <= b)
                 for a, b in spans]
     return {"seed": seed, "seconds": round(elapsed, 1), "posts": result.posts, **summary,
@@ -170,8 +179,7 @@ def window_first_fires(posts_path: Path, truth_path: Path, detectors: list[str])
                 fired |= surprises >= calibration.surprise_for(tail_state(baseline, detector), alpha)
             fires += [hour + timedelta(minutes=int(k) + 1) for k in np.nonzero(fired)[0]]
         previous = (hour, counts, 1, settings, None, tests)
-    spans = [(datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"]) + timedelta(hours=1))
-             for c in truth["crises"]]
+    spans = crisis_spans(truth)
     per_crisis = []
     for a, b in spans:
         first = next((f for f in fires if a <= f <= b), None)
@@ -304,8 +312,7 @@ def bench_windows_only(args: argparse.Namespace) -> None:
         make_replay(seed, args.days, folder, args.make_args)
         result = window_first_fires(folder / "posts.jsonl", folder / "truth.json", args.detectors)
         ideal = ideal_delay(folder / "posts.jsonl", folder / "truth.json", args.make_args)
-        ratios = [round(c["delay_minutes"] / d, 2) if c["caught"] and d else None
-                  for c, d in zip(result["per_crisis"], ideal["delays_minutes"])]
+        ratios = ratios_to_ideal(result["per_crisis"], ideal["delays_minutes"])
         rows.append(result)
         print(json.dumps({"seed": seed, **result, "ideal_delay_minutes": ideal["delays_minutes"],
                           "delay_ratio_to_ideal": ratios}))
