@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/default.toml
 PYTEST_ARGS ?=
+# One pytest worker per core (pytest-xdist); each worker gets its own PostgreSQL database (tests/conftest.py).
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test demo install clean
 
@@ -19,7 +21,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 
