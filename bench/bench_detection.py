@@ -15,7 +15,8 @@ windows, past NAB's probation. These are development figures: five more series a
 The limit: for each replay, an ideal detector that knows the true background rate of negative
 posts (make_replay's calendar and trend; not the random hourly noise, which nobody can know) runs
 a Poisson CUSUM for a doubling of the rate, its threshold set on the same stream to the same false
-alarm budget; its delay, and ours divided by it, say how much the estimation costs.
+alarm budget; its delay and the crisis posts by its alarm, and our delay divided by its, say how
+much the estimation costs.
 
     python bench/bench_detection.py --seeds 1 2 3 --scorer oracle
     python bench/bench_detection.py --seeds 1 --make-args --dispersion 3 --bursts-per-week 3
@@ -92,6 +93,10 @@ def make_replay(seed: int, days: float, out: Path, extra: list[str]) -> None:
                    check=True, capture_output=True)
 
 
+def crisis_post_ids(truth: dict) -> set[str]:
+    return set().union(*(c["post_ids"] for c in truth["crises"]))
+
+
 def crisis_spans(truth: dict) -> list[tuple[datetime, datetime]]:
     """Each crisis from its start to an hour after its end: alarms in it belong to it."""
     return [(datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"]) + timedelta(hours=1))
@@ -151,7 +156,7 @@ def window_first_fires(posts_path: Path, truth_path: Path, detectors: list[str])
     start = datetime.fromisoformat(truth["start"]).replace(minute=0, second=0, microsecond=0)
     minutes = int(truth["days"] * 1440) + 60
     negative, volume = np.zeros(minutes), np.zeros(minutes)
-    crisis_ids = set().union(*(c["post_ids"] for c in truth["crises"]))
+    crisis_ids = crisis_post_ids(truth)
     crisis_posts = []
     for line in posts_path.open(encoding="utf-8"):
         post = json.loads(line)
@@ -263,12 +268,15 @@ def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], budget
     start = datetime.fromisoformat(truth["start"])
     minutes = int(truth["days"] * 1440)
     counts = [0] * minutes
+    crisis_ids = crisis_post_ids(truth)
+    crisis_minutes = []  # each crisis post's minute, to count the posts by the ideal's alarm
     for line in posts_path.open(encoding="utf-8"):
         post = json.loads(line)
-        if labels.get(post["id"]) == "negative":
-            m = int((datetime.fromisoformat(post["created_at"].replace("Z", "+00:00")) - start).total_seconds() // 60)
-            if 0 <= m < minutes:
-                counts[m] += 1
+        m = int((datetime.fromisoformat(post["created_at"].replace("Z", "+00:00")) - start).total_seconds() // 60)
+        if post["id"] in crisis_ids:
+            crisis_minutes.append(m)
+        if labels.get(post["id"]) == "negative" and 0 <= m < minutes:
+            counts[m] += 1
     rho = 2.0
     stat, path = 0.0, []
     for m in range(minutes):
@@ -302,7 +310,9 @@ def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], budget
             low = mid
     false, first = episodes(high)
     delays = [None if f is None else f - a for f, (a, _) in zip(first, crises)]
-    return {"threshold": round(high, 2), "false_alarms_per_week": round(false / weeks, 2), "delays_minutes": delays}
+    posts = [None if f is None else sum(1 for m in crisis_minutes if m <= f) for f in first]
+    return {"threshold": round(high, 2), "false_alarms_per_week": round(false / weeks, 2), "delays_minutes": delays,
+            "posts_at_alarm": posts}
 
 
 def bench_windows_only(args: argparse.Namespace) -> None:
@@ -315,7 +325,7 @@ def bench_windows_only(args: argparse.Namespace) -> None:
         ratios = ratios_to_ideal(result["per_crisis"], ideal["delays_minutes"])
         rows.append(result)
         print(json.dumps({"seed": seed, **result, "ideal_delay_minutes": ideal["delays_minutes"],
-                          "delay_ratio_to_ideal": ratios}))
+                          "ideal_posts_at_alarm": ideal["posts_at_alarm"], "delay_ratio_to_ideal": ratios}))
     weeks = len(rows) * args.days / 7
     crises = [c for r in rows for c in r["per_crisis"]]
     print(json.dumps({"windows_only": True, "detectors": args.detectors, "seeds": args.seeds,
