@@ -93,8 +93,22 @@ def make_replay(seed: int, days: float, out: Path, extra: list[str]) -> None:
                    check=True, capture_output=True)
 
 
-def crisis_post_ids(truth: dict) -> set[str]:
-    return set().union(*(c["post_ids"] for c in truth["crises"]))
+@dataclass(frozen=True)
+class ReplayPost:
+    at: datetime
+    negative: bool  # by the truth labels
+    crisis: bool
+
+
+def replay_posts(posts_path: Path, truth: dict) -> list[ReplayPost]:
+    """A replay's posts with their true label and whether they belong to a crisis."""
+    crisis_ids = set().union(*(c["post_ids"] for c in truth["crises"]))
+    out = []
+    for line in posts_path.open(encoding="utf-8"):
+        post = json.loads(line)
+        out.append(ReplayPost(datetime.fromisoformat(post["created_at"].replace("Z", "+00:00")),
+                              truth["labels"].get(post["id"]) == "negative", post["id"] in crisis_ids))
+    return out
 
 
 def crisis_spans(truth: dict) -> list[tuple[datetime, datetime]]:
@@ -156,17 +170,13 @@ def window_first_fires(posts_path: Path, truth_path: Path, detectors: list[str])
     start = datetime.fromisoformat(truth["start"]).replace(minute=0, second=0, microsecond=0)
     minutes = int(truth["days"] * 1440) + 60
     negative, volume = np.zeros(minutes), np.zeros(minutes)
-    crisis_ids = crisis_post_ids(truth)
-    crisis_posts = []
-    for line in posts_path.open(encoding="utf-8"):
-        post = json.loads(line)
-        at = datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
-        m = int((at - start).total_seconds() // 60)
-        if post["id"] in crisis_ids:
-            crisis_posts.append(at)
+    posts = replay_posts(posts_path, truth)
+    crisis_posts = [p.at for p in posts if p.crisis]
+    for post in posts:
+        m = int((post.at - start).total_seconds() // 60)
         if 0 <= m < minutes:
             volume[m] += 1
-            negative[m] += truth["labels"].get(post["id"]) == "negative"
+            negative[m] += post.negative
     settings = DetectionSettings(detectors=detectors)  # viral, if configured, keeps its share of the budget
     baseline = new_baseline(settings)
     fires: list[datetime] = []
@@ -258,7 +268,6 @@ def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], budget
     from make_replay import seasonal_rate  # noqa: PLC0415 - the generator's own calendar
 
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
-    labels = truth["labels"]
     parser = argparse.ArgumentParser()
     parser.add_argument("--peak-per-hour", type=float, default=30)
     parser.add_argument("--mix", default="0.2,0.45,0.35")
@@ -268,14 +277,12 @@ def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], budget
     start = datetime.fromisoformat(truth["start"])
     minutes = int(truth["days"] * 1440)
     counts = [0] * minutes
-    crisis_ids = crisis_post_ids(truth)
     crisis_minutes = []  # each crisis post's minute, to count the posts by the ideal's alarm
-    for line in posts_path.open(encoding="utf-8"):
-        post = json.loads(line)
-        m = int((datetime.fromisoformat(post["created_at"].replace("Z", "+00:00")) - start).total_seconds() // 60)
-        if post["id"] in crisis_ids:
+    for post in replay_posts(posts_path, truth):
+        m = int((post.at - start).total_seconds() // 60)
+        if post.crisis:
             crisis_minutes.append(m)
-        if labels.get(post["id"]) == "negative" and 0 <= m < minutes:
+        if post.negative and 0 <= m < minutes:
             counts[m] += 1
     rho = 2.0
     stat, path = 0.0, []
