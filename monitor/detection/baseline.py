@@ -58,8 +58,9 @@ PRIOR_MINUTES = 60.0  # the cold-start rate is worth one hour of data
 SLOW_LEVEL_MEMORY_HOURS = 168.0
 FAST_LEVEL_MEMORY_HOURS = 24.0
 FAST_LEVEL_VARIANCE = 0.25  # the level may move by about half within days
-# Dispersion and the detectors' calibration remember about a week: long enough for a 1-in-2,000
-# bucket tail to rest on a hundred exceedances, short enough that a transient misfit fades.
+# Dispersion remembers about a week, so a transient misfit fades. The detectors' calibration and
+# the viral reference remember `memory_weeks` (`decay_hour`): a 1-in-2,000 bucket tail needs weeks
+# of exceedances (on NAB, a week or two of memory loses two windows of sixteen).
 SPREAD_MEMORY_HOURS = 168.0
 DAY_SHAPE_VARIANCE = 1.0  # hours of the day differ by factors of e (nights are quiet)
 WEEK_SHAPE_VARIANCE = 0.1  # an hour of the week differs from its hour of day by about ±30%
