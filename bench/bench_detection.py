@@ -291,8 +291,8 @@ def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], budget
         mean = seasonal_rate(t, known.peak_per_hour) * negative_share / 60 * (1 + known.trend) ** (m / 10080)
         stat = max(0.0, stat + counts[m] * math.log(rho) - (rho - 1) * mean)
         path.append(stat)
-    crises = [(int((datetime.fromisoformat(c["start"]) - start).total_seconds() // 60),
-               int((datetime.fromisoformat(c["end"]) - start).total_seconds() // 60) + 60) for c in truth["crises"]]
+    crises = [(int((a - start).total_seconds() // 60), int((b - start).total_seconds() // 60))
+              for a, b in crisis_spans(truth)]
 
     def episodes(h: float) -> tuple[int, list[int | None]]:
         false, above, first = 0, False, [None] * len(crises)
