@@ -1,7 +1,8 @@
 """Detection on realistic synthetic streams: over-dispersed, heavy-tailed, trending, shifting.
 
-Each test is a backtest of a few weeks of 5-minute buckets (well under a second each): the false
-alarm budget must hold on background alone, bursts must be caught once, the score must rank.
+Each test is a backtest of a few weeks of 5-minute buckets (or the daemon's 1-minute ones), a
+second or two each: the false alarm budget must hold on background alone, bursts must be caught
+once, the score must rank.
 """
 from __future__ import annotations
 
@@ -70,6 +71,26 @@ def test_false_alarms_on_a_long_background_stay_within_the_budget(kind: str) -> 
     weeks = (days - WARM_DAYS) / 7
     # The budget is an expected rate: allow the count two standard deviations of chance.
     assert alerts_after_warm_up(rows) <= weeks + 2 * math.sqrt(weeks)  # openings and severity rises alike
+
+
+def minute_points(days: int, peak_per_hour: float, seed: int) -> list[Point]:
+    """The daemon's grid: Poisson counts per minute, daily cycle, quieter weekends."""
+    times = [T0 + timedelta(minutes=i) for i in range(days * 1440)]
+    rate = np.array([daily_rate(t, peak_per_hour) / 60 * (0.7 if t.weekday() >= 5 else 1.0) for t in times])
+    counts = np.random.default_rng(seed).poisson(rate)
+    return [Point(t.isoformat(), t, float(c)) for t, c in zip(times, counts)]
+
+
+def test_on_minute_buckets_the_budget_is_spent_not_only_held() -> None:
+    """A minute-bucket stream seldom reaches the alert level, so θ cannot be learnt there; if the
+    blank state counted each bucket beyond it as its own alert, a burst that lifts the 5-minute
+    window for five buckets would count five times and the budget would go a fifth spent (later
+    alerts on real surges). About the budget's alerts, and not more."""
+    days = 8 * 7
+    rows = run_backtest(minute_points(days, 60.0, seed=11), DetectionSettings())
+    weeks = (days - WARM_DAYS) / 7
+    alerts = sum(r.alert for r in rows[WARM_DAYS * 1440:])
+    assert weeks / 2 <= alerts <= weeks + 2 * math.sqrt(weeks)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -242,6 +263,11 @@ def test_the_extremal_index_counts_bursts_not_buckets() -> None:
     baseline.calibration["volume"] = state
     assert alert_level(baseline, settings, 1.0, "volume", 5) == pytest.approx(
         bucket_alpha(settings, 1.0, "volume", 5) / calibration.extremal_index(state))
+    # Nothing seen yet: a burst is at least the 5-minute window long, one 5-minute bucket or five 1-minute ones.
+    blank = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
+    for minutes, theta in ((5, 1.0), (1, 0.2)):
+        assert alert_level(blank, settings, 1.0, "volume", minutes) == pytest.approx(
+            bucket_alpha(settings, 1.0, "volume", minutes) / theta)
 
 
 def test_the_tail_is_fitted_above_the_brands_own_top_percent_not_a_fixed_threshold() -> None:

@@ -45,8 +45,9 @@ _SLOTS = 8  # [buckets, exceedances, Σ excess, Σ excess², clusters' state (3)
 PRIOR_MEAN_EXCESS = 1.0  # the model's own tail (-ln p is exponential): trusted until data disagree
 PRIOR_XI = 0.0
 MAX_XI = 0.45
-# θ's prior: alert-level exceedances that are each their own cluster (θ = 1, the bucket level as
-# it is), worth a memory's worth of alerts at a budget of one a week (four weeks by default).
+# θ's prior: alert-level exceedances that come `prior_theta` clusters to one (`windows.prior_theta`:
+# one per shortest window), worth a memory's worth of alerts at a budget of one a week (four weeks
+# by default).
 THETA_PRIOR = 4.0
 MIN_THETA = 0.1  # never count a burst as more than ten buckets' worth of alerts
 
@@ -65,11 +66,11 @@ def _histogram_of(state: Sequence[float]) -> np.ndarray:
     return (upper[:-1] - upper[1:]) * state[0]
 
 
-def blank_tail() -> list[float]:
-    """[buckets, exceedances, sum of excesses, sum of squared excesses, clusters, exceedances of
-    the alert level, buckets since the last one, U, histogram...], the prior included; the prior's
-    exceedances are each their own cluster (θ = 1)."""
-    head = [*_prior_sums(), THETA_PRIOR, THETA_PRIOR, 1e9, U]
+def blank_tail(prior_theta: float = 1.0) -> list[float]:
+    """[buckets, exceedances, sum of excesses, sum of squared excesses, exceedances of the alert
+    level, clusters, buckets since the last one, U, histogram...], the prior included; the prior's
+    exceedances come `prior_theta` clusters to one (`windows.prior_theta`)."""
+    head = [*_prior_sums(), THETA_PRIOR, THETA_PRIOR * prior_theta, 1e9, U]
     return head + _histogram_of(head).tolist()
 
 
@@ -86,16 +87,16 @@ def _fit(hist: np.ndarray) -> list[float]:
 
 
 def tail_update(state: list[float], surprises: Iterable[float], decay: float, level: float = math.inf,
-                run: int = 12) -> None:
+                run: int = 12, prior_theta: float = 1.0) -> None:
     """Fold one hour of per-bucket surprises, after decaying the old sums. Exceedances of the
     alert `level` are declustered by runs: one more than `run` buckets after the previous one
     starts a new cluster."""
     if len(state) < 7:
-        state[:] = [*state[:4], THETA_PRIOR, THETA_PRIOR, 1e9]  # an older state: θ = 1
+        state[:] = [*state[:4], THETA_PRIOR, THETA_PRIOR * prior_theta, 1e9]  # an older state: θ's prior
     if len(state) != _SLOTS + HIST_BINS:  # an older state (fixed U): its tail as a histogram
         state[:] = [*state[:7], U, *_histogram_of([*state[:7], U]).tolist()]
     over, clusters = (v * decay for v in state[4:6])
-    over, clusters = over + THETA_PRIOR * (1 - decay), clusters + THETA_PRIOR * (1 - decay)  # the prior stays
+    over, clusters = over + THETA_PRIOR * (1 - decay), clusters + THETA_PRIOR * prior_theta * (1 - decay)  # the prior stays
     quiet = state[6]
     values = np.asarray(list(surprises), dtype=float)
     hist = np.asarray(state[_SLOTS:], dtype=float) * decay
