@@ -263,7 +263,7 @@ def test_the_extremal_index_counts_bursts_not_buckets() -> None:
     baseline.calibration["volume"] = state
     assert alert_level(baseline, settings, 1.0, "volume", 5) == pytest.approx(
         bucket_alpha(settings, 1.0, "volume", 5) / calibration.extremal_index(state))
-    # Nothing seen yet: a burst is at least the 5-minute window long, one 5-minute bucket or five 1-minute ones.
+    # Nothing seen yet: θ's prior is one cluster per 5-minute window, one 5-minute bucket or five 1-minute ones.
     blank = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
     for minutes, theta in ((5, 1.0), (1, 0.2)):
         assert alert_level(blank, settings, 1.0, "volume", minutes) == pytest.approx(
