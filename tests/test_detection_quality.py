@@ -200,6 +200,22 @@ def test_cold_start_on_a_busy_brand_is_quiet_and_then_catches_a_burst() -> None:
     assert any(r.alert for r in rows[spike:spike + 3])
 
 
+def test_the_calibration_learns_a_day_before_volume_and_share_alert() -> None:
+    """The calibration starts once a whole day is learnt, the alerts a day later (`warmup_hours`):
+    the first hour that can alert is judged against a day of the brand's own surprises, not the
+    model's prior, which on a bursty stream alarmed on the second day."""
+    settings = DetectionSettings(detectors=["volume"])
+    baseline = SeasonalBaseline({"negative": 2.0}, settings.windows_minutes)
+    counts = noisy(rates(3), seed=19, kind="gamma")
+    rows = [windows.BucketRow(T0 + timedelta(minutes=5 * i), int(c), None) for i, c in enumerate(counts)]
+    for h in range(settings.warmup_hours + 1):
+        now = T0 + timedelta(hours=h)
+        alerting = bool(windows.window_signals(rows[:h * 12], now, baseline, settings, 1.0, 5))
+        assert alerting == (h >= settings.warmup_hours)
+        assert ("volume" in baseline.calibration) == (h > 24)  # learnt from the second day on
+        fold_hour(baseline, now, {"negative": counts[h * 12:(h + 1) * 12].tolist()}, 5, settings)
+
+
 def test_backtest_and_the_stored_state_are_deterministic() -> None:
     points = points_of(noisy(rates(10), seed=18, kind="lognormal"))
     first, second = run_backtest(points, DetectionSettings()), run_backtest(points, DetectionSettings())

@@ -57,8 +57,8 @@ def test_backtest_rejects_a_bad_series_naming_the_line(tmp_path: Path) -> None:
 
 def test_replay_detects_the_crisis_and_gives_the_same_incidents_twice(tmp_path: Path) -> None:
     stream = tmp_path / "posts.jsonl"
-    crisis = T0 + timedelta(hours=38)  # day 2, 14:00, near the daily peak
-    write_stream(stream, seed=3, hours=42, crisis_at_hour=38)
+    crisis = T0 + timedelta(hours=62)  # day 3, 14:00, near the daily peak, once volume and share alert
+    write_stream(stream, seed=3, hours=66, crisis_at_hour=62)
     config = Config(brands=[BrandConfig(name="Acme", terms=["Acme"])])
     posts = read_posts(stream)
     runs = []
@@ -69,7 +69,7 @@ def test_replay_detects_the_crisis_and_gives_the_same_incidents_twice(tmp_path: 
     assert runs[0] == runs[1]
     incidents = [json.loads(line) for line in runs[0].splitlines()]
     detected = [datetime.fromisoformat(i["detected_at"]) for i in incidents]
-    # a slow complaint (6 posts in its first hour, 30 in two) against a one-day-old baseline
+    # a slow complaint (6 posts in its first hour, 30 in two) against a two-day-old baseline
     assert any(crisis <= d <= crisis + timedelta(minutes=150) for d in detected), incidents
     assert not any(d < crisis for d in detected)  # no false alarm in the background before it
     caught = next(i for i in incidents if datetime.fromisoformat(i["detected_at"]) >= crisis)

@@ -32,8 +32,9 @@ class DetectionSettings(Strict):
     # Cold start: the prior rate of a brand with no history, worth one hour of data.
     cold_start_posts_per_hour: float = Field(default=2.0, gt=0)
     # Volume and share tests wait until this many hours are learnt (viral works from the start):
-    # before a whole day has been seen, the daily rhythm reads as a surge.
-    warmup_hours: int = Field(default=24, ge=0)
+    # before a whole day has been seen, the daily rhythm reads as a surge, and the calibration, which
+    # starts after that day, needs a day of the brand's own surprises to set the alert level.
+    warmup_hours: int = Field(default=48, ge=0)
     link_posts_max: int = Field(default=500, ge=1)
     flag_posts: int = Field(default=5, ge=0)
 

@@ -337,8 +337,10 @@ def fold_hour(
     """Learn one completed hour: calibrate each window detector on the surprises the hour's buckets
     had (`tests` when the caller already computed them), then fold the counts into the baseline.
     The first day calibrates nothing: its surprises say how wrong a cold start is, not how the
-    brand's background behaves, and would make the detectors deaf for weeks."""
-    if baseline.hours >= settings.warmup_hours and "negative" in counts and baseline.seasoned("negative"):
+    brand's background behaves, and would make the detectors deaf for weeks. The calibration
+    starts after it, whatever `warmup_hours` says, so the first hour that may alert is judged
+    against the brand's own surprises."""
+    if "negative" in counts and baseline.seasoned("negative"):
         tests = tests or hour_tests(baseline, hour, counts, bucket_minutes, settings)
         budget = false_alarms_per_week or settings.false_alarms_per_week
         theta = prior_theta(settings, bucket_minutes)
