@@ -210,8 +210,8 @@ def test_the_calibration_learns_a_day_before_volume_and_share_alert() -> None:
     rows = [windows.BucketRow(T0 + timedelta(minutes=5 * i), int(c), None) for i, c in enumerate(counts)]
     for h in range(settings.warmup_hours + 1):
         now = T0 + timedelta(hours=h)
-        alerting = bool(windows.window_signals(rows[:h * 12], now, baseline, settings, 1.0, 5))
-        assert alerting == (h >= settings.warmup_hours)
+        testing = bool(windows.window_signals(rows[:h * 12], now, baseline, settings, 1.0, 5))
+        assert testing == (h >= settings.warmup_hours)  # the tests run (and may fire) from then on
         assert ("volume" in baseline.calibration) == (h > 24)  # learnt from the second day on
         fold_hour(baseline, now, {"negative": counts[h * 12:(h + 1) * 12].tolist()}, 5, settings)
 
