@@ -27,20 +27,22 @@ BUCKETS_PER_DAY = 288
 WARM_DAYS = 3  # NAB's probation is 2.6 days: the budget is judged after it
 
 
-def rates(days: int, peak_per_hour: float = 60.0, trend_per_week: float = 0.0) -> np.ndarray:
-    """Expected count per 5-minute bucket: daily cycle, quieter weekends, optional trend."""
-    out = np.empty(days * BUCKETS_PER_DAY)
+def rates(days: int, peak_per_hour: float = 60.0, trend_per_week: float = 0.0, bucket_minutes: int = 5) -> np.ndarray:
+    """Expected count per bucket (5 minutes, or the daemon's 1): daily cycle, quieter weekends, optional trend."""
+    per_day = 1440 // bucket_minutes
+    out = np.empty(days * per_day)
     for i in range(len(out)):
-        t = T0 + timedelta(minutes=5 * i)
+        t = T0 + timedelta(minutes=bucket_minutes * i)
         week = 0.7 if t.weekday() >= 5 else 1.0
-        out[i] = daily_rate(t, peak_per_hour) / 12 * week * (1 + trend_per_week) ** (i / (7 * BUCKETS_PER_DAY))
+        out[i] = daily_rate(t, peak_per_hour) / (60 // bucket_minutes) * week * (1 + trend_per_week) ** (i / (7 * per_day))
     return out
 
 
-def noisy(rate: np.ndarray, seed: int, kind: str) -> np.ndarray:
+def noisy(rate: np.ndarray, seed: int, kind: str, bucket_minutes: int = 5) -> np.ndarray:
     """Counts: Poisson, or with each hour's rate scaled by gamma (NB) or lognormal (heavy) noise."""
     rng = np.random.default_rng(seed)
-    hours = len(rate) // 12
+    per_hour = 60 // bucket_minutes
+    hours = len(rate) // per_hour
     if kind == "poisson":
         scale = np.ones(hours)
     elif kind == "gamma":  # make_replay --dispersion 3: variance 1/3
@@ -49,19 +51,19 @@ def noisy(rate: np.ndarray, seed: int, kind: str) -> np.ndarray:
         scale = rng.lognormal(-0.7 ** 2 / 2, 0.7, hours)
     else:
         raise ValueError(kind)
-    return rng.poisson(rate * np.repeat(scale, 12)).astype(float)
+    return rng.poisson(rate * np.repeat(scale, per_hour)).astype(float)
 
 
-def points_of(counts: np.ndarray) -> list[Point]:
+def points_of(counts: np.ndarray, bucket_minutes: int = 5) -> list[Point]:
     out = []
     for i, c in enumerate(counts):
-        t = T0 + timedelta(minutes=5 * i)
+        t = T0 + timedelta(minutes=bucket_minutes * i)
         out.append(Point(t.isoformat(), t, float(c)))
     return out
 
 
-def alerts_after_warm_up(rows) -> int:
-    return sum(r.alert for r in rows[WARM_DAYS * BUCKETS_PER_DAY:])
+def alerts_after_warm_up(rows, bucket_minutes: int = 5) -> int:
+    return sum(r.alert for r in rows[WARM_DAYS * 1440 // bucket_minutes:])
 
 
 @pytest.mark.parametrize("kind", ["poisson", "gamma", "lognormal"])
@@ -73,23 +75,16 @@ def test_false_alarms_on_a_long_background_stay_within_the_budget(kind: str) -> 
     assert alerts_after_warm_up(rows) <= weeks + 2 * math.sqrt(weeks)  # openings and severity rises alike
 
 
-def minute_points(days: int, peak_per_hour: float, seed: int) -> list[Point]:
-    """The daemon's grid: Poisson counts per minute, daily cycle, quieter weekends."""
-    times = [T0 + timedelta(minutes=i) for i in range(days * 1440)]
-    rate = np.array([daily_rate(t, peak_per_hour) / 60 * (0.7 if t.weekday() >= 5 else 1.0) for t in times])
-    counts = np.random.default_rng(seed).poisson(rate)
-    return [Point(t.isoformat(), t, float(c)) for t, c in zip(times, counts)]
-
-
 def test_on_minute_buckets_the_budget_is_spent_not_only_held() -> None:
     """A minute-bucket stream seldom reaches the alert level, so θ cannot be learnt there; if the
     blank state counted each bucket beyond it as its own alert, a burst that lifts the 5-minute
     window for five buckets would count five times and the budget would go a fifth spent (later
     alerts on real surges). About the budget's alerts, and not more."""
     days = 8 * 7
-    rows = run_backtest(minute_points(days, 60.0, seed=11), DetectionSettings())
+    counts = noisy(rates(days, bucket_minutes=1), seed=11, kind="poisson", bucket_minutes=1)
+    rows = run_backtest(points_of(counts, bucket_minutes=1), DetectionSettings())
     weeks = (days - WARM_DAYS) / 7
-    alerts = sum(r.alert for r in rows[WARM_DAYS * 1440:])
+    alerts = alerts_after_warm_up(rows, bucket_minutes=1)
     assert weeks / 2 <= alerts <= weeks + 2 * math.sqrt(weeks)
 
 
