@@ -14,10 +14,10 @@ windows, past NAB's probation. These are development figures: five more series a
 
 The limit: for each replay, an ideal detector that knows the true background rate of negative
 posts (make_replay's calendar, trend and benign spikes; not the random hourly noise nor which
-hours a benign burst will come in, which nobody can know) runs
-a Poisson CUSUM for a doubling of the rate, its threshold set to the same false-alarm budget on
-eight-week streams of the same kind without a crisis (`ideal_threshold`); its delay and the crisis
-posts by its alarm, and our delay divided by its, say how much the estimation costs.
+hours a benign burst will come in, which nobody can know) runs a Poisson CUSUM for a doubling of
+the rate, its threshold set to the same false-alarm budget on eight-week streams of the same kind
+without a crisis (`ideal_threshold`); its delay and the crisis posts by its alarm, and our delay
+divided by its, say how much the estimation costs.
 
     python bench/bench_detection.py --seeds 1 2 3 --scorer oracle
     python bench/bench_detection.py --seeds 1 --make-args --dispersion 3 --bursts-per-week 3
@@ -243,7 +243,7 @@ def bench_nab(work: Path, budget: float | None = None, skip_hours: int = 0) -> d
 
     nab = SHARED / "data" / "nab_realtweets"
     windows = json.loads((nab / "windows.json").read_text(encoding="utf-8"))
-    out = work / ("nab" + (f"-budget-{budget:g}" if budget else "") + (f"-from-{skip_hours}h" if skip_hours else ""))
+    out = work / ("nab" + (f"-budget-{budget:g}" if budget is not None else "") + (f"-from-{skip_hours}h" if skip_hours else ""))
     out.mkdir(parents=True, exist_ok=True)
     per_series = {}
     for path in sorted(nab.glob("Twitter_volume_*.csv")):
@@ -261,8 +261,8 @@ def bench_nab(work: Path, budget: float | None = None, skip_hours: int = 0) -> d
         false = sum(1 for r in scored if r.alert and not any(a <= r.point.at <= b for a, b in spans))
         weeks = (scored[-1].point.at - scored[0].point.at).total_seconds() / 604800
         # Past probation: every alert (what the budget, in alerts a week, is spent on) and the false ones.
-        per_series[path.name] = {"alerts": sum(r.alert for r in scored),
-                                 "alerts_per_week": round(sum(r.alert for r in scored) / weeks, 2),
+        alerts = sum(r.alert for r in scored)
+        per_series[path.name] = {"alerts": alerts, "alerts_per_week": round(alerts / weeks, 2),
                                  "false_alarms": false, "false_alarms_per_week": round(false / weeks, 2),
                                  "cpu_seconds": round(seconds, 3)}
     scorer = [sys.executable, str(TOOLS / "nab_score.py"), "--windows", str(nab / "windows.json"), "--results", str(out)]
@@ -289,6 +289,16 @@ class IdealPath:
     weeks: float  # of alarming time
 
 
+def _replay_options(make_args: list[str]) -> argparse.Namespace:
+    """The make_replay options the ideal needs, with make_replay's defaults."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--peak-per-hour", type=float, default=30)
+    parser.add_argument("--mix", default="0.2,0.45,0.35")
+    parser.add_argument("--trend", type=float, default=0.0)
+    parser.add_argument("--benign-spikes", type=int, default=2)
+    return parser.parse_known_args(make_args)[0]
+
+
 def _ideal_path(posts_path: Path, truth_path: Path, make_args: list[str]) -> IdealPath:
     """A Poisson CUSUM for a doubling of the negative rate, against the background calendar and
     the benign spikes and bursts (their posts as truth.json counts them, spread as make_replay
@@ -299,11 +309,7 @@ def _ideal_path(posts_path: Path, truth_path: Path, make_args: list[str]) -> Ide
     from monitor.detection.settings import DetectionSettings
 
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--peak-per-hour", type=float, default=30)
-    parser.add_argument("--mix", default="0.2,0.45,0.35")
-    parser.add_argument("--trend", type=float, default=0.0)
-    known, _ = parser.parse_known_args(make_args)
+    known = _replay_options(make_args)
     negative_share = float(known.mix.split(",")[0])
     start = datetime.fromisoformat(truth["start"])
     minutes = int(truth["days"] * 1440)
@@ -322,8 +328,9 @@ def _ideal_path(posts_path: Path, truth_path: Path, make_args: list[str]) -> Ide
         span = range(max(0, a), min(minutes, b + 1))
         shape = [math.exp(-4.0 * (m - a) / max(1, b - a)) if spike.get("kind") == "burst" else 1.0 for m in span]
         share = negative_share if spike.get("kind") == "burst" else BENIGN_SPIKE_NEGATIVE_SHARE
+        per_weight = spike["posts"] * share / max(sum(shape), 1e-9)
         for m, w in zip(span, shape):
-            means[m] += spike["posts"] * share * w / max(sum(shape), 1e-9)
+            means[m] += per_weight * w
     rho = 2.0
     stat, path = 0.0, []
     for m in range(minutes):
@@ -356,9 +363,7 @@ def ideal_threshold(days: float, make_args: list[str], work: Path, budget_per_we
     replay's without a crisis (the same options, benign spikes as dense), eight weeks each. Set on
     the replay itself it would be a hindsight threshold, as lucky as the stream: 1.9 to 6.4 over
     five 7-day ordinary-reach seeds."""
-    spikes = argparse.ArgumentParser(add_help=False)
-    spikes.add_argument("--benign-spikes", type=int, default=2)
-    per_stream = spikes.parse_known_args(make_args)[0].benign_spikes
+    per_stream = _replay_options(make_args).benign_spikes
     extra = [*make_args, "--crises", "0", "--benign-spikes", str(round(per_stream * IDEAL_BACKGROUND_DAYS / days))]
     key = hashlib.sha256(json.dumps(extra).encode()).hexdigest()[:12]
     paths = []
@@ -379,8 +384,8 @@ def ideal_threshold(days: float, make_args: list[str], work: Path, budget_per_we
 
 
 def ideal_delay(posts_path: Path, truth_path: Path, make_args: list[str], threshold: float) -> dict:
-    """Delay of a Poisson CUSUM (rate doubling) that knows the background calendar, at `threshold`
-    (`ideal_threshold`), and its false alarms a week on this replay."""
+    """Delay of the ideal's CUSUM (`_ideal_path`) at `threshold` (`ideal_threshold`), and its false
+    alarms a week on this replay."""
     path = _ideal_path(posts_path, truth_path, make_args)
     false, first = _ideal_episodes(path, threshold)
     delays = [None if f is None else f - a for f, (a, _) in zip(first, path.crises)]
