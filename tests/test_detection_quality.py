@@ -228,6 +228,38 @@ def test_backtest_and_the_stored_state_are_deterministic() -> None:
                           hour_tests(again, hour, window, 5, settings).surprise["volume"])
 
 
+
+def test_the_daemon_and_the_backtest_see_the_same_surprise_every_minute() -> None:
+    """The daemon tests a brand minute by minute from its stored buckets (`window_signals`), the
+    backtest and the calibration a whole hour at once (`hour_tests`): the same evidence, or the
+    calibration would learn a tail the live test never reaches."""
+    settings = DetectionSettings(detectors=["volume", "share"])
+    baseline = SeasonalBaseline({"negative": 2.0, "volume": 10.0}, settings.windows_minutes)
+    volume = noisy(rates(4, bucket_minutes=1), seed=5, kind="gamma", bucket_minutes=1)
+    rng = np.random.default_rng(6)
+    negative = rng.binomial(volume.astype(int), 0.2).astype(float)
+    tested = 3 * 24 + 15  # an afternoon on the fourth day, with a surge of complaints in it
+    negative[tested * 60 + 20:tested * 60 + 50] += rng.poisson(0.6, 30)
+    volume = np.maximum(volume, negative)
+
+    def hour_counts(h: int) -> dict[str, list[float]]:
+        return {"negative": negative[h * 60:(h + 1) * 60].tolist(), "volume": volume[h * 60:(h + 1) * 60].tolist()}
+
+    for h in range(tested):
+        fold_hour(baseline, T0 + timedelta(hours=h), hour_counts(h), 1, settings)
+    hour = T0 + timedelta(hours=tested)
+    whole_hour = hour_tests(baseline, hour, hour_counts(tested), 1, settings)
+    rows = [windows.BucketRow(T0 + timedelta(minutes=i), int(negative[i]), int(volume[i]))
+            for i in range((tested + 1) * 60)]
+    for k in range(60):
+        live = windows.window_signals(rows[:tested * 60 + k + 1], hour + timedelta(minutes=k + 1), baseline,
+                                      settings, 1.0, 1)
+        for detector in ("volume", "share"):
+            seen = [-math.log(s.extra["model_p"]) for s in live
+                    if s.detector == detector and s.observed >= settings.min_negative_posts]
+            # model_p is stored to four significant digits
+            assert max(seen, default=0.0) == pytest.approx(whole_hour.surprise[detector][k], rel=1e-3, abs=1e-3)
+    assert whole_hour.surprise["volume"].max() > 5.0  # the surge is in it: the comparison covers the tail
 def test_a_heavy_tailed_audience_does_not_page_but_a_spreading_post_does() -> None:
     rng = random.Random(19)
     baseline = SeasonalBaseline({"negative": 10.0}, [5, 15, 60])
