@@ -273,3 +273,29 @@ def test_a_viral_first_crisis_whose_volume_rises_later_stays_one_incident(sessio
     assert "severity_changed" in kinds  # the surge raised it
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Incident)) == 1
+
+
+def test_a_launch_in_mid_crisis_does_not_close_it(sessions, config) -> None:
+    """Complaints run at ten times the usual rate; twelve minutes in, a launch brings twenty-five
+    times the usual other posts for an hour and a half. The activity-scaled expectation (rightly
+    for firing) then explains the complaints, but the crisis is not over: the incident stays open
+    through the launch, and the complaints that fire again after it join it (it used to close in
+    mid-launch and reopen as a second incident)."""
+    _history(sessions)
+    start = T0 + HISTORY
+    with transaction(sessions) as session:
+        for minute in range(130):  # the complaints: 3 a minute at first, then 1 a minute
+            for i in range(3 if minute < 10 else 1):
+                add_scored_post(session, start + timedelta(minutes=minute, seconds=5 + 15 * i), "negative")
+        for minute in range(12, 102):  # the launch: 10 positive posts a minute
+            for i in range(10):
+                add_scored_post(session, start + timedelta(minutes=minute, seconds=2 + 5 * i), "positive")
+    clock = SimulatedClock(start)
+    kinds: list[str] = []
+    for minute in range(1, 126):
+        clock.set(start + timedelta(minutes=minute))
+        kinds += [c.kind for c in detect(sessions, config, clock)]
+    assert kinds.count("opened") == 1 and "closed" not in kinds
+    with sessions() as s:
+        incident = s.scalars(select(Incident)).one()
+        assert incident.status == "open"

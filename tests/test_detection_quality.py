@@ -228,7 +228,6 @@ def test_backtest_and_the_stored_state_are_deterministic() -> None:
                           hour_tests(again, hour, window, 5, settings).surprise["volume"])
 
 
-
 def test_the_daemon_and_the_backtest_see_the_same_surprise_every_minute() -> None:
     """The daemon tests a brand minute by minute from its stored buckets (`window_signals`), the
     backtest and the calibration a whole hour at once (`hour_tests`): the same evidence, or the
@@ -260,6 +259,8 @@ def test_the_daemon_and_the_backtest_see_the_same_surprise_every_minute() -> Non
             # model_p is stored to four significant digits
             assert max(seen, default=0.0) == pytest.approx(whole_hour.surprise[detector][k], rel=1e-3, abs=1e-3)
     assert whole_hour.surprise["volume"].max() > 5.0  # the surge is in it: the comparison covers the tail
+
+
 def test_a_heavy_tailed_audience_does_not_page_but_a_spreading_post_does() -> None:
     rng = random.Random(19)
     baseline = SeasonalBaseline({"negative": 10.0}, [5, 15, 60])

@@ -187,7 +187,7 @@ class _Run:
         closing = closing_window(self.settings.windows_minutes)
         widest = _widest(signals, closing)
         quiet = (self.now - datetime.fromisoformat(detail["last_short_signal_at"])).total_seconds() / 60.0
-        if back_to_baseline(bool(fired), widest.excess if widest is not None else 0.0, quiet, closing):
+        if back_to_baseline(bool(fired), _calendar_excess(widest) if widest is not None else 0.0, quiet, closing):
             close_incident(incident, self.now)
             self.event(incident, "closed", {
                 "back_to_baseline": widest.as_dict() if widest is not None else None,
@@ -309,6 +309,12 @@ def _widest(signals: list[Signal], closing: int) -> Signal | None:
     """The closing window's test (volume first): its excess says whether the burst is over."""
     windows = [s for s in signals if s.detector != "viral" and s.window_minutes <= closing]
     return max(windows, key=lambda s: (s.window_minutes, s.detector == "volume"), default=None)
+
+
+def _calendar_excess(signal: Signal) -> float:
+    """Negatives beyond the brand's calendar, not beyond the activity-scaled expectation that
+    decides firing: whether the surge is over (`lifecycle`)."""
+    return signal.observed - float(signal.extra.get("calendar_expected", signal.expected))
 
 
 def _beyond(signal: Signal) -> float:

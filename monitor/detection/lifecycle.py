@@ -12,6 +12,10 @@
   baseline learnt the crisis's first hour and the window's expectation jumped, and reopened as a
   second incident when the volume fired minutes later.) Longer windows detect slow surges; judging the end on
   them would keep an incident open for hours after the burst has stopped.
+- "The baseline" there is the brand's calendar, not the activity-scaled expectation that decides
+  firing: a launch that triples the other posts in mid-crisis raises that expectation threefold,
+  which is right for not paging on a busy day but made the crisis look over, and it reopened as a
+  second incident when the launch faded (2 of 20 seven-day replays with ordinary reach).
 """
 from __future__ import annotations
 

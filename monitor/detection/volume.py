@@ -43,5 +43,6 @@ def check_negative_volume(
     return Signal(
         detector="volume", window_minutes=window_minutes, window_start=start, observed=float(negative),
         expected=mean, p_value=p_value, threshold=alpha, fired=negative >= min_posts and p_value <= alpha,
-        extra={"size": round(expected.size, 3) if expected.size < 1e12 else None, "activity_scaled": activity_scaled},
+        extra={"size": round(expected.size, 3) if expected.size < 1e12 else None, "activity_scaled": activity_scaled,
+               "calendar_expected": round(expected.mean, 3)},  # what "back to normal" is judged on (`lifecycle`)
     )

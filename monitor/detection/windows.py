@@ -304,7 +304,7 @@ def hour_tests(baseline: SeasonalBaseline, hour: datetime, counts: Mapping[str, 
             best["share"] = np.maximum(best["share"], np.where(enough, surprise(p), 0.0))
         excess = np.maximum(excess, observed - mean)
         if w == closing:
-            widest = observed - mean
+            widest = observed - expected  # against the calendar, not the activity (`lifecycle`)
             short = {d: best[d].copy() for d in best}
     if "volume" in settings.detectors:  # the likelihood-ratio test over the longest window's start points
         longest = max(spans)
