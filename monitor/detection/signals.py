@@ -27,10 +27,6 @@ class Signal:
         test = self.extra.get("test")
         return f"{self.detector}:{self.window_minutes}m" + (f":{test}" if test else "")
 
-    @property
-    def excess(self) -> float:
-        return self.observed - self.expected
-
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready numbers for incident events (rounded so timelines stay readable)."""
         return {
